@@ -1,0 +1,5 @@
+"""`python -m processor.cli` is the `rewind` command."""
+
+from processor.cli import main
+
+main()

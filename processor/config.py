@@ -1,0 +1,171 @@
+"""The one settings object: ``REWIND_``-prefixed environment variables over an optional file.
+
+Precedence, highest first: environment (``REWIND_SECTION__FIELD``), the settings file
+(YAML or TOML, from ``--config`` or ``REWIND_CONFIG_FILE``), the defaults below.
+Secrets are ``SecretStr``: they print as ``**********`` and are revealed only to the Kafka client.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from processor.errors import ConfigError, Where
+
+CONFIG_FILE_ENV = "REWIND_CONFIG_FILE"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback) / "kafka-rewind"
+
+
+class Section(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class SecuritySettings(Section):
+    """How clients authenticate to the cluster; passed to librdkafka as-is."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="security.protocol"
+    )
+    sasl_mechanism: str | None = Field(None, description="sasl.mechanism, e.g. SCRAM-SHA-512")
+    sasl_username: str | None = Field(None, description="sasl.username")
+    sasl_password: SecretStr | None = Field(None, description="sasl.password")
+    ssl_ca_location: Path | None = Field(None, description="ssl.ca.location")
+    ssl_certificate_location: Path | None = Field(None, description="ssl.certificate.location")
+    ssl_key_location: Path | None = Field(None, description="ssl.key.location")
+    ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password")
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="further librdkafka properties, e.g. ssl.endpoint..."
+    )
+
+    def librdkafka(self) -> dict[str, str]:
+        conf: dict[str, str] = {"security.protocol": self.protocol}
+        plain = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+        }
+        secret = {"sasl.password": self.sasl_password, "ssl.key.password": self.ssl_key_password}
+        conf.update({k: str(v) for k, v in plain.items() if v is not None})
+        conf.update({k: v.get_secret_value() for k, v in secret.items() if v is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class TopicSettings(Section):
+    """Topic names: rewind's own topics and the source topics the tap reads."""
+
+    journal: str = "rewind.journal"
+    deadletter: str = "rewind.deadletter"
+    requests: str = "rewind.rollback.requests"
+    control: str = "rewind.rollback.control"
+    status: str = "rewind.rollback.status"
+    cdc: list[str] = Field(default_factory=list, description="Debezium change-event topics")
+    tx_metadata: list[str] = Field(default_factory=list, description="Debezium transaction metadata topics")
+    outbox: list[str] = Field(default_factory=list, description="outbox event router topics")
+    partitions: int = Field(6, ge=1, description="partitions when rewind creates its own topics")
+    replication_factor: int = Field(1, ge=1, description="replication when rewind creates topics")
+
+    def own(self) -> list[str]:
+        return [self.journal, self.deadletter, self.requests, self.control, self.status]
+
+
+class LocalBrokerSettings(Section):
+    """The single-node KRaft broker that rewind starts when no cluster is configured."""
+
+    kafka_version: str = "4.1.1"
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "broker")
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
+    ready_timeout_s: float = Field(90.0, gt=0)
+    heap: str = Field("1g", description="JVM -Xmx for the broker")
+
+
+class Settings(BaseSettings):
+    """Everything kafka-rewind can be told; see README 'Configuration' for the env names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REWIND_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    bootstrap_servers: str | None = Field(
+        None, description="Kafka cluster; unset means: start and use the local broker"
+    )
+    client_id: str = "kafka-rewind"
+    group_id: str = "kafka-rewind"
+    transactional_id_prefix: str = "kafka-rewind"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="rewind's log level; librdkafka's own lines appear only at DEBUG"
+    )
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics and /healthz; 0 = off")
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's content arrives as init kwargs; the environment must win over it.
+        return env_settings, init_settings, file_secret_settings
+
+    def client_config(self, bootstrap_servers: str | None = None) -> dict[str, str]:
+        """Base librdkafka config for any client; secrets revealed only here."""
+        servers = bootstrap_servers or self.bootstrap_servers
+        if not servers:
+            raise ConfigError(
+                "no bootstrap servers known",
+                hint="set REWIND_BOOTSTRAP_SERVERS or start the local broker (rewind kafka start)",
+            )
+        return {"bootstrap.servers": servers, "client.id": self.client_id, **self.security.librdkafka()}
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-ready dump with every secret masked."""
+        return self.model_dump(mode="json")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    where = Where(file=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file: {exc.strerror}", where=where) from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"settings file is not valid {path.suffix or 'YAML'}: {exc}", where=where) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("settings file must hold a mapping at the top level", where=where)
+    return data
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build the settings once, at the edge, and pass them down."""
+    env_file = os.environ.get(CONFIG_FILE_ENV)
+    path = config_file or (Path(env_file) if env_file else None)
+    file_data = _read_file(path) if path else {}
+    try:
+        return Settings(**file_data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        where = Where(file=str(path)) if path else Where(component="environment")
+        raise ConfigError(f"invalid settings: {problems}", where=where) from exc

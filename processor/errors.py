@@ -1,0 +1,109 @@
+"""The one error tree of kafka-rewind: every error says what, where, how to fix it, and whether to retry.
+
+Whether an operation may be retried is data on the exception (``retryable``), decided where the
+failure is understood, never guessed at the call site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a problem was found: a Kafka record position, a file and line, or a component."""
+
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    file: str | None = None
+    line: int | None = None
+    component: str | None = None
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.component:
+            parts.append(self.component)
+        if self.topic is not None:
+            parts.append(f"{self.topic}[{self.partition}]@{self.offset}")
+        if self.file is not None:
+            parts.append(self.file if self.line is None else f"{self.file}:{self.line}")
+        return " ".join(parts)
+
+
+class RewindError(Exception):
+    """Base of every error kafka-rewind raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: Where | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.where is not None and str(self.where):
+            text = f"{text} (at {self.where})"
+        if self.hint:
+            text = f"{text}\n  fix: {self.hint}"
+        return text
+
+
+class ConfigError(RewindError):
+    """Settings or a configuration file are invalid."""
+
+
+class SchemaError(RewindError):
+    """An Avro schema cannot be loaded, or a record does not fit its schema."""
+
+
+class RecordInvalid(SchemaError):
+    """A record does not fit its schema; ``field`` names the offending field path."""
+
+    def __init__(self, message: str, *, schema: str, field: str, where: Where | None = None) -> None:
+        super().__init__(message, where=where)
+        self.schema = schema
+        self.field = field
+
+
+class KafkaError(RewindError):
+    """A Kafka operation failed; ``retryable`` follows what the client reported."""
+
+
+class LocalBrokerError(RewindError):
+    """The local development broker could not be fetched, started, queried or stopped."""
+
+
+class ToolMissing(LocalBrokerError):
+    """A program the local broker needs (Java, Maven) is not installed or too old."""
+
+
+class PortInUse(LocalBrokerError):
+    """A port the local broker wants is already bound by another process."""
+
+
+class BrokerNotReady(LocalBrokerError):
+    """The broker process exited or did not report readiness in time."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, log_tail: str, hint: str | None = None) -> None:
+        super().__init__(f"{message}\n--- last lines of the broker log ---\n{log_tail}", hint=hint)
+        self.log_tail = log_tail
+
+
+class JarResolutionFailed(LocalBrokerError):
+    """Maven could not resolve the broker's jars."""
+
+    retryable = True

@@ -1,0 +1,1 @@
+"""Kafka adapters: client factories, topic administration and the local development broker."""

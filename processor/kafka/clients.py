@@ -1,0 +1,97 @@
+"""Client factories: every producer, consumer and admin client is built here from the settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from processor.config import Settings
+from processor.errors import KafkaError
+
+# librdkafka's own log lines (mostly transient retries) go through Python logging under this name;
+# the CLI shows them only at DEBUG.
+LIBRDKAFKA_LOGGER = logging.getLogger("rewind.librdkafka")
+
+
+def _base(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    return {**settings.client_config(bootstrap), "logger": LIBRDKAFKA_LOGGER}
+
+
+def producer(settings: Settings, bootstrap: str, *, transactional_id: str | None = None) -> Producer:
+    conf: dict[str, Any] = {
+        **_base(settings, bootstrap),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+    }
+    if transactional_id:
+        conf["transactional.id"] = transactional_id
+    return Producer(conf)
+
+
+def consumer(settings: Settings, bootstrap: str, group_id: str, *, read_committed: bool = True) -> Consumer:
+    return Consumer(
+        {
+            **_base(settings, bootstrap),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            "enable.partition.eof": False,
+        }
+    )
+
+
+def admin(settings: Settings, bootstrap: str) -> AdminClient:
+    return AdminClient(_base(settings, bootstrap))
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    cluster_id: str | None
+    brokers: int
+    topics: int
+
+
+def describe_cluster(client: AdminClient, timeout_s: float = 10.0) -> ClusterInfo:
+    try:
+        meta = client.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaError(f"the cluster did not answer: {exc}", retryable=True) from exc
+    return ClusterInfo(meta.cluster_id, len(meta.brokers), len(meta.topics))
+
+
+def ensure_topics(
+    client: AdminClient,
+    names: list[str],
+    *,
+    partitions: int,
+    replication_factor: int,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    existing = set(client.list_topics(timeout=timeout_s).topics)
+    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    if not wanted:
+        return []
+    futures = client.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor) for n in wanted],
+        operation_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.name() != "TOPIC_ALREADY_EXISTS":  # lost a race with another creator: fine
+                raise KafkaError(
+                    f"cannot create topic {name}: {err.str()}", retryable=err.retriable()
+                ) from exc
+    return created

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything kafka-rewind needs on a fresh Debian machine, idempotently:
+# system packages (Java 17+, Maven) when missing, the Python environment, the Kafka broker jars.
+# Downloads are cached where a second run reuses them: ~/.cache/pip, ~/.m2, ~/.cache/kafka-rewind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+need_apt=()
+java_major() { java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1; }
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then need_apt+=(openjdk-17-jre-headless); fi
+command -v mvn >/dev/null || need_apt+=(maven)
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "bootstrap: missing ${need_apt[*]}; install them (Debian: apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+stamp="$VENV/.installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: Python environment in $VENV"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[test,dev]'
+  touch "$stamp"
+fi
+
+"$VENV/bin/rewind" kafka fetch

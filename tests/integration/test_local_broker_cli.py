@@ -1,0 +1,106 @@
+"""`rewind kafka start | status | stop` and `rewind demo`, run as a user would, as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from processor.kafka.local_broker import free_port
+
+REWIND = [sys.executable, "-m", "processor.cli"]
+
+
+def _rewind(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REWIND, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def broker_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
+    env.update({
+        "REWIND_LOCAL_BROKER__PORT": str(free_port()),
+        "REWIND_LOCAL_BROKER__CONTROLLER_PORT": str(free_port()),
+        "REWIND_LOCAL_BROKER__DATA_DIR": str(tmp_path / "broker"),
+        "REWIND_LOCAL_BROKER__READY_TIMEOUT_S": "120",
+    })
+    return env
+
+
+def test_start_status_stop(broker_env: dict[str, str]) -> None:
+    port = broker_env["REWIND_LOCAL_BROKER__PORT"]
+    try:
+        started = _rewind(broker_env, "kafka", "start")
+        assert started.returncode == 0, started.stderr
+        assert f"broker started at 127.0.0.1:{port}" in started.stdout
+
+        again = _rewind(broker_env, "kafka", "start")
+        assert again.returncode == 0 and "already running" in again.stdout
+
+        status = _rewind(broker_env, "kafka", "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"broker at 127.0.0.1:{port}: up" in status.stdout
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
+            pass
+    finally:
+        stopped = _rewind(broker_env, "kafka", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    down = _rewind(broker_env, "kafka", "status")
+    assert down.returncode == 1 and "down" in down.stdout
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
+        pass
+
+
+def test_start_on_a_taken_port_says_which_and_how_to_fix(broker_env: dict[str, str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(broker_env["REWIND_LOCAL_BROKER__PORT"])))
+        holder.listen()
+        result = _rewind(broker_env, "kafka", "start")
+    assert result.returncode == 1
+    assert "already in use" in result.stderr and "REWIND_LOCAL_BROKER__PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) -> None:
+    result = _rewind(broker_env, "demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "committed records seen once, aborted never" in result.stdout
+    assert "topics: 5 ready (5 created)" in result.stdout
+    status = _rewind(broker_env, "kafka", "status")
+    assert status.returncode == 1, "the demo must stop the broker it started"
+
+
+def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
+    port = free_port()
+    env.update({
+        "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "REWIND_METRICS_PORT": str(port),
+        "REWIND_TOPICS__JOURNAL": f"journal.{port}",
+    })
+    proc = subprocess.Popen([*REWIND, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "metrics:" in line:
+                break
+        import urllib.request
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'rewind_component_up{component="processor"} 1.0' in body
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status == 200
+        assert any(f"cluster: {kafka_bootstrap}" in line for line in lines)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
