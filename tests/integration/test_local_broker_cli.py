@@ -24,12 +24,14 @@ def _rewind(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess
 @pytest.fixture
 def broker_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
-    env.update({
-        "REWIND_LOCAL_BROKER__PORT": str(free_port()),
-        "REWIND_LOCAL_BROKER__CONTROLLER_PORT": str(free_port()),
-        "REWIND_LOCAL_BROKER__DATA_DIR": str(tmp_path / "broker"),
-        "REWIND_LOCAL_BROKER__READY_TIMEOUT_S": "120",
-    })
+    env.update(
+        {
+            "REWIND_LOCAL_BROKER__PORT": str(free_port()),
+            "REWIND_LOCAL_BROKER__CONTROLLER_PORT": str(free_port()),
+            "REWIND_LOCAL_BROKER__DATA_DIR": str(tmp_path / "broker"),
+            "REWIND_LOCAL_BROKER__READY_TIMEOUT_S": "120",
+        }
+    )
     return env
 
 
@@ -79,12 +81,16 @@ def test_demo_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) -> 
 def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
     port = free_port()
-    env.update({
-        "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "REWIND_METRICS_PORT": str(port),
-        "REWIND_TOPICS__JOURNAL": f"journal.{port}",
-    })
-    proc = subprocess.Popen([*REWIND, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env.update(
+        {
+            "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "REWIND_METRICS_PORT": str(port),
+            "REWIND_TOPICS__JOURNAL": f"journal.{port}",
+        }
+    )
+    proc = subprocess.Popen(
+        [*REWIND, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         lines = []

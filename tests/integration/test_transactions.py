@@ -50,7 +50,9 @@ def test_committed_transaction_is_read_once_with_its_avro_intact(settings: Setti
     producer.init_transactions(30)
     producer.begin_transaction()
     for entry in entries:
-        producer.produce(topic, key=entry["correlation_id"].encode(), value=encode(entry, SchemaName.JOURNAL_ENTRY))
+        producer.produce(
+            topic, key=entry["correlation_id"].encode(), value=encode(entry, SchemaName.JOURNAL_ENTRY)
+        )
     producer.commit_transaction(30)
 
     consumer = clients.consumer(settings, bootstrap, f"g-{uuid.uuid4().hex}", read_committed=True)

@@ -44,8 +44,7 @@ def test_file_is_read_and_environment_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
     body = {
-        ".yaml": "bootstrap_servers: file:9092\ngroup_id: from-file\n"
-        "topics:\n  outbox: [ob.orders]\n",
+        ".yaml": "bootstrap_servers: file:9092\ngroup_id: from-file\ntopics:\n  outbox: [ob.orders]\n",
         ".toml": 'bootstrap_servers = "file:9092"\ngroup_id = "from-file"\n'
         '[topics]\noutbox = ["ob.orders"]\n',
     }[suffix]
