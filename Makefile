@@ -14,7 +14,7 @@ test: bootstrap
 	scripts/test.sh
 
 lint: bootstrap
-	$(VENV)/bin/ruff check processor tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 clean:

@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
-"$VENV/bin/ruff" check processor tests bench || exit 1
+"$VENV/bin/ruff" check . || exit 1
 "$VENV/bin/mypy" || exit 1
 
 "$VENV/bin/python" -m pytest "$@"
