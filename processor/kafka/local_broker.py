@@ -31,7 +31,7 @@ from processor.errors import (
     ToolMissing,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 READY_LINE = "Kafka Server started"
 MIN_JAVA = 17
@@ -157,7 +157,7 @@ class LocalBroker:
             return self.jar_dir
         mvn = require_maven()
         require_java()
-        log.info("fetching Apache Kafka %s jars from Maven Central (once)", self.settings.kafka_version)
+        logger.info("fetching Apache Kafka %s jars from Maven Central (once)", self.settings.kafka_version)
         work = self.jar_dir.parent
         work.mkdir(parents=True, exist_ok=True)
         pom = work / "pom.xml"
@@ -282,7 +282,7 @@ class LocalBroker:
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         self.pid_file.write_text(str(proc.pid))
-        log.info("started broker pid %d at %s; waiting until ready", proc.pid, self.bootstrap)
+        logger.info("started broker pid %d at %s; waiting until ready", proc.pid, self.bootstrap)
         self._wait_ready(proc, start_offset)
         return self.bootstrap
 
