@@ -80,6 +80,58 @@ class TopicSettings(Section):
         return [self.journal, self.deadletter, self.requests, self.control, self.status]
 
 
+class OutboxConvention(Section):
+    """Where outbox messages carry each fact: header names (extra outbox columns placed as headers)
+    and payload fields used as fallbacks."""
+
+    event_id_header: str = "id"
+    event_type_header: str = "eventType"
+    aggregate_type_header: str = "aggregateType"
+    topic_prefix: str = Field(
+        "outbox.event.", description="EventRouter topic prefix; the rest names the aggregate type"
+    )
+    correlation_header: str = "correlationId"
+    causation_header: str = Field("causationId", description="one id or a comma-separated list")
+    tx_header: str = "txId"
+    traceparent_headers: list[str] = Field(default_factory=lambda: ["traceparent", "ce_traceparent"])
+    tracestate_headers: list[str] = Field(default_factory=lambda: ["tracestate", "ce_tracestate"])
+    phase_header: str = Field("phase", description="'intent' or 'outcome' for calls to the outside world")
+    intent_header: str = Field("intentId", description="links an outcome to its intent")
+    external_systems_header: str = "externalSystems"
+    correlation_field: str = "correlation_id"
+    causation_field: str = "causation_id"
+    decision_fields: list[str] = Field(
+        default_factory=lambda: ["rule", "rule_version", "model_version", "decision_id"],
+        description="payload fields copied into the entry's decision metadata",
+    )
+    decision_header_prefix: str = "decision."
+
+
+class TapSettings(Section):
+    """How the tap turns source records into journal entries."""
+
+    outbox: OutboxConvention = Field(default_factory=OutboxConvention)
+    outbox_tables: list[str] = Field(
+        default_factory=lambda: ["public.outbox"],
+        description="data collections whose rows arrive as outbox events (for END counts)",
+    )
+    outbox_rows_deleted_in_tx: bool = Field(
+        False, description="services delete each outbox row in the transaction that inserted it"
+    )
+    tx_topic_suffix: str = ".transaction"
+    tx_timeout_ms: int = Field(30_000, gt=0, description="journal an unfinished transaction as incomplete")
+    intent_timeout_ms: int = Field(300_000, gt=0, description="journal an intent without outcome as in doubt")
+    max_record_bytes: int = Field(1_048_576, gt=0)
+    commit_interval_ms: int = Field(100, gt=0, description="Kafka transaction length")
+    dedupe_window_hours: float = Field(
+        168.0, gt=0, description="how far back the journal is read for duplicates"
+    )
+    catalog_file: Path | None = Field(None, description="action catalog (YAML)")
+    schema_registry_url: str | None = Field(None, description="for Avro-encoded source records")
+    schema_registry_user: str | None = None
+    schema_registry_password: SecretStr | None = None
+
+
 class LocalBrokerSettings(Section):
     """The single-node KRaft broker that rewind starts when no cluster is configured."""
 
@@ -91,6 +143,34 @@ class LocalBrokerSettings(Section):
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     ready_timeout_s: float = Field(90.0, gt=0)
     heap: str = Field("1g", description="JVM -Xmx for the broker")
+
+
+class PostgresSettings(Section):
+    """The local PostgreSQL (Debian packages) the demo and end-to-end tests capture from."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5433, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "postgres")
+    user: str = Field("rewind", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password: SecretStr = Field(SecretStr("rewind"), description="for Debezium's connection")
+    database: str = Field("shop", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    ready_timeout_s: float = Field(60.0, gt=0)
+
+
+class ConnectSettings(Section):
+    """The local Kafka Connect worker (standalone) running Debezium's PostgreSQL connector."""
+
+    version: str = Field("4.1.1", description="Kafka Connect runtime version")
+    debezium_version: str = "3.4.3.Final"
+    rest_port: int = Field(8083, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "connect")
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
+    topic_prefix: str = Field(
+        "shop", description="Debezium topic.prefix: topics are <prefix>.<schema>.<table>"
+    )
+    value_schemas: bool = Field(False, description="JSON converter schemas.enable for values")
+    ready_timeout_s: float = Field(120.0, gt=0)
+    heap: str = "1g"
 
 
 class Settings(BaseSettings):
@@ -113,6 +193,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
+    tap: TapSettings = Field(default_factory=TapSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
 
     @classmethod
     def settings_customise_sources(

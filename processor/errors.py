@@ -7,6 +7,7 @@ failure is understood, never guessed at the call site.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,33 +78,56 @@ class RecordInvalid(SchemaError):
         self.field = field
 
 
+class DeadLetterReason(StrEnum):
+    """Why a source record went to the dead-letter topic instead of the journal."""
+
+    BAD_JSON = "bad_json"
+    BAD_AVRO = "bad_avro"
+    BAD_ENVELOPE = "bad_envelope"
+    UNKNOWN_OP = "unknown_op"
+    OVERSIZED = "oversized"
+    MISSING_KEY = "missing_key"
+    BAD_TX_METADATA = "bad_tx_metadata"
+    BAD_OUTBOX = "bad_outbox"
+    UNRECOGNIZED = "unrecognized"
+
+
+class InvalidRecord(RewindError):
+    """A source record cannot be journaled; it goes to the dead-letter topic with this reason."""
+
+    def __init__(self, reason: DeadLetterReason, message: str, *, where: Where | None = None) -> None:
+        super().__init__(f"{reason.value}: {message}", where=where)
+        self.reason = reason
+        self.detail = message
+
+
 class KafkaError(RewindError):
     """A Kafka operation failed; ``retryable`` follows what the client reported."""
 
 
-class LocalBrokerError(RewindError):
-    """The local development broker could not be fetched, started, queried or stopped."""
+class LocalServiceError(RewindError):
+    """A local service (broker, PostgreSQL, Kafka Connect) could not be fetched, started or stopped."""
 
 
-class ToolMissing(LocalBrokerError):
-    """A program the local broker needs (Java, Maven) is not installed or too old."""
+class ToolMissing(LocalServiceError):
+    """A program a local service needs (Java, Maven, PostgreSQL) is not installed or too old."""
 
 
-class PortInUse(LocalBrokerError):
-    """A port the local broker wants is already bound by another process."""
+class PortInUse(LocalServiceError):
+    """A port a local service wants is already bound by another process."""
 
 
-class BrokerNotReady(LocalBrokerError):
-    """The broker process exited or did not report readiness in time."""
+class ServiceNotReady(LocalServiceError):
+    """A local service's process exited or did not report readiness in time."""
 
     retryable = True
 
     def __init__(self, message: str, *, log_tail: str, hint: str | None = None) -> None:
-        super().__init__(f"{message}\n--- last lines of the broker log ---\n{log_tail}", hint=hint)
+        super().__init__(f"{message}\n--- last lines of its log ---\n{log_tail}", hint=hint)
         self.log_tail = log_tail
 
 
-class JarResolutionFailed(LocalBrokerError):
+class JarResolutionFailed(LocalServiceError):
     """Maven could not resolve the broker's jars."""
 
     retryable = True

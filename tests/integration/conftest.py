@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from processor.config import LocalBrokerSettings, Settings
-from processor.kafka.local_broker import LocalBroker, free_port
+from processor.devenv.procs import free_port
+from processor.kafka.local_broker import LocalBroker
 
 DEFAULT_TEST_IMAGE = "confluentinc/cp-kafka:8.1.0"  # Apache Kafka 4.1
 

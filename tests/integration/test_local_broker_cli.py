@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.kafka.local_broker import free_port
+from processor.devenv.procs import free_port
 
 REWIND = [sys.executable, "-m", "processor.cli"]
 

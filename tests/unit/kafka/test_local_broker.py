@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from processor.config import LocalBrokerSettings
-from processor.errors import BrokerNotReady, PortInUse, ToolMissing
-from processor.kafka.local_broker import (
-    LocalBroker,
-    free_port,
-    random_cluster_id,
-    require_java,
-    require_maven,
-)
+from processor.devenv.procs import free_port, require_java, require_maven
+from processor.errors import PortInUse, ServiceNotReady, ToolMissing
+from processor.kafka.local_broker import LocalBroker, random_cluster_id
 
 
 def _program(bin_dir: Path, name: str, script: str) -> None:
@@ -139,7 +134,7 @@ esac
     )
     broker = LocalBroker(_settings(tmp_path))
     _ready_jars(broker)
-    with pytest.raises(BrokerNotReady) as info:
+    with pytest.raises(ServiceNotReady) as info:
         broker.start()
     assert "exited with code 1" in str(info.value)
     assert "log dir is locked" in info.value.log_tail
@@ -160,7 +155,7 @@ esac
     )
     broker = LocalBroker(_settings(tmp_path, ready_timeout_s=1.5))
     _ready_jars(broker)
-    with pytest.raises(BrokerNotReady) as info:
+    with pytest.raises(ServiceNotReady) as info:
         broker.start()
     assert "did not report ready within 2s" in str(info.value)
     assert "still recovering segments" in info.value.log_tail

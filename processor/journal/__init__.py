@@ -1,0 +1,1 @@
+"""The journal topic's boundary: journal entries to Avro records and back."""

@@ -1,0 +1,1 @@
+"""Rollback: the action catalog, the planner, and the worker that executes plans."""
