@@ -1,0 +1,98 @@
+"""Source records shaped exactly like the real Debezium 3.4 PostgreSQL connector's (see fixtures/)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from processor.tap.records import SourceRecord
+
+PREFIX = "shop"
+TX_TOPIC = f"{PREFIX}.transaction"
+OUTBOX_TOPIC = "outbox.event.order"
+TS = 1_795_466_798_129
+
+
+def change(
+    table: str,
+    op: str,
+    key: dict[str, Any] | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    tx: int | None = None,
+    lsn: int = 100,
+    offset: int = 0,
+    partition: int = 0,
+    schemas: bool = False,
+    headers: list[tuple[str, str]] | None = None,
+    ts: int = TS,
+) -> SourceRecord:
+    source = {
+        "version": "3.4.3.Final", "connector": "postgresql", "name": PREFIX, "ts_ms": ts, "snapshot": "false",
+        "db": "shop", "schema": "public", "table": table, "txId": tx, "lsn": lsn, "xmin": None,
+    }  # fmt: skip
+    value: dict[str, Any] = {"before": before, "after": after, "source": source, "op": op, "ts_ms": ts + 400}
+    if tx is not None:
+        value["transaction"] = {"id": f"{tx}:{lsn}", "total_order": 1, "data_collection_order": 1}
+    body: Any = {"schema": {"type": "struct", "optional": False}, "payload": value} if schemas else value
+    return SourceRecord(
+        topic=f"{PREFIX}.public.{table}", partition=partition, offset=offset,
+        key=None if key is None else json.dumps(key).encode(), value=json.dumps(body).encode(),
+        headers=tuple((k, v.encode()) for k, v in headers or []), timestamp_ms=ts,
+    )  # fmt: skip
+
+
+def tombstone(table: str, key: dict[str, Any], offset: int = 0) -> SourceRecord:
+    return SourceRecord(f"{PREFIX}.public.{table}", 0, offset, json.dumps(key).encode(), None, (), TS)
+
+
+def begin(tx: int, offset: int = 0, lsn: int = 100) -> SourceRecord:
+    value = {
+        "status": "BEGIN",
+        "id": f"{tx}:{lsn}",
+        "event_count": None,
+        "data_collections": None,
+        "ts_ms": TS,
+    }
+    return SourceRecord(
+        TX_TOPIC, 0, offset, json.dumps({"id": f"{tx}:{lsn}"}).encode(), json.dumps(value).encode()
+    )
+
+
+def end(tx: int, counts: dict[str, int], offset: int = 1, lsn: int = 900) -> SourceRecord:
+    value = {
+        "status": "END", "id": f"{tx}:{lsn}", "event_count": sum(counts.values()),
+        "data_collections": [{"data_collection": k, "event_count": v} for k, v in counts.items()], "ts_ms": TS,
+    }  # fmt: skip
+    return SourceRecord(
+        TX_TOPIC, 0, offset, json.dumps({"id": f"{tx}:{lsn}"}).encode(), json.dumps(value).encode()
+    )
+
+
+def outbox(
+    event_id: str,
+    event_type: str,
+    payload: Any,
+    *,
+    tx: int | None = None,
+    aggregate_id: str = "1",
+    offset: int = 0,
+    topic: str = OUTBOX_TOPIC,
+    correlation: str | None = "wf-1",
+    causation: str | None = None,
+    traceparent: str | None = None,
+    extra: list[tuple[str, str | None]] | None = None,
+    escaped: bool = True,
+    ts: int = TS,
+) -> SourceRecord:
+    headers: list[tuple[str, str | None]] = [
+        ("id", event_id), ("eventType", event_type), ("aggregateType", topic.rsplit(".", 1)[-1]),
+        ("txId", None if tx is None else str(tx)), ("correlationId", correlation), ("causationId", causation),
+        ("traceparent", traceparent), ("phase", None), ("intentId", None), *(extra or []),
+    ]  # fmt: skip
+    body = json.dumps(json.dumps(payload)) if escaped else json.dumps(payload)
+    return SourceRecord(
+        topic, 0, offset, json.dumps(aggregate_id).encode(), body.encode(),
+        tuple((k, None if v is None else v.encode()) for k, v in headers), ts,
+    )  # fmt: skip
