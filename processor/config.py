@@ -126,6 +126,9 @@ class TapSettings(Section):
     dedupe_window_hours: float = Field(
         168.0, gt=0, description="how far back the journal is read for duplicates"
     )
+    instance_id: str = Field(
+        "tap-0", description="static group membership: a restarted tap takes its predecessor's place at once"
+    )
     catalog_file: Path | None = Field(None, description="action catalog (YAML)")
     schema_registry_url: str | None = Field(None, description="for Avro-encoded source records")
     schema_registry_user: str | None = None

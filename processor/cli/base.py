@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.console import Console
 
 from processor.config import Settings, load_settings
+from processor.kafka import clients
 
 
 class Context:
@@ -25,3 +29,28 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def stop_on_signals(ctx: Context, duration: float | None = None) -> threading.Event:
+    """An event set by SIGTERM/SIGINT, or after ``duration`` seconds."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        ctx.err.print(f"received {signal.Signals(signum).name}, stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    return stop
+
+
+def ensure_own_topics(ctx: Context, settings: Settings, bootstrap: str) -> None:
+    created = clients.ensure_topics(
+        clients.admin(settings, bootstrap), settings.topics.own(),
+        partitions=settings.topics.partitions, replication_factor=settings.topics.replication_factor,
+    )  # fmt: skip
+    ctx.out.print(f"topics: {len(settings.topics.own())} ready ({len(created)} created)")

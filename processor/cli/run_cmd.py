@@ -2,58 +2,51 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
+from pathlib import Path
 
 import click
 from rich.table import Table
 
-from processor.cli.base import Context, pass_context
-from processor.config import Settings
-from processor.kafka import clients, cluster
+from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
+from processor.cli.tap_cmd import FILE, catalog_from, has_sources, run_tap
+from processor.kafka import cluster
 from processor.kafka.selfcheck import transactional_round_trip
 from processor.metrics import Metrics
 from processor.metrics.server import serve
 
 
-def _ensure_own_topics(ctx: Context, settings: Settings, bootstrap: str) -> None:
-    created = clients.ensure_topics(
-        clients.admin(settings, bootstrap),
-        settings.topics.own(),
-        partitions=settings.topics.partitions,
-        replication_factor=settings.topics.replication_factor,
-    )
-    ctx.out.print(f"topics: {len(settings.topics.own())} ready ({len(created)} created)")
-
-
 @click.command("run")
+@click.option(
+    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--keep-broker", is_flag=True, help="Leave a local broker started here running.")
 @pass_context
-def run(ctx: Context, duration: float | None, keep_broker: bool) -> None:
-    """Run the processor; with no bootstrap servers configured, on a local broker it starts."""
+def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_broker: bool) -> None:
+    """Run the processor; with no bootstrap servers configured, on a local broker it starts.
+
+    The tap runs when source topics are configured (REWIND_TOPICS__CDC/__TX_METADATA/__OUTBOX).
+    """
     settings = ctx.settings
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        ctx.err.print(f"received {signal.Signals(signum).name}, stopping")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(ctx, duration)
     metrics = Metrics()
     with cluster.connect(settings, keep_local_broker=keep_broker) as bootstrap:
         ctx.out.print(f"cluster: {bootstrap}")
-        _ensure_own_topics(ctx, settings, bootstrap)
+        ensure_own_topics(ctx, settings, bootstrap)
         server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
         if server:
             ctx.out.print(f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
         metrics.component_started("processor")
-        stop.wait(duration)
-        metrics.component_stopped("processor")
-        if server:
-            server.shutdown()
+        try:
+            if has_sources(settings):
+                run_tap(ctx, settings, bootstrap, catalog_from(ctx, catalog_file), metrics, stop)
+            else:
+                ctx.out.print("tap: idle (no source topics configured)")
+                stop.wait()
+        finally:
+            metrics.component_stopped("processor")
+            if server:
+                server.shutdown()
     ctx.out.print("stopped")
 
 
@@ -65,7 +58,7 @@ def demo(ctx: Context, keep_broker: bool) -> None:
     settings = ctx.settings
     with cluster.connect(settings, keep_local_broker=keep_broker) as bootstrap:
         ctx.out.print(f"cluster: {bootstrap}")
-        _ensure_own_topics(ctx, settings, bootstrap)
+        ensure_own_topics(ctx, settings, bootstrap)
         check = transactional_round_trip(settings, bootstrap, f"{settings.topics.journal}.selfcheck")
         table = Table(title="transactional round trip (read_committed)")
         for column in ("records", "written", "seen by consumer"):

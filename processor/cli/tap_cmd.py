@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import click
 
-from processor.cli.base import Context, pass_context
+from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
+from processor.config import Settings
 from processor.journal.serde import to_json_view
+from processor.kafka import cluster
+from processor.metrics import Metrics
+from processor.metrics.server import serve
 from processor.rollback.catalog import Catalog, load_catalog
 from processor.tap.core import TapCore, capture_has_tx_metadata
 from processor.tap.offline import run_capture
 from processor.tap.records import read_capture
+from processor.tap.runner import TapRunner, source_topics
 
-CAPTURE = click.Path(exists=True, dir_okay=False, path_type=Path)
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
@@ -24,10 +30,10 @@ def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
 
 @click.command("decode")
 @click.option(
-    "--capture", "capture", type=CAPTURE, required=True, help="kcat -C -J output, one record per line."
+    "--capture", "capture", type=FILE, required=True, help="kcat -C -J output, one record per line."
 )
 @click.option(
-    "--catalog", "catalog_file", type=CAPTURE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
+    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
 )
 @pass_context
 def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
@@ -53,5 +59,55 @@ def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     )
 
 
+def has_sources(settings: Settings) -> bool:
+    t = settings.topics
+    return bool(t.cdc or t.tx_metadata or t.outbox)
+
+
+def run_tap(
+    ctx: Context,
+    settings: Settings,
+    bootstrap: str,
+    catalog: Catalog,
+    metrics: Metrics,
+    stop: threading.Event,
+) -> None:
+    topics = source_topics(settings)
+    ctx.out.print(
+        f"tap: {', '.join(topics)} -> {settings.topics.journal} (catalog: {catalog.source or 'none'})"
+    )
+    runner = TapRunner(settings, bootstrap, lambda: TapCore(settings, catalog, observer=metrics), metrics)
+    metrics.component_started("tap")
+    try:
+        runner.run(stop)
+    finally:
+        metrics.component_stopped("tap")
+
+
+@click.command("tap")
+@click.option(
+    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
+)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@pass_context
+def tap(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:
+    """Journal the configured CDC, transaction metadata and outbox topics, exactly once."""
+    settings = ctx.settings
+    source_topics(settings)  # fail before starting anything
+    catalog = catalog_from(ctx, catalog_file)
+    stop = stop_on_signals(ctx, duration)
+    metrics = Metrics()
+    with cluster.connect(settings) as bootstrap:
+        ensure_own_topics(ctx, settings, bootstrap)
+        server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
+        try:
+            run_tap(ctx, settings, bootstrap, catalog, metrics, stop)
+        finally:
+            if server:
+                server.shutdown()
+    ctx.out.print("tap stopped")
+
+
 def register(main: click.Group) -> None:
     main.add_command(decode)
+    main.add_command(tap)

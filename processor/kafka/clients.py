@@ -34,9 +34,17 @@ def producer(settings: Settings, bootstrap: str, *, transactional_id: str | None
     return Producer(conf)
 
 
-def consumer(settings: Settings, bootstrap: str, group_id: str, *, read_committed: bool = True) -> Consumer:
+def consumer(
+    settings: Settings,
+    bootstrap: str,
+    group_id: str,
+    *,
+    read_committed: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> Consumer:
     return Consumer(
         {
+            **(extra or {}),
             **_base(settings, bootstrap),
             "group.id": group_id,
             "enable.auto.commit": False,

@@ -5,9 +5,16 @@ The core never touches metric objects; adapters call the methods here. Tests pas
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Info
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
+from processor.model import JournalEntry, Phase
+
+if TYPE_CHECKING:
+    from processor.tap.core import DeadLetter, RecordKind, TapCore
+    from processor.tap.records import SourceRecord
 
 
 class Metrics:
@@ -21,6 +28,68 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+
+        r = self.registry
+        self._consumed = Counter(
+            "rewind_tap_records_consumed", "Source records read by the tap", ["topic", "kind"], registry=r
+        )
+        self._journaled = Counter(
+            "rewind_tap_actions_journaled",
+            "Journal entries written",
+            ["action_type", "reversibility"],
+            registry=r,
+        )
+        self._dead = Counter(
+            "rewind_tap_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self._duplicates = Counter(
+            "rewind_tap_duplicates_dropped", "Debezium redeliveries dropped", registry=r
+        )
+        self._incomplete = Counter(
+            "rewind_tap_incomplete_transactions",
+            "Transactions journaled before their END counts were met",
+            registry=r,
+        )
+        self._in_doubt = Counter("rewind_tap_in_doubt_intents", "Intents journaled as in doubt", registry=r)
+        self._lag = Gauge(
+            "rewind_tap_consumer_lag", "Records behind the source", ["topic", "partition"], registry=r
+        )
+        self._commit = Histogram(
+            "rewind_tap_transaction_commit_seconds", "Kafka transaction commit latency (offsets + commit)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+        )  # fmt: skip
+        self._open_tx = Gauge(
+            "rewind_tap_open_transactions", "Source transactions held, waiting for END", registry=r
+        )
+        self._pending = Gauge("rewind_tap_pending_intents", "Intents waiting for their outcome", registry=r)
+
+    # -- tap: the core's observer hooks -----------------------------------------------------------
+
+    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None:
+        self._consumed.labels(record.topic, kind.value if kind else "unrecognized").inc()
+
+    def journaled(self, entry: JournalEntry) -> None:
+        self._journaled.labels(entry.action_type, entry.reversibility.value).inc()
+        if not entry.complete:
+            self._incomplete.inc()
+        if entry.phase is Phase.IN_DOUBT:
+            self._in_doubt.inc()
+
+    def dead_lettered(self, dead: DeadLetter) -> None:
+        self._dead.labels(dead.reason.value).inc()
+
+    def duplicate_dropped(self) -> None:
+        self._duplicates.inc()
+
+    def tap_committed(self, seconds: float, core: TapCore) -> None:
+        self._commit.observe(seconds)
+        self._open_tx.set(core.assembler.open_transactions)
+        self._pending.set(core.assembler.pending_intents)
+
+    def tap_lag(self, topic: str, partition: int, lag: int) -> None:
+        self._lag.labels(topic, str(partition)).set(lag)
+
+    # -- components -------------------------------------------------------------------------------
 
     def component_started(self, component: str) -> None:
         self._up.labels(component).set(1)

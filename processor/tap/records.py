@@ -7,7 +7,7 @@ Message cannot be built in a test.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,9 @@ class KafkaMessage(Protocol):
     def offset(self) -> int | None: ...
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
-    def headers(self) -> Sequence[tuple[str, bytes | str | None]] | None: ...
+    def headers(
+        self,
+    ) -> Mapping[str, bytes | str | None] | Sequence[tuple[str, bytes | str | None]] | None: ...
     def timestamp(self) -> tuple[int, int]: ...
 
 
@@ -63,9 +65,16 @@ class SourceRecord:
             offset=msg.offset() or 0,
             key=msg.key(),
             value=msg.value(),
-            headers=tuple((k, v.encode() if isinstance(v, str) else v) for k, v in msg.headers() or ()),
+            headers=_headers(msg.headers()),
             timestamp_ms=ts if ts_type else None,
         )
+
+
+def _headers(
+    raw: Mapping[str, bytes | str | None] | Sequence[tuple[str, bytes | str | None]] | None,
+) -> tuple[tuple[str, bytes | None], ...]:
+    items = raw.items() if isinstance(raw, Mapping) else raw or ()
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in items)
 
 
 def _text_to_bytes(value: Any) -> bytes | None:

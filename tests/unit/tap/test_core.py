@@ -301,6 +301,8 @@ def test_property_every_row_lands_in_exactly_one_action_whatever_the_order(
     out = feed(core(), records)
     keys = [c.key["id"] for e in out.entries for c in e.changes]
     assert sorted(keys) == sorted(
-        tx * 10 + j for tx, n in zip(range(1000, 1000 + len(rows_per_tx)), rows_per_tx, strict=True) for j in range(n)
+        tx * 10 + j
+        for tx, n in zip(range(1000, 1000 + len(rows_per_tx)), rows_per_tx, strict=True)
+        for j in range(n)
     )
     assert len(out.entries) == len(rows_per_tx) and all(e.complete for e in out.entries)

@@ -1,0 +1,257 @@
+"""The tap's Kafka loop: consume sources, run the core, produce journal entries and dead letters, and
+commit the consumed offsets in the same Kafka transaction (exactly once).
+
+Order of one session, written down once:
+1. ``init_transactions``: fences a previous instance with the same transactional id and aborts its
+   open transaction, so nothing half-written is ever read back.
+2. Seed the core from the journal (read_committed, over the dedupe window): what is journaled already
+   is known as duplicate, and intents still waiting for an outcome are pending again.
+3. Loop: consume -> core -> produce; every ``commit_interval_ms``: send offsets, commit, begin.
+   A partition's committed offset never passes a record the core still holds (an open source
+   transaction), so after a crash those records are read again; the seeded dedupe drops the rest.
+Any abortable error aborts the transaction and starts a new session from committed state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from processor.config import Settings
+from processor.errors import ConfigError, KafkaError
+from processor.journal.serde import deserialize, journal_key, serialize
+from processor.kafka import clients
+from processor.metrics import Metrics
+from processor.model import JournalEntry
+from processor.tap.core import DeadLetter, TapCore, TapOutput
+from processor.tap.records import SourceRecord
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+LAG_EVERY_S = 5.0
+MAX_BACKOFF_S = 30.0
+DLQ_PREFIX = "rewind.dlq."
+
+
+def source_topics(settings: Settings) -> list[str]:
+    topics = [*settings.topics.cdc, *settings.topics.tx_metadata, *settings.topics.outbox]
+    if not topics:
+        raise ConfigError(
+            "the tap has no source topics",
+            hint="set REWIND_TOPICS__CDC, __TX_METADATA and/or __OUTBOX (JSON lists of topic names)",
+        )
+    return topics
+
+
+def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, str | bytes | None]]:
+    r = dead.record
+    ours = {
+        "reason": dead.reason.value,
+        "error": dead.message,
+        "source.topic": r.topic,
+        "source.partition": str(r.partition),
+        "source.offset": str(r.offset),
+    }
+    return [*((k, v or b"") for k, v in r.headers), *((DLQ_PREFIX + k, v.encode()) for k, v in ours.items())]
+
+
+@dataclass
+class _Session:
+    consumer: Consumer
+    producer: Producer
+    core: TapCore
+    positions: dict[tuple[str, int], int]
+    tx_started: float = 0.0
+    dirty: bool = False
+    revoked: bool = False
+
+
+class SessionRestart(Exception):
+    """The current transaction was aborted; start a new session from committed state."""
+
+
+class TapRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        make_core: Callable[[], TapCore],
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.make_core = make_core
+        self.metrics = metrics
+        self.clock = clock
+        self.topics = source_topics(settings)
+        self.transactional_id = f"{settings.transactional_id_prefix}-tap"
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self._session(stop)
+                return
+            except SessionRestart as exc:
+                logger.warning("tap session restarts from committed state: %s", exc)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if getattr(err, "fatal", lambda: False)():
+                    raise KafkaError(f"fatal Kafka error in the tap: {err}", retryable=False) from exc
+                logger.warning("tap session failed (%s); retrying in %.0fs", err, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    # -- one session ------------------------------------------------------------------------------
+
+    def _session(self, stop: threading.Event) -> None:
+        producer = clients.producer(self.settings, self.bootstrap, transactional_id=self.transactional_id)
+        producer.init_transactions(60)
+        core = self.make_core()
+        seeded = core.seed(self._journal_entries())
+        logger.info(
+            "tap seeded with %d journal entries; dedupe holds %d identities",
+            seeded,
+            len(core.assembler.dedupe),
+        )
+        consumer = clients.consumer(
+            self.settings, self.bootstrap, self.settings.group_id,
+            extra={"group.instance.id": f"{self.settings.client_id}-{self.settings.tap.instance_id}",
+                   "session.timeout.ms": 10_000},
+        )  # fmt: skip
+        session = _Session(consumer, producer, core, {})
+        consumer.subscribe(self.topics, on_revoke=lambda _c, _p: setattr(session, "revoked", True))
+        try:
+            self._loop(session, stop)
+        finally:
+            consumer.close()
+            producer.flush(10)
+
+    def _loop(self, s: _Session, stop: threading.Event) -> None:
+        interval = self.settings.tap.commit_interval_ms / 1000
+        s.producer.begin_transaction()
+        s.tx_started = time.monotonic()
+        last_lag = 0.0
+        while not stop.is_set():
+            for msg in s.consumer.consume(BATCH, timeout=min(interval, 0.1)):
+                self._handle(s, msg)
+            self._emit(s, s.core.tick(self._now_ms()))
+            if s.revoked:
+                self._abort(s, "partitions were revoked (rebalance)")
+            if time.monotonic() - s.tx_started >= interval:
+                self._commit(s)
+            if self.metrics and time.monotonic() - last_lag >= LAG_EVERY_S:
+                self._report_lag(s)
+                last_lag = time.monotonic()
+        self._commit(s)
+
+    def _handle(self, s: _Session, msg: Message) -> None:
+        error = msg.error()
+        if error is not None:
+            if error.fatal() or not error.retriable():
+                raise KafkaException(error)
+            logger.warning("consumer: %s", error)
+            return
+        record = SourceRecord.from_message(msg)
+        s.positions[(record.topic, record.partition)] = record.offset + 1
+        s.dirty = True
+        self._emit(s, s.core.process(record, self._now_ms()))
+
+    def _emit(self, s: _Session, out: TapOutput) -> None:
+        journal, dlq = self.settings.topics.journal, self.settings.topics.deadletter
+        for entry in out.entries:
+            s.producer.produce(journal, key=journal_key(entry), value=serialize(entry))
+            s.dirty = True
+        for dead in out.dead_letters:
+            r = dead.record
+            s.producer.produce(dlq, key=r.key, value=r.value, headers=dead_letter_headers(dead))
+            logger.warning("dead letter: %s", dead.message)
+        s.producer.poll(0)
+
+    def _commit(self, s: _Session) -> None:
+        if not s.dirty:
+            s.tx_started = time.monotonic()
+            return
+        started = time.perf_counter()
+        held = s.core.assembler.safe_offsets()
+        offsets = [
+            TopicPartition(topic, partition, min(next_offset, held.get((topic, partition), next_offset)))
+            for (topic, partition), next_offset in s.positions.items()
+        ]
+        try:
+            s.producer.send_offsets_to_transaction(offsets, s.consumer.consumer_group_metadata(), 30)
+            s.producer.commit_transaction(60)
+        except KafkaException as exc:
+            if exc.args[0].txn_requires_abort():
+                self._abort(s, f"commit failed: {exc.args[0]}")
+            raise
+        if self.metrics:
+            self.metrics.tap_committed(time.perf_counter() - started, s.core)
+        s.dirty = False
+        s.producer.begin_transaction()
+        s.tx_started = time.monotonic()
+
+    def _abort(self, s: _Session, why: str) -> None:
+        try:
+            s.producer.abort_transaction(30)
+        except KafkaException as exc:
+            logger.warning("abort failed: %s", exc)
+        raise SessionRestart(why)
+
+    # -- start-up and lag -------------------------------------------------------------------------
+
+    def _journal_entries(self) -> list[JournalEntry]:
+        """Committed journal entries within the dedupe window, read once at session start."""
+        topic = self.settings.topics.journal
+        reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-seed")
+        try:
+            meta = reader.list_topics(topic, timeout=30).topics.get(topic)
+            if meta is None or meta.error is not None:
+                return []
+            since = int((self.clock() - self.settings.tap.dedupe_window_hours * 3600) * 1000)
+            starts = reader.offsets_for_times([TopicPartition(topic, p, since) for p in meta.partitions], 30)
+            ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in meta.partitions}
+            todo = [tp for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]]
+            return self._read_until(reader, todo, ends)
+        finally:
+            reader.close()
+
+    def _read_until(
+        self, reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]
+    ) -> list[JournalEntry]:
+        entries: list[JournalEntry] = []
+        if not todo:
+            return entries
+        reader.assign(todo)
+        deadline = time.monotonic() + 300
+        while True:
+            for msg in reader.consume(BATCH, timeout=0.5):
+                value = msg.value()
+                if msg.error() is None and value is not None:
+                    entries.append(deserialize(value))
+            positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
+            if all(tp.offset >= ends[tp.partition] for tp in positions):
+                return entries
+            if time.monotonic() > deadline:
+                # A partial seed would let duplicates through: better not to start.
+                raise KafkaError(
+                    "reading the journal back at start-up did not finish in 300s", retryable=True
+                )
+
+    def _report_lag(self, s: _Session) -> None:
+        assert self.metrics is not None
+        for tp in s.consumer.assignment():
+            _low, high = s.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+            position = s.positions.get((tp.topic, tp.partition))
+            if position is not None and high >= 0:
+                self.metrics.tap_lag(tp.topic, tp.partition, max(high - position, 0))
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
