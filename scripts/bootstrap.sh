@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything kafka-rewind needs on a fresh Debian machine, idempotently:
-# system packages (Java 17+, Maven) when missing, the Python environment, the Kafka broker jars.
+# system packages (Java 17+, Maven, PostgreSQL) when missing, the Python environment, the Kafka broker jars.
 # Downloads are cached where a second run reuses them: ~/.cache/pip, ~/.m2, ~/.cache/kafka-rewind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ need_apt=()
 java_major() { java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1; }
 if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then need_apt+=(openjdk-17-jre-headless); fi
 command -v mvn >/dev/null || need_apt+=(maven)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
@@ -20,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   echo "bootstrap: installing ${need_apt[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 stamp="$VENV/.installed"
@@ -33,3 +34,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 "$VENV/bin/rewind" kafka fetch
+"$VENV/bin/rewind" cdc fetch

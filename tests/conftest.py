@@ -1,4 +1,6 @@
-"""Suite-wide rules: tests under integration/ are marked, and in CI they must really run.
+"""Suite-wide rules and the real broker every integration and end-to-end test shares.
+
+Tests under integration/ and e2e/ are marked `integration`, and in CI they must really run.
 
 A CI run (CI=true, or REWIND_REQUIRE_INTEGRATION=1) fails when an integration test was skipped or
 none passed: a green run that never touched a broker would prove nothing.
@@ -7,11 +9,17 @@ none passed: a green run that never touched a broker would prove nothing.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-INTEGRATION_DIR = Path(__file__).parent / "integration"
+from processor.config import LocalBrokerSettings, Settings
+from processor.devenv.procs import free_port
+from processor.kafka.local_broker import LocalBroker
+
+NEEDS_BROKER = (Path(__file__).parent / "integration", Path(__file__).parent / "e2e")
 
 
 def _required() -> bool:
@@ -22,7 +30,8 @@ def _required() -> bool:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if any(d in parents for d in NEEDS_BROKER):
             item.add_marker(pytest.mark.integration)
 
 
@@ -57,3 +66,68 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             "FAILED: in CI every integration test must run against a real broker", red=True
         )
+
+
+# -- the broker ------------------------------------------------------------------------------------
+# Order: REWIND_TEST_BOOTSTRAP names an existing cluster; else a Kafka testcontainer when a Docker
+# engine answers (image from REWIND_TEST_KAFKA_IMAGE); else the project's own local KRaft broker on
+# free loopback ports in a temporary directory.
+
+DEFAULT_TEST_IMAGE = "confluentinc/cp-kafka:8.1.0"  # Apache Kafka 4.1
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    existing = os.environ.get("REWIND_TEST_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        image = os.environ.get("REWIND_TEST_KAFKA_IMAGE", DEFAULT_TEST_IMAGE)
+        with KafkaContainer(image).with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = LocalBroker(local_broker_settings(tmp_path_factory))
+    bootstrap = broker.start()
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+def local_broker_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalBrokerSettings:
+    """A broker of its own: free ports, a fresh data dir, the shared jar cache."""
+    return LocalBrokerSettings(
+        port=free_port(),
+        controller_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("broker"),
+        ready_timeout_s=120,
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(kafka_bootstrap: str) -> Settings:
+    return Settings(bootstrap_servers=kafka_bootstrap, metrics_port=0)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix that keeps each test's topics, groups and transactional ids its own."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topic(unique: str) -> str:
+    return f"test.{unique}"

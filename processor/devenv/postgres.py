@@ -71,9 +71,13 @@ class LocalPostgres:
         pwfile = self.data_dir / "pwfile"
         pwfile.write_text(self.settings.password.get_secret_value() + "\n")
         if os.geteuid() == 0:
-            shutil.chown(self.data_dir, "postgres")
-            shutil.chown(self.cluster_dir, "postgres")
-            shutil.chown(pwfile, "postgres")
+            for path in (self.data_dir, self.cluster_dir, pwfile):
+                shutil.chown(path, "postgres")
+            if subprocess.run(self._as_owner(["test", "-r", str(pwfile)]), check=False).returncode != 0:
+                raise LocalServiceError(
+                    f"{COMPONENT}: the postgres user cannot reach {self.data_dir}",
+                    hint="pick a data dir whose parents others may traverse (REWIND_POSTGRES__DATA_DIR)",
+                )
         initdb = [
             str(bin_dir / "initdb"), "-D", str(self.cluster_dir), "-U", self.settings.user,
             f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8", "--no-instructions",

@@ -1,0 +1,87 @@
+"""``rewind cdc``: a real CDC source for development and tests — PostgreSQL plus Kafka Connect with
+Debezium's PostgreSQL connector and its outbox event router."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import psycopg
+
+from processor.cli.base import Context, pass_context
+from processor.devenv.connect import CaptureSpec, LocalConnect
+from processor.devenv.postgres import LocalPostgres
+from processor.errors import LocalServiceError
+from processor.kafka import cluster
+
+CONNECTOR = "rewind-cdc"
+
+
+@click.group("cdc")
+def cdc_group() -> None:
+    """Run PostgreSQL and Debezium locally, as a source for the tap."""
+
+
+@cdc_group.command("fetch")
+@pass_context
+def fetch(ctx: Context) -> None:
+    """Resolve the Kafka Connect and Debezium jars into the cache (once)."""
+    connect = LocalConnect(ctx.settings.connect, "unused:0")
+    connect.fetch()
+    ctx.out.print(f"Kafka Connect and Debezium jars ready under {ctx.settings.connect.cache_dir}")
+
+
+@cdc_group.command("up")
+@click.option("--table", "tables", multiple=True, required=True, help="schema.table to capture (repeat).")
+@click.option(
+    "--schema-sql", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="SQL run first."
+)
+@pass_context
+def up(ctx: Context, tables: tuple[str, ...], schema_sql: Path | None) -> None:
+    """Start PostgreSQL, apply SQL, and start Connect with Debezium capturing the tables."""
+    settings = ctx.settings
+    dsn = LocalPostgres(settings.postgres).start()
+    ctx.out.print(f"PostgreSQL: {dsn.host}:{dsn.port}/{dsn.database}")
+    if schema_sql:
+        try:
+            with psycopg.connect(dsn.conninfo(), autocommit=True) as conn:
+                conn.execute(schema_sql.read_text().encode())
+        except psycopg.Error as exc:
+            raise LocalServiceError(f"PostgreSQL: {schema_sql} failed: {exc}") from exc
+    with cluster.connect(settings, keep_local_broker=True) as bootstrap:
+        spec = CaptureSpec(CONNECTOR, dsn, tables, settings.connect.topic_prefix)
+        LocalConnect(settings.connect, bootstrap).start(spec)
+    ctx.out.print(f"Debezium streaming {', '.join(tables)} to {spec.topic_prefix}.<schema>.<table>")
+    ctx.out.print(f"transactions to {spec.tx_topic}, outbox events to {spec.outbox_topic_prefix}<aggregate>")
+
+
+@cdc_group.command("status")
+@pass_context
+def status(ctx: Context) -> None:
+    """Report PostgreSQL and Connect; exit 1 when either is down."""
+    pg = LocalPostgres(ctx.settings.postgres).running_pid()
+    connect = LocalConnect(ctx.settings.connect, "unused:0")
+    state = connect.status(CONNECTOR) if connect.running_pid() else None
+    ctx.out.print(f"PostgreSQL: {f'up (pid {pg})' if pg else 'down'}")
+    if state:
+        tasks = ",".join(t.get("state", "?") for t in state.get("tasks", []))
+        ctx.out.print(f"Kafka Connect: connector {state['connector']['state']}, tasks {tasks}")
+    else:
+        ctx.out.print("Kafka Connect: down")
+    if not (pg and state):
+        sys.exit(1)
+
+
+@cdc_group.command("down")
+@pass_context
+def down(ctx: Context) -> None:
+    """Stop Connect, then PostgreSQL (the broker has its own `rewind kafka stop`)."""
+    stopped_connect = LocalConnect(ctx.settings.connect, "unused:0").stop()
+    stopped_pg = LocalPostgres(ctx.settings.postgres).stop()
+    ctx.out.print(f"Kafka Connect: {'stopped' if stopped_connect else 'was not running'}")
+    ctx.out.print(f"PostgreSQL: {'stopped' if stopped_pg else 'was not running'}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(cdc_group)
