@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from processor.errors import ConfigError
+from processor.model import Reversibility
+from processor.rollback.catalog import Mechanism, load_catalog
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_mechanisms_map_to_reversibility(tmp_path: Path) -> None:
+    catalog = load_catalog(
+        write(
+            tmp_path,
+            """
+actions:
+  OrderPlaced: {mechanism: compensate, topic: orders.commands}
+  PriceApplied:
+    mechanism: restore
+    requires_approval: true
+  EmailSent: {mechanism: irreversible}
+""",
+        )
+    )
+    assert catalog.reversibility("OrderPlaced") is Reversibility.COMPENSABLE
+    assert catalog.reversibility("PriceApplied") is Reversibility.RESTORABLE
+    assert catalog.reversibility("EmailSent") is Reversibility.IRREVERSIBLE
+    assert catalog.reversibility("Unknown") is Reversibility.UNCLASSIFIED
+    spec = catalog.actions["PriceApplied"]
+    assert spec.mechanism is Mechanism.RESTORE and spec.requires_approval and spec.line == 4
+    assert catalog.actions["OrderPlaced"].options == {"topic": "orders.commands"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("actions:\n  A: {mechanism: compensate}\n  B:\n    mechanism: undo\n", 4, "B.mechanism"),
+        ("actions:\n  A:\n    mechanism: restore\n    requires_approval: maybe\n", 3, "A.requires_approval"),
+        ("actions:\n  A: restore\n", 2, "A"),
+        ("actions: [1, 2]\n", 1, "actions"),
+    ],
+)
+def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert f"{path}:{line}" in str(info.value)
+    assert f"'{field}'" in str(info.value)
+
+
+def test_empty_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        load_catalog(write(tmp_path, ""))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_catalog(write(tmp_path, "actions: {a: [\n"))
