@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 JsonObject = dict[str, Any]
 
 
@@ -56,7 +58,10 @@ class Reversibility(StrEnum):
 
 def canonical_json(value: Any) -> str:
     """One text per value: sorted keys, no spaces. Used for keys, identities and comparisons."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # values orjson does not know (Decimal from Avro sources): their text
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True, slots=True)

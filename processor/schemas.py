@@ -75,10 +75,17 @@ def check(record: Record, name: SchemaName, where: Where | None = None) -> None:
 
 
 def encode(record: Record, name: SchemaName) -> bytes:
-    """Schemaless Avro bytes of a record; fields left out take their schema default."""
-    check(record, name)
+    """Schemaless Avro bytes of a record; fields left out take their schema default.
+
+    The writer itself refuses data that does not fit; only then is the record checked, to say which
+    field is wrong (checking every record up front costs more than writing it).
+    """
     buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, parsed_schema(name), record, strict_allow_default=True)
+    try:
+        fastavro.schemaless_writer(buf, parsed_schema(name), record, strict_allow_default=True)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        check(record, name)
+        raise SchemaError(f"{name.value}: record does not fit the schema: {exc}") from exc
     return buf.getvalue()
 
 

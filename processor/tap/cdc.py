@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from processor.errors import DeadLetterReason, InvalidRecord
@@ -31,6 +32,7 @@ class Tombstone:
     record: SourceRecord
 
 
+@lru_cache(maxsize=65_536)  # each id comes back with every record of its transaction
 def normalize_tx_id(raw: Any) -> str:
     """One text for a transaction across Debezium's forms: '571:53195832' and 571 are both '571'.
 

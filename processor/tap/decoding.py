@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 import struct
 from typing import Any, Protocol
 
 import fastavro
+import orjson
 
 from processor.errors import DeadLetterReason, InvalidRecord
 from processor.tap.records import SourceRecord
@@ -28,8 +28,8 @@ def decode(data: bytes | None, record: SourceRecord, lookup: SchemaLookup | None
     if data[:1] == bytes([AVRO_MAGIC]) and len(data) >= 5:
         return _decode_avro(data, record, lookup, part)
     try:
-        return unwrap(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return unwrap(orjson.loads(data))
+    except orjson.JSONDecodeError as exc:
         raise InvalidRecord(
             DeadLetterReason.BAD_JSON, f"{part} is not JSON: {exc}", where=record.where
         ) from exc

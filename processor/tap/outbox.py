@@ -17,6 +17,9 @@ from processor.tap.cdc import normalize_tx_id
 from processor.tap.decoding import unwrap
 from processor.tap.records import SourceRecord
 
+# Debezium's own bookkeeping headers (task, run id): not part of what the service said.
+DEBEZIUM_CONTEXT = "__debezium.context."
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
@@ -32,23 +35,23 @@ class OutboxMessage:
 
 
 def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvention) -> OutboxMessage:
-    payload = _payload(record, value)
-    event_id = _clean(record.header(conv.event_id_header))
+    payload = _payload(value)
+    headers = record.header_map()
+    event_id = _clean(headers.get(conv.event_id_header))
     if not event_id:
         raise _bad(record, f"no event id: header '{conv.event_id_header}' is missing or empty")
-    event_type = _clean(record.header(conv.event_type_header)) or _field(payload, "type", "eventType")
+    event_type = _clean(headers.get(conv.event_type_header)) or _field(payload, "type", "eventType")
     if not event_type:
         raise _bad(record, f"no event type: header '{conv.event_type_header}' is missing")
-    aggregate_type = _clean(record.header(conv.aggregate_type_header)) or _topic_suffix(record.topic, conv)
-    tx_raw = _clean(record.header(conv.tx_header))
-    headers = {k: (v or b"").decode("utf-8", errors="replace") for k, v in record.headers}
+    aggregate_type = _clean(headers.get(conv.aggregate_type_header)) or _topic_suffix(record.topic, conv)
+    tx_raw = _clean(headers.get(conv.tx_header))
     event = OutboxEvent(
         event_id=event_id,
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_id=_aggregate_id(unwrap(key)),
         payload=payload,
-        headers=headers,
+        headers={k: v or "" for k, v in headers.items() if not k.startswith(DEBEZIUM_CONTEXT)},
         position=SourcePosition(
             record.topic,
             record.partition,
@@ -60,20 +63,20 @@ def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvent
     return OutboxMessage(
         event=event,
         tx_id=event.position.tx_id,
-        correlation_id=_clean(record.header(conv.correlation_header))
+        correlation_id=_clean(headers.get(conv.correlation_header))
         or _field(payload, conv.correlation_field),
-        causation_ids=_id_list(record.header(conv.causation_header) or _field(payload, conv.causation_field)),
+        causation_ids=_id_list(headers.get(conv.causation_header) or _field(payload, conv.causation_field)),
         trace=TraceContext.parse(
-            _first(record, conv.traceparent_headers), _first(record, conv.tracestate_headers)
+            _first(headers, conv.traceparent_headers), _first(headers, conv.tracestate_headers)
         ),
-        phase=_phase(record, conv),
-        intent_id=_clean(record.header(conv.intent_header)),
-        decision=_decision(record, payload, conv),
-        external_systems=_id_list(record.header(conv.external_systems_header)),
+        phase=_phase(headers.get(conv.phase_header)),
+        intent_id=_clean(headers.get(conv.intent_header)),
+        decision=_decision(headers, payload, conv),
+        external_systems=_id_list(headers.get(conv.external_systems_header)),
     )
 
 
-def _payload(record: SourceRecord, value: Any) -> Any:
+def _payload(value: Any) -> Any:
     value = unwrap(value)
     if isinstance(value, str):  # the router's default: the payload column as an escaped JSON string
         try:
@@ -117,24 +120,29 @@ def _id_list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip().strip('"') for part in text.split(",") if part.strip().strip('"'))
 
 
-def _first(record: SourceRecord, names: list[str]) -> str | None:
+def _trace(headers: dict[str, str | None], conv: OutboxConvention) -> TraceContext | None:
+    return TraceContext.parse(
+        _first(headers, conv.traceparent_headers), _first(headers, conv.tracestate_headers)
+    )
+
+
+def _first(headers: dict[str, str | None], names: list[str]) -> str | None:
     for name in names:
-        value = _clean(record.header(name))
+        value = _clean(headers.get(name))
         if value:
             return value
     return None
 
 
-def _phase(record: SourceRecord, conv: OutboxConvention) -> Phase:
-    text = (_clean(record.header(conv.phase_header)) or "").lower()
+def _phase(raw: str | None) -> Phase:
+    text = (_clean(raw) or "").lower()
     return {"intent": Phase.INTENT, "outcome": Phase.OUTCOME}.get(text, Phase.ACTION)
 
 
-def _decision(record: SourceRecord, payload: Any, conv: OutboxConvention) -> dict[str, str]:
+def _decision(headers: dict[str, str | None], payload: Any, conv: OutboxConvention) -> dict[str, str]:
     decision = {name: value for name in conv.decision_fields if (value := _field(payload, name))}
-    for key, raw in record.headers:
-        if key.startswith(conv.decision_header_prefix) and raw is not None:
-            decision[key[len(conv.decision_header_prefix) :]] = raw.decode("utf-8", errors="replace")
+    prefix = conv.decision_header_prefix
+    decision |= {k[len(prefix) :]: v for k, v in headers.items() if k.startswith(prefix) and v is not None}
     return decision
 
 

@@ -49,6 +49,10 @@ class SourceRecord:
             + sum(len(k) + len(v or b"") for k, v in self.headers)
         )
 
+    def header_map(self) -> dict[str, str | None]:
+        """All headers as text, the last of a repeated name winning."""
+        return {k: None if v is None else v.decode("utf-8", errors="replace") for k, v in self.headers}
+
     def header(self, name: str) -> str | None:
         """The last header of that name, as text (Kafka allows repeats; the last one wins)."""
         for key, value in reversed(self.headers):

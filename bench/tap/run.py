@@ -1,0 +1,187 @@
+"""Tap throughput and CPU per record, side by side with a raw transactional consume -> produce pipe.
+
+Both read the same Debezium-shaped records (BEGIN, a row, an outbox event, END per transaction) from
+the same broker, read_committed, and write transactionally with offsets at the same commit interval.
+They run alternately, ROUNDS times each; the table shows the median round. Time and CPU are counted
+from the first record consumed to the last transaction committed, so consumer-group start-up, which
+varies by seconds from run to run, is left out of both.
+
+    .venv/bin/python -m bench.tap.run [--transactions 20000] [--rounds 3]
+
+With REWIND_BENCH_BOOTSTRAP unset, it starts a local broker of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from processor.config import LocalBrokerSettings, Settings
+from processor.devenv.procs import free_port
+from processor.kafka import clients
+from processor.kafka.local_broker import LocalBroker
+from processor.model import JournalEntry
+from processor.rollback.catalog import Catalog
+from processor.tap.core import DeadLetter, RecordKind, TapCore
+from processor.tap.records import SourceRecord
+from processor.tap.runner import TapRunner
+from tests.integration.tapkit import TapTopics, interleave, produce, transaction
+
+COMMIT_INTERVAL_MS = 100
+
+
+@dataclass
+class Result:
+    name: str
+    records: int
+    actions: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.wall_s
+
+    @property
+    def actions_per_s(self) -> float:
+        return self.actions / self.wall_s
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        return self.cpu_s / self.records * 1e6
+
+
+class _Count:
+    """A TapObserver that only counts journal entries, so the run knows when it is done."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.first: tuple[float, float] | None = None  # wall, cpu at the first record
+
+    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None:
+        if self.first is None:
+            self.first = (time.perf_counter(), time.process_time())
+
+    def journaled(self, entry: JournalEntry) -> None:
+        self.entries += 1
+
+    def dead_lettered(self, dead: DeadLetter) -> None: ...
+
+    def duplicate_dropped(self) -> None: ...
+
+
+def run_tap(settings: Settings, bootstrap: str, actions: int, records: int) -> Result:
+    counter = _Count()
+    stop = threading.Event()
+    runner = TapRunner(settings, bootstrap, lambda: TapCore(settings, Catalog.empty(), observer=counter))
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    thread.start()
+    while counter.entries < actions and thread.is_alive():
+        time.sleep(0.01)
+    stop.set()
+    thread.join()  # includes the final commit
+    if counter.entries < actions or counter.first is None:
+        raise SystemExit(f"the tap stopped after {counter.entries} of {actions} actions")
+    wall, cpu = counter.first
+    return Result("tap", records, actions, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_raw_pipe(settings: Settings, bootstrap: str, topics: list[str], out_topic: str, records: int, actions: int) -> Result:
+    """The baseline: every record copied as-is, in transactions with the consumed offsets."""
+    producer = clients.producer(settings, bootstrap, transactional_id=f"raw-{uuid.uuid4().hex}")
+    consumer: Consumer = clients.consumer(settings, bootstrap, f"raw-{uuid.uuid4().hex}")
+    producer.init_transactions(30)
+    consumer.subscribe(topics)
+    producer.begin_transaction()
+    seen, started = 0, time.monotonic()
+    positions: dict[tuple[str, int], int] = {}
+    wall = cpu = 0.0
+    while seen < records:
+        for msg in consumer.consume(500, timeout=0.1):
+            if msg.error():
+                continue
+            if seen == 0:
+                wall, cpu = time.perf_counter(), time.process_time()
+            producer.produce(out_topic, key=msg.key(), value=msg.value(), headers=msg.headers())
+            positions[(msg.topic(), msg.partition())] = msg.offset() + 1  # type: ignore[index, operator]
+            seen += 1
+        producer.poll(0)
+        if time.monotonic() - started >= COMMIT_INTERVAL_MS / 1000 or seen >= records:
+            _commit(producer, consumer, positions)
+            producer.begin_transaction()
+            started = time.monotonic()
+    _commit(producer, consumer, positions)
+    consumer.close()
+    return Result("raw pipe", records, actions, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def _commit(producer: Producer, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
+    offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+    producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+    producer.commit_transaction(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    bootstrap = os.environ.get("REWIND_BENCH_BOOTSTRAP")
+    broker = None
+    if not bootstrap:
+        data = Path(tempfile.mkdtemp(prefix="rewind-bench-"))
+        broker = LocalBroker(LocalBrokerSettings(data_dir=data, port=free_port(), controller_port=free_port()))
+        bootstrap = broker.start()
+    try:
+        unique = uuid.uuid4().hex[:8]
+        topics = TapTopics(unique)
+        base = topics.settings(bootstrap)
+        topics.create(base)
+        txs = [transaction(1_000_000 + i, with_note=False) for i in range(args.transactions)]
+        produce(bootstrap, topics, interleave(txs, seed=1))
+        records = sum(len(tx) for tx in txs)
+        sources = list(topics.map.values())
+        out = f"{unique}.raw-out"
+        clients.ensure_topics(clients.admin(base, bootstrap), [out], partitions=3, replication_factor=1)
+        tap_runs, raw_runs = [], []
+        for i in range(args.rounds):
+            settings = base.model_copy(update={
+                "group_id": f"bench-{unique}-{i}",
+                "transactional_id_prefix": f"bench-{unique}-{i}",
+                "topics": base.topics.model_copy(update={"journal": f"{unique}.journal.{i}"}),
+                "tap": base.tap.model_copy(update={"commit_interval_ms": COMMIT_INTERVAL_MS}),
+            })  # fmt: skip
+            clients.ensure_topics(clients.admin(base, bootstrap), [settings.topics.journal], partitions=3, replication_factor=1)
+            raw_runs.append(run_raw_pipe(settings, bootstrap, sources, out, records, args.transactions))
+            tap_runs.append(run_tap(settings, bootstrap, args.transactions, records))
+        report(tap_runs, raw_runs, args.transactions, records)
+    finally:
+        if broker:
+            broker.stop()
+
+
+def report(tap_runs: list[Result], raw_runs: list[Result], transactions: int, records: int) -> None:
+    tap = sorted(tap_runs, key=lambda r: r.wall_s)[len(tap_runs) // 2]
+    raw = sorted(raw_runs, key=lambda r: r.wall_s)[len(raw_runs) // 2]
+    print(f"settings: {transactions} transactions = {records} records (BEGIN, row, outbox event, END each), "
+          f"3 partitions per topic, commit interval {COMMIT_INTERVAL_MS} ms, read_committed, median of {len(tap_runs)} rounds")  # fmt: skip
+    print(f"{'pipeline':<10} {'records/s':>11} {'actions/s':>11} {'CPU µs/record':>14} {'wall s':>8}")
+    for r in (tap, raw):
+        print(f"{r.name:<10} {r.records_per_s:>11,.0f} {r.actions_per_s:>11,.0f} {r.cpu_us_per_record:>14,.1f} {r.wall_s:>8.2f}")
+    print(f"{'ratio':<10} {tap.records_per_s / raw.records_per_s:>11.2f} {'':>11} "
+          f"{tap.cpu_us_per_record / raw.cpu_us_per_record:>14.2f}   (tap / raw pipe; target rate ratio >= 0.5)")  # fmt: skip
+    print("all rounds (wall s): tap " + ", ".join(f"{r.wall_s:.2f}" for r in tap_runs)
+          + " | raw " + ", ".join(f"{r.wall_s:.2f}" for r in raw_runs))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
