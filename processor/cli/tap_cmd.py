@@ -12,6 +12,7 @@ from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on
 from processor.config import Settings
 from processor.journal.serde import to_json_view
 from processor.kafka import cluster
+from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
 from processor.rollback.catalog import Catalog, load_catalog
@@ -42,6 +43,7 @@ def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
         ctx.settings,
         catalog_from(ctx, catalog_file),
         group_transactions=capture_has_tx_metadata(read_capture(capture)),
+        lookup=registry_lookup(ctx.settings),
     )
     entries = dead = 0
     for out in run_capture(core, read_capture(capture)):
@@ -76,7 +78,10 @@ def run_tap(
     ctx.out.print(
         f"tap: {', '.join(topics)} -> {settings.topics.journal} (catalog: {catalog.source or 'none'})"
     )
-    runner = TapRunner(settings, bootstrap, lambda: TapCore(settings, catalog, observer=metrics), metrics)
+    lookup = registry_lookup(settings)
+    runner = TapRunner(
+        settings, bootstrap, lambda: TapCore(settings, catalog, observer=metrics, lookup=lookup), metrics
+    )
     metrics.component_started("tap")
     try:
         runner.run(stop)

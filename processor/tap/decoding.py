@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import fastavro
 import orjson
 
-from processor.errors import DeadLetterReason, InvalidRecord
+from processor.errors import DeadLetterReason, InvalidRecord, RewindError
 from processor.tap.records import SourceRecord
 
 AVRO_MAGIC = 0
@@ -54,9 +54,9 @@ def _decode_avro(data: bytes, record: SourceRecord, lookup: SchemaLookup | None,
     try:
         schema = lookup.parsed_schema(schema_id)
         return fastavro.schemaless_reader(io.BytesIO(data[5:]), schema, None)
-    except InvalidRecord:
+    except RewindError:  # a bad record (InvalidRecord) or an unavailable registry (retryable)
         raise
-    except Exception as exc:  # the registry client and fastavro raise many kinds
+    except Exception as exc:  # fastavro raises many kinds on bytes that do not fit the schema
         raise InvalidRecord(
             DeadLetterReason.BAD_AVRO,
             f"{part} with schema id {schema_id} cannot be decoded: {exc}",

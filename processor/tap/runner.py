@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import ConfigError, KafkaError
+from processor.errors import ConfigError, KafkaError, RewindError
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.kafka import clients
 from processor.metrics import Metrics
@@ -111,6 +111,11 @@ class TapRunner:
                 return
             except SessionRestart as exc:
                 logger.warning("tap session restarts from committed state: %s", exc)
+            except RewindError as exc:
+                if not exc.retryable:
+                    raise
+                # The open transaction is left behind; the next session's init_transactions aborts it.
+                logger.warning("tap session stopped (%s); restarting in %.0fs", exc, backoff)
             except KafkaException as exc:
                 err = exc.args[0]
                 if getattr(err, "fatal", lambda: False)():

@@ -58,7 +58,10 @@ def test_tap_counts_what_it_did() -> None:
     assert value(metrics, "rewind_tap_incomplete_transactions_total") == 1
     assert value(metrics, "rewind_tap_records_consumed_total", topic="shop.public.orders", kind="cdc") == 3
     # No topics configured and not decodable: its kind cannot be told.
-    assert value(metrics, "rewind_tap_records_consumed_total", topic="shop.public.orders", kind="unrecognized") == 1
+    assert (
+        value(metrics, "rewind_tap_records_consumed_total", topic="shop.public.orders", kind="unrecognized")
+        == 1
+    )
     assert (
         value(metrics, "rewind_tap_records_consumed_total", topic="shop.transaction", kind="tx_metadata") == 3
     )
