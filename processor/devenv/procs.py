@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
-from processor.errors import JarResolutionFailed, LocalServiceError, PortInUse, ToolMissing
+from processor.errors import JarResolutionFailed, LocalServiceError, PortInUse, ServiceNotReady, ToolMissing
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +159,6 @@ class Daemon:
 
     def wait_ready(self, ready: Callable[[], bool], timeout_s: float, timeout_hint: str) -> None:
         """Wait until ``ready()``; if the process dies or time runs out, raise with the log's tail."""
-        from processor.errors import ServiceNotReady
-
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if ready():
