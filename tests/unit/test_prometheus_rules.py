@@ -15,7 +15,12 @@ RULES = Path(__file__).parents[2] / "deploy" / "prometheus" / "rewind-rules.yaml
 
 def test_rules_reference_only_exported_metrics() -> None:
     metrics = Metrics(CollectorRegistry())
-    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""], "info": ["_info"]}
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["_bucket", "_count", "_sum"],
+        "gauge": [""],
+        "info": ["_info"],
+    }
     exported = {f.name + s for f in metrics.registry.collect() for s in suffixes[f.type]}
     rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
     assert rules
