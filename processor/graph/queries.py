@@ -1,75 +1,126 @@
 """Lineage and scope: ancestors, descendants, the closure of a set, and undo order in waves.
 
-Traversals run on the compact index; networkx gets only the extracted scope, for ordering and cycles.
+Traversals are vectorized over the index's CSR arrays, a whole frontier per step, so a scope of
+100k actions costs milliseconds; networkx gets only extracted scopes, to name a cycle and to export.
+The ``*_nodes`` functions work on node numbers (what the planner uses); the others on action ids.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import networkx as nx
+import numpy as np
+import numpy.typing as npt
 
-from processor.graph.builder import CausalGraph
+from processor.graph.builder import CODE_KIND, KIND_CODE, CausalGraph, Csr, IntArray
 from processor.graph.model import CycleError, EdgeKind
 
 CAUSAL = frozenset({EdgeKind.CAUSED_BY})
 
 
-def _walk(
-    graph: CausalGraph,
-    start: Iterable[str],
-    step: Callable[[int], list[tuple[int, EdgeKind]]],
-    kinds: frozenset[EdgeKind],
-) -> set[str]:
-    seen = {graph.node(a) for a in start}
-    queue = deque(seen)
-    while queue:
-        for nxt, kind in step(queue.popleft()):
-            if kind in kinds and nxt not in seen:
-                seen.add(nxt)
-                queue.append(nxt)
-    return {graph.action_id(n) for n in seen}
+def _mask(kinds: frozenset[EdgeKind]) -> int:
+    return sum(KIND_CODE[k] for k in kinds)
+
+
+def _gather(csr: Csr, frontier: IntArray, mask: int) -> tuple[IntArray, IntArray, npt.NDArray[np.int8]]:
+    """All (frontier node, neighbour, kind code) triples along edges whose kind is in the mask."""
+    starts, ends = csr.indptr[frontier], csr.indptr[frontier + 1]
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    keep = (csr.kinds[offsets] & mask) != 0
+    return np.repeat(frontier, lengths)[keep], csr.nbrs[offsets][keep], csr.kinds[offsets][keep]
+
+
+def reach_nodes(graph: CausalGraph, start: IntArray, direction: str, kinds: frozenset[EdgeKind]) -> IntArray:
+    """The start nodes and every node reachable from them along edges of the given kinds, sorted."""
+    csr, mask = graph.csr(direction), _mask(kinds)
+    seen = np.zeros(len(graph), dtype=bool)
+    seen[start] = True
+    frontier = np.unique(start)
+    while frontier.size:
+        _, nbrs, _ = _gather(csr, frontier, mask)
+        nbrs = nbrs[~seen[nbrs]]
+        frontier = np.unique(nbrs)
+        seen[frontier] = True
+    return np.flatnonzero(seen).astype(np.int32)
+
+
+def closure_nodes(graph: CausalGraph, start: IntArray, *, widen_on_overwrites: bool = False) -> IntArray:
+    kinds = CAUSAL | {EdgeKind.OVERWRITES} if widen_on_overwrites else CAUSAL
+    return reach_nodes(graph, start, "out", frozenset(kinds))
+
+
+def undo_waves_nodes(
+    graph: CausalGraph, scope: IntArray, kinds: frozenset[EdgeKind] = CAUSAL
+) -> list[IntArray]:
+    """Reverse topological order in waves: every effect is undone in a wave before its cause's.
+
+    Kahn's algorithm, a wave at a time: a node is ready once all its effects inside the scope are
+    done. Actions within one wave do not depend on each other.
+    """
+    mask = _mask(kinds)
+    scope = np.unique(scope).astype(np.int32)
+    in_scope = np.zeros(len(graph), dtype=bool)
+    in_scope[scope] = True
+    causes, effects, _ = _gather(graph.csr("out"), scope, mask)
+    pending = np.bincount(causes[in_scope[effects]], minlength=len(graph))  # effects not yet undone
+    upstream = graph.csr("in")
+    remaining = in_scope
+    waves: list[IntArray] = []
+    while remaining.any():
+        wave = np.flatnonzero(remaining & (pending == 0)).astype(np.int32)
+        if wave.size == 0:
+            raise CycleError(_find_cycle(graph, np.flatnonzero(remaining).astype(np.int32), kinds))
+        waves.append(wave)
+        remaining[wave] = False
+        _, released, _ = _gather(upstream, wave, mask)
+        np.subtract.at(pending, released[in_scope[released]], 1)
+    return waves
+
+
+def _find_cycle(graph: CausalGraph, nodes: IntArray, kinds: frozenset[EdgeKind]) -> list[str]:
+    sub = subgraph(graph, {graph.action_id(int(n)) for n in nodes}, kinds)
+    return [u for u, _v in nx.find_cycle(sub)]
+
+
+# -- the same, on action ids ------------------------------------------------------------------------
+
+
+def _ids(graph: CausalGraph, nodes: IntArray) -> set[str]:
+    return {graph.action_id(int(n)) for n in nodes}
 
 
 def descendants(graph: CausalGraph, actions: Iterable[str], kinds: frozenset[EdgeKind] = CAUSAL) -> set[str]:
     """What the actions affected: everything reachable downstream, the actions excluded."""
     actions = set(actions)
-    return _walk(graph, actions, graph.downstream, kinds) - actions
+    return _ids(graph, reach_nodes(graph, graph.nodes(actions), "out", kinds)) - actions
 
 
 def ancestors(graph: CausalGraph, actions: Iterable[str], kinds: frozenset[EdgeKind] = CAUSAL) -> set[str]:
     """Why the actions happened: everything reachable upstream, the actions excluded."""
     actions = set(actions)
-    return _walk(graph, actions, graph.upstream, kinds) - actions
+    return _ids(graph, reach_nodes(graph, graph.nodes(actions), "in", kinds)) - actions
 
 
 def closure(graph: CausalGraph, actions: Iterable[str], *, widen_on_overwrites: bool = False) -> set[str]:
     """The rollback scope: the actions and everything causally downstream of them."""
-    kinds = CAUSAL | {EdgeKind.OVERWRITES} if widen_on_overwrites else CAUSAL
-    return _walk(graph, actions, graph.downstream, frozenset(kinds))
+    return _ids(graph, closure_nodes(graph, graph.nodes(actions), widen_on_overwrites=widen_on_overwrites))
+
+
+def undo_waves(graph: CausalGraph, scope: set[str]) -> list[list[str]]:
+    return [
+        sorted(graph.action_id(int(n)) for n in wave) for wave in undo_waves_nodes(graph, graph.nodes(scope))
+    ]
 
 
 def subgraph(graph: CausalGraph, scope: set[str], kinds: frozenset[EdgeKind] = CAUSAL) -> nx.DiGraph:
-    """The scope as a networkx DiGraph (cause -> effect), edges of the given kinds inside it only."""
+    """The scope as a networkx DiGraph (cause -> effect), with edges of the given kinds inside it."""
     g = nx.DiGraph()
     g.add_nodes_from(scope)
-    for action in scope:
-        for nxt, kind in graph.downstream(graph.node(action)):
-            target = graph.action_id(nxt)
-            if kind in kinds and target in scope:
-                g.add_edge(action, target, kind=kind.value)
+    causes, effects, codes = _gather(graph.csr("out"), np.unique(graph.nodes(scope)), _mask(kinds))
+    for c, e, k in zip(causes.tolist(), effects.tolist(), codes.tolist(), strict=True):
+        target = graph.action_id(e)
+        if target in scope:
+            g.add_edge(graph.action_id(c), target, kind=CODE_KIND[k].value)
     return g
-
-
-def undo_waves(scope: nx.DiGraph) -> list[list[str]]:
-    """Reverse topological order in waves: every effect is undone in a wave before its cause's.
-
-    Actions within one wave do not depend on each other and may be undone in parallel.
-    """
-    try:
-        generations = list(nx.topological_generations(scope.reverse(copy=False)))
-    except nx.NetworkXUnfeasible:
-        cycle = [u for u, _v in nx.find_cycle(scope)]
-        raise CycleError(cycle) from None
-    return [sorted(wave) for wave in generations]
