@@ -135,6 +135,16 @@ class TapSettings(Section):
     schema_registry_password: SecretStr | None = None
 
 
+class GraphSettings(Section):
+    """The graph builder: where its checkpoint lives and how often it is written."""
+
+    checkpoint_path: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "graph.npz",
+        description="the whole-graph index with the journal offsets it reflects",
+    )
+    checkpoint_interval_s: float = Field(30.0, gt=0)
+
+
 class LocalBrokerSettings(Section):
     """The single-node KRaft broker that rewind starts when no cluster is configured."""
 
@@ -197,6 +207,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     tap: TapSettings = Field(default_factory=TapSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
 

@@ -213,6 +213,11 @@ class CausalGraph:
         lo, hi = int(csr.indptr[node]), int(csr.indptr[node + 1])
         return [(int(n), CODE_KIND[int(k)]) for n, k in zip(csr.nbrs[lo:hi], csr.kinds[lo:hi], strict=True)]
 
+    def edge_set(self) -> set[tuple[str, str, EdgeKind]]:
+        """Every edge by action ids: comparable between graphs whose node numbers differ."""
+        src, dst, kind = self._src.view().tolist(), self._dst.view().tolist(), self._kind.view().tolist()
+        return {(self._ids[s], self._ids[d], CODE_KIND[k]) for s, d, k in zip(src, dst, kind, strict=True)}
+
     def dangling(self) -> dict[str, list[str]]:
         """Causes named but never seen, with the actions that named them."""
         return {cause: [self._ids[n] for n in nodes] for cause, nodes in self._dangling.items()}

@@ -201,3 +201,23 @@ def to_json_view(entry: JournalEntry) -> dict[str, Any]:
     if view["event"] is not None:
         view["event"]["payload"] = _parse(view["event"].pop("payload_json"))
     return view
+
+
+def from_json_view(view: dict[str, Any]) -> JournalEntry:
+    """The inverse of ``to_json_view``: read a journal dump (e.g. `rewind decode` output) back."""
+    record = dict(view)
+    record["changes"] = [
+        {
+            **{k: v for k, v in c.items() if k not in ("key", "before", "after", "other_key")},
+            "key_json": canonical_json(c["key"]),
+            "before_json": _json(c.get("before")),
+            "after_json": _json(c.get("after")),
+            "other_key_json": _json(c.get("other_key")),
+        }
+        for c in view["changes"]
+    ]
+    if view.get("event") is not None:
+        event = dict(view["event"])
+        event["payload_json"] = _json(event.pop("payload", None))
+        record["event"] = event
+    return from_record(record)

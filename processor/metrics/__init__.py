@@ -13,6 +13,7 @@ from processor import __version__
 from processor.model import JournalEntry, Phase
 
 if TYPE_CHECKING:
+    from processor.graph.builder import GraphStats
     from processor.tap.core import DeadLetter, RecordKind, TapCore
     from processor.tap.records import SourceRecord
 
@@ -62,6 +63,34 @@ class Metrics:
             "rewind_tap_open_transactions", "Source transactions held, waiting for END", registry=r
         )
         self._pending = Gauge("rewind_tap_pending_intents", "Intents waiting for their outcome", registry=r)
+
+        self._nodes = Gauge("rewind_graph_nodes", "Actions in the dependency graph", registry=r)
+        self._edges = Gauge("rewind_graph_edges", "Edges in the dependency graph", ["kind"], registry=r)
+        self._dangling = Gauge(
+            "rewind_graph_dangling_references", "Causes named but not seen yet", registry=r
+        )
+        self._cross = Gauge(
+            "rewind_graph_cross_workflow_edges", "Explicit causes across workflows", registry=r
+        )
+        self._cycles = Counter("rewind_graph_cycles_detected", "Causal cycles found in a scope", registry=r)
+        self._checkpoint_age = Gauge(
+            "rewind_graph_checkpoint_age_seconds", "Since the last checkpoint", registry=r
+        )
+        self._graph_bytes = Gauge("rewind_graph_index_bytes", "Memory held by the graph index", registry=r)
+
+    # -- graph --------------------------------------------------------------------------------------
+
+    def graph_state(self, stats: GraphStats, checkpoint_age_s: float) -> None:
+        self._nodes.set(stats.nodes)
+        for kind, count in stats.edges.items():
+            self._edges.labels(kind.value).set(count)
+        self._dangling.set(stats.dangling_references)
+        self._cross.set(stats.cross_workflow_edges)
+        self._checkpoint_age.set(checkpoint_age_s)
+        self._graph_bytes.set(stats.bytes)
+
+    def cycle_detected(self) -> None:
+        self._cycles.inc()
 
     # -- tap: the core's observer hooks -----------------------------------------------------------
 

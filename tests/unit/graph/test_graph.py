@@ -207,7 +207,9 @@ def test_property_waves_match_networkx_generations(
 
 @settings(max_examples=25, deadline=None)
 @given(workflows())
-def test_property_checkpoint_restores_the_same_graph_that_keeps_growing(wf: tuple[list[JournalEntry], list[tuple[str, str]]]) -> None:
+def test_property_checkpoint_restores_the_same_graph_that_keeps_growing(
+    wf: tuple[list[JournalEntry], list[tuple[str, str]]],
+) -> None:
     entries, _ = wf
     half = len(entries) // 2
     original = build(*entries[:half])
