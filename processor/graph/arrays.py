@@ -92,6 +92,13 @@ class HashIndex:
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.values.nbytes)
 
+    @classmethod
+    def of(cls, keys: npt.NDArray[np.uint64], values: npt.NDArray[np.int32]) -> HashIndex:
+        table = cls(len(keys))
+        table.keys, table.values = keys.copy(), values.copy()
+        table.size = int(np.count_nonzero(keys))
+        return table
+
 
 class StringStore:
     """Strings packed in one byte buffer with offsets: ~8 bytes of overhead per string."""

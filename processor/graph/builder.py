@@ -1,14 +1,16 @@
 """Fold journal entries into the causal graph of actions, in any arrival order.
 
 Edges (``source`` first, ``target`` depending on it):
-- caused_by: the target names the source in its causation ids; or the target's traceparent carries a
-  span first seen on the source (a propagated context) within the same workflow;
-- overwrites: the target changed an entity the source wrote before it (by commit time);
+- caused_by: the target names the source in its causation ids; or both carry the same trace span (a
+  propagated context) within one workflow, the earliest by commit time being the source;
+- overwrites: the target is the next writer, by commit time, of an entity the source wrote;
 - compensates: the target was caused by rewind's compensation of the source.
 
 Workflows stay apart: a caused_by edge across correlation ids exists only when the cause is explicit
-(causation ids), and each such edge is counted. A cause not seen yet is held as a dangling reference and
-linked when it arrives. Adding the same action twice changes nothing.
+(causation ids), and each such edge is counted. Explicit edges are stored as they are found; a cause
+not seen yet waits as a dangling reference and is linked when it arrives. Overwrites and trace links are
+*derived* from the writes and spans tables when adjacency is built, so the graph is the same whatever
+order the journal's partitions deliver it in. Adding the same action twice changes nothing.
 
 The index is compact (see ``arrays``): nodes are integers, ids and keys live in numpy arrays, edges in
 append-only arrays from which CSR adjacency is built when a query needs it.
@@ -30,6 +32,19 @@ from processor.model import JournalEntry
 KIND_CODE = {EdgeKind.CAUSED_BY: 1, EdgeKind.OVERWRITES: 2, EdgeKind.COMPENSATES: 4}
 CODE_KIND = {v: k for k, v in KIND_CODE.items()}
 IntArray = npt.NDArray[np.int32]
+EdgeArrays = tuple[IntArray, IntArray, npt.NDArray[np.int8]]
+NODE_ARRAYS = (
+    "idkey",
+    "workflow",
+    "commit_ts",
+    "src",
+    "dst",
+    "kind",
+    "w_entity",
+    "w_node",
+    "s_span",
+    "s_node",
+)
 
 
 @dataclass(frozen=True)
@@ -57,35 +72,42 @@ class CausalGraph:
         self._ids = StringStore()
         self._index = HashIndex()
         self._collisions: dict[str, int] = {}  # ids whose 64-bit key another id took first
+        self._idkey = Growable(np.uint64)  # key64 of the action id: an arrival-independent tie-break
         self._workflow = Growable(np.uint64)  # key64 of the correlation id, 0 for none
         self._commit_ts = Growable(np.int64)
         self._src, self._dst, self._kind = Growable(np.int32), Growable(np.int32), Growable(np.int8)
-        self._writer = HashIndex()  # key64(entity) -> its latest writer (by commit time)
-        self._span_owner = HashIndex()  # key64(trace id + span id) -> the action first seen with it
-        self._dangling: dict[str, list[int]] = {}  # cause id not seen yet -> the actions naming it
+        self._w_entity, self._w_node = Growable(np.uint64), Growable(np.int32)  # every write
+        self._s_span, self._s_node = Growable(np.uint64), Growable(np.int32)  # every traced action
+        self._dangling: dict[str, list[tuple[int, int]]] = {}  # id not seen yet -> [(waiting node, kind)]
         self._compensation_events: dict[str, int] = {}  # rewind's event id -> the action it undoes
-        self.edge_counts: Counter[EdgeKind] = Counter()
         self.cross_workflow_edges = 0
+        self._derived: tuple[int, EdgeArrays] | None = None
         self._csr: dict[str, tuple[int, Csr]] = {}
 
     # -- building -----------------------------------------------------------------------------
 
     def add(self, entry: JournalEntry) -> list[Edge]:
-        """Add one action; return the edges this added (empty if the action was known already)."""
+        """Add one action; return the explicit edges this added (empty if the action was known)."""
         if self.find(entry.action_id) >= 0:
             return []
         node = self._new_node(entry)
-        added: list[Edge] = []
         made: set[tuple[int, int, EdgeKind]] = set()
+        added: list[Edge] = []
         for cause in entry.causation_ids:
-            added += self._link_cause(cause, node, made)
-        compensated = self.find(entry.compensated_action_id) if entry.compensated_action_id else -1
-        if compensated >= 0:
-            added += self._edge(compensated, node, EdgeKind.COMPENSATES, made)
-        added += self._link_trace(entry, node, made)
-        added += self._link_writes(entry, node, made)
-        for waiting in self._dangling.pop(entry.action_id, []):
-            added += self._edge(node, waiting, EdgeKind.CAUSED_BY, made)
+            if cause in self._compensation_events:
+                added += self._edge(self._compensation_events[cause], node, EdgeKind.COMPENSATES, made)
+            else:
+                added += self._link(cause, node, EdgeKind.CAUSED_BY, made)
+        if entry.compensated_action_id:
+            added += self._link(entry.compensated_action_id, node, EdgeKind.COMPENSATES, made)
+        if entry.trace is not None:
+            self._s_span.append(key64(f"{entry.trace.trace_id}/{entry.trace.span_id}"))
+            self._s_node.append(node)
+        for entity in entry.entities:
+            self._w_entity.append(key64(entity))
+            self._w_node.append(node)
+        for waiting, code in self._dangling.pop(entry.action_id, []):
+            added += self._edge(node, waiting, CODE_KIND[code], made)
         return added
 
     def note_compensation(self, event_id: str, compensated_action_id: str) -> None:
@@ -101,62 +123,101 @@ class CausalGraph:
             self._collisions[entry.action_id] = node
         else:
             self._index.put(key, node)
+        self._idkey.append(key)
         self._workflow.append(key64(entry.correlation_id) if entry.correlation_id else 0)
         self._commit_ts.append(entry.commit_ts_ms or entry.journal_ts_ms)
         return node
 
-    def _link_cause(self, cause: str, node: int, made: set[tuple[int, int, EdgeKind]]) -> list[Edge]:
-        if cause in self._compensation_events:
-            return self._edge(self._compensation_events[cause], node, EdgeKind.COMPENSATES, made)
-        source = self.find(cause)
-        if source < 0:
-            self._dangling.setdefault(cause, []).append(node)
-            return []
-        return self._edge(source, node, EdgeKind.CAUSED_BY, made)
-
-    def _link_trace(self, entry: JournalEntry, node: int, made: set[tuple[int, int, EdgeKind]]) -> list[Edge]:
-        if entry.trace is None:
-            return []
-        key = key64(f"{entry.trace.trace_id}/{entry.trace.span_id}")
-        owner = self._span_owner.get(key)
-        if owner < 0:
-            self._span_owner.put(key, node)
-            return []
-        if self._workflow[owner] != self._workflow[node] or (owner, node, EdgeKind.CAUSED_BY) in made:
-            return []  # a trace alone never links two workflows
-        return self._edge(owner, node, EdgeKind.CAUSED_BY, made)
-
-    def _link_writes(
-        self, entry: JournalEntry, node: int, made: set[tuple[int, int, EdgeKind]]
+    def _link(
+        self, source_id: str, node: int, kind: EdgeKind, made: set[tuple[int, int, EdgeKind]]
     ) -> list[Edge]:
-        added: list[Edge] = []
-        for entity in entry.entities:
-            key = key64(entity)
-            previous = self._writer.get(key)
-            if previous < 0:
-                self._writer.put(key, node)
-            elif self._commit_ts[previous] <= self._commit_ts[node]:
-                added += self._edge(previous, node, EdgeKind.OVERWRITES, made)
-                self._writer.put(key, node)
-            else:  # arrived late but happened earlier: the known writer overwrote it
-                added += self._edge(node, previous, EdgeKind.OVERWRITES, made)
-        return added
+        source = self.find(source_id)
+        if source < 0:
+            self._dangling.setdefault(source_id, []).append((node, KIND_CODE[kind]))
+            return []
+        return self._edge(source, node, kind, made)
 
     def _edge(
         self, source: int, target: int, kind: EdgeKind, made: set[tuple[int, int, EdgeKind]]
     ) -> list[Edge]:
-        # Duplicates can only arise within one add(): an edge links the new node, once per call.
+        # Stored edges always touch the node being added, so duplicates can only arise within one add().
         if source == target or (source, target, kind) in made:
             return []
         made.add((source, target, kind))
         self._src.append(source)
         self._dst.append(target)
         self._kind.append(KIND_CODE[kind])
-        self.edge_counts[kind] += 1
         cross = bool(self._workflow[source] != self._workflow[target])
         if cross and kind is EdgeKind.CAUSED_BY:
             self.cross_workflow_edges += 1
         return [Edge(self._ids[source], self._ids[target], kind, cross)]
+
+    # -- edges, stored and derived --------------------------------------------------------------
+
+    def _version(self) -> int:
+        return len(self._src) + len(self._w_node) + len(self._s_node)
+
+    def all_edges(self) -> EdgeArrays:
+        """Stored and derived edges, each once: sources, targets, kind codes."""
+        d_src, d_dst, d_kind = self._derived_edges()
+        src = np.concatenate([self._src.view(), d_src])
+        dst = np.concatenate([self._dst.view(), d_dst])
+        kind = np.concatenate([self._kind.view(), d_kind])
+        packed = (src.astype(np.int64) << 34) | (dst.astype(np.int64) << 3) | kind.astype(np.int64)
+        _, first = np.unique(packed, return_index=True)
+        return src[first], dst[first], kind[first]
+
+    def _derived_edges(self) -> EdgeArrays:
+        if self._derived is not None and self._derived[0] == self._version():
+            return self._derived[1]
+        o_src, o_dst = self._overwrite_chain()
+        t_src, t_dst = self._trace_links()
+        derived = (
+            np.concatenate([o_src, t_src]).astype(np.int32),
+            np.concatenate([o_dst, t_dst]).astype(np.int32),
+            np.concatenate([np.full(len(o_src), KIND_CODE[EdgeKind.OVERWRITES]),
+                            np.full(len(t_src), KIND_CODE[EdgeKind.CAUSED_BY])]).astype(np.int8),
+        )  # fmt: skip
+        self._derived = (self._version(), derived)
+        return derived
+
+    def _order(self, groups: npt.NDArray[np.uint64], nodes: IntArray) -> npt.NDArray[np.intp]:
+        """Sort members by group, then commit time, then id key (the same in every arrival order)."""
+        return np.lexsort((self._idkey.view()[nodes], self._commit_ts.view()[nodes], groups))
+
+    def _overwrite_chain(self) -> tuple[IntArray, IntArray]:
+        """Per entity, each writer -> the next one."""
+        entity, node = self._w_entity.view(), self._w_node.view()
+        order = self._order(entity, node)
+        e, n = entity[order], node[order]
+        chain = (e[:-1] == e[1:]) & (n[:-1] != n[1:])
+        return n[:-1][chain], n[1:][chain]
+
+    def _trace_links(self) -> tuple[IntArray, IntArray]:
+        """Per span, the earliest action -> each other one of the same workflow."""
+        span, node = self._s_span.view(), self._s_node.view()
+        order = self._order(span, node)
+        s, n = span[order], node[order]
+        first = np.ones(len(s), dtype=bool)
+        first[1:] = s[1:] != s[:-1]
+        owner = n[np.maximum.accumulate(np.where(first, np.arange(len(s)), 0))]
+        workflow = self._workflow.view()
+        linked = ~first & (workflow[owner] == workflow[n]) & (owner != n)
+        return owner[linked], n[linked]
+
+    def csr(self, direction: str) -> Csr:
+        """Adjacency downstream ('out': source -> targets) or upstream ('in'); rebuilt after growth."""
+        cached = self._csr.get(direction)
+        if cached and cached[0] == self._version():
+            return cached[1]
+        all_src, all_dst, kinds = self.all_edges()
+        src, dst = (all_src, all_dst) if direction == "out" else (all_dst, all_src)
+        order = np.argsort(src, kind="stable")
+        indptr = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=len(self)), out=indptr[1:])
+        csr = Csr(indptr, dst[order].astype(np.int32), kinds[order])
+        self._csr[direction] = (self._version(), csr)
+        return csr
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -185,23 +246,6 @@ class CausalGraph:
     def action_id(self, node: int) -> str:
         return self._ids[node]
 
-    def csr(self, direction: str) -> Csr:
-        """Adjacency downstream ('out': source -> targets) or upstream ('in'), rebuilt when edges grew."""
-        cached = self._csr.get(direction)
-        if cached and cached[0] == len(self._src):
-            return cached[1]
-        src, dst = (
-            (self._src.view(), self._dst.view())
-            if direction == "out"
-            else (self._dst.view(), self._src.view())
-        )
-        order = np.argsort(src, kind="stable")
-        indptr = np.zeros(len(self) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src, minlength=len(self)), out=indptr[1:])
-        csr = Csr(indptr, dst[order].astype(np.int32), self._kind.view()[order])
-        self._csr[direction] = (len(self._src), csr)
-        return csr
-
     def downstream(self, node: int) -> list[tuple[int, EdgeKind]]:
         return self._neighbours(self.csr("out"), node)
 
@@ -215,38 +259,33 @@ class CausalGraph:
 
     def edge_set(self) -> set[tuple[str, str, EdgeKind]]:
         """Every edge by action ids: comparable between graphs whose node numbers differ."""
-        src, dst, kind = self._src.view().tolist(), self._dst.view().tolist(), self._kind.view().tolist()
+        src, dst, kind = (a.tolist() for a in self.all_edges())
         return {(self._ids[s], self._ids[d], CODE_KIND[k]) for s, d, k in zip(src, dst, kind, strict=True)}
 
     def dangling(self) -> dict[str, list[str]]:
         """Causes named but never seen, with the actions that named them."""
-        return {cause: [self._ids[n] for n in nodes] for cause, nodes in self._dangling.items()}
+        return {cause: [self._ids[n] for n, _ in waiting] for cause, waiting in self._dangling.items()}
 
     def stats(self) -> GraphStats:
-        return GraphStats(
-            len(self), Counter(self.edge_counts), self.cross_workflow_edges, len(self._dangling), self.nbytes
-        )
+        counts = np.bincount(self.all_edges()[2], minlength=8)
+        edges = Counter({kind: int(counts[code]) for kind, code in KIND_CODE.items() if counts[code]})
+        return GraphStats(len(self), edges, self.cross_workflow_edges, len(self._dangling), self.nbytes)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the index's arrays (CSR caches excluded: they are rebuilt on demand)."""
-        arrays = (self._workflow, self._commit_ts, self._src, self._dst, self._kind)
-        tables = (self._index, self._writer, self._span_owner)
-        return self._ids.nbytes + sum(a.nbytes for a in arrays) + sum(t.nbytes for t in tables)
+        arrays = sum(getattr(self, f"_{name}").nbytes for name in NODE_ARRAYS)
+        return self._ids.nbytes + self._index.nbytes + int(arrays)
 
     # -- checkpoint ---------------------------------------------------------------------------
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         blob, ends = self._ids.arrays()
-        counts = [self.edge_counts[k] for k in EdgeKind]
-        return {
+        arrays = {name: getattr(self, f"_{name}").view() for name in NODE_ARRAYS}
+        return arrays | {
             "id_blob": blob, "id_ends": ends,
             "index_keys": self._index.keys, "index_values": self._index.values,
-            "workflow": self._workflow.view(), "commit_ts": self._commit_ts.view(),
-            "src": self._src.view(), "dst": self._dst.view(), "kind": self._kind.view(),
-            "writer_keys": self._writer.keys, "writer_values": self._writer.values,
-            "span_keys": self._span_owner.keys, "span_values": self._span_owner.values,
-            "edge_counts": np.array([*counts, self.cross_workflow_edges], dtype=np.int64),
+            "cross": np.array([self.cross_workflow_edges], dtype=np.int64),
         }  # fmt: skip
 
     def small_state(self) -> dict[str, Any]:
@@ -258,26 +297,11 @@ class CausalGraph:
     def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]], small: dict[str, Any]) -> CausalGraph:
         g = cls()
         g._ids = StringStore.of(arrays["id_blob"], arrays["id_ends"])
-        g._index = _table(arrays["index_keys"], arrays["index_values"])
-        g._workflow, g._commit_ts = Growable.of(arrays["workflow"]), Growable.of(arrays["commit_ts"])
-        g._src, g._dst, g._kind = (
-            Growable.of(arrays["src"]),
-            Growable.of(arrays["dst"]),
-            Growable.of(arrays["kind"]),
-        )
-        g._writer = _table(arrays["writer_keys"], arrays["writer_values"])
-        g._span_owner = _table(arrays["span_keys"], arrays["span_values"])
-        *counts, cross = arrays["edge_counts"].tolist()
-        g.edge_counts = Counter({k: c for k, c in zip(EdgeKind, counts, strict=True) if c})
-        g.cross_workflow_edges = cross
-        g._dangling = {k: list(v) for k, v in small["dangling"].items()}
+        g._index = HashIndex.of(arrays["index_keys"], arrays["index_values"])
+        for name in NODE_ARRAYS:
+            setattr(g, f"_{name}", Growable.of(arrays[name]))
+        g.cross_workflow_edges = int(arrays["cross"][0])
+        g._dangling = {k: [(int(n), int(c)) for n, c in v] for k, v in small["dangling"].items()}
         g._compensation_events = dict(small["compensation_events"])
         g._collisions = dict(small["collisions"])
         return g
-
-
-def _table(keys: npt.NDArray[np.uint64], values: npt.NDArray[np.int32]) -> HashIndex:
-    table = HashIndex(len(keys))
-    table.keys, table.values = keys.copy(), values.copy()
-    table.size = int(np.count_nonzero(keys))
-    return table
