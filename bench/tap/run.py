@@ -94,7 +94,9 @@ def run_tap(settings: Settings, bootstrap: str, actions: int, records: int) -> R
     return Result("tap", records, actions, time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def run_raw_pipe(settings: Settings, bootstrap: str, topics: list[str], out_topic: str, records: int, actions: int) -> Result:
+def run_raw_pipe(
+    settings: Settings, bootstrap: str, topics: list[str], out_topic: str, records: int, actions: int
+) -> Result:
     """The baseline: every record copied as-is, in transactions with the consumed offsets."""
     producer = clients.producer(settings, bootstrap, transactional_id=f"raw-{uuid.uuid4().hex}")
     consumer: Consumer = clients.consumer(settings, bootstrap, f"raw-{uuid.uuid4().hex}")
@@ -130,7 +132,9 @@ def _commit(producer: Producer, consumer: Consumer, positions: dict[tuple[str, i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--transactions", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -139,7 +143,9 @@ def main() -> None:
     broker = None
     if not bootstrap:
         data = Path(tempfile.mkdtemp(prefix="rewind-bench-"))
-        broker = LocalBroker(LocalBrokerSettings(data_dir=data, port=free_port(), controller_port=free_port()))
+        broker = LocalBroker(
+            LocalBrokerSettings(data_dir=data, port=free_port(), controller_port=free_port())
+        )
         bootstrap = broker.start()
     try:
         unique = uuid.uuid4().hex[:8]
@@ -160,7 +166,9 @@ def main() -> None:
                 "topics": base.topics.model_copy(update={"journal": f"{unique}.journal.{i}"}),
                 "tap": base.tap.model_copy(update={"commit_interval_ms": COMMIT_INTERVAL_MS}),
             })  # fmt: skip
-            clients.ensure_topics(clients.admin(base, bootstrap), [settings.topics.journal], partitions=3, replication_factor=1)
+            clients.ensure_topics(
+                clients.admin(base, bootstrap), [settings.topics.journal], partitions=3, replication_factor=1
+            )
             raw_runs.append(run_raw_pipe(settings, bootstrap, sources, out, records, args.transactions))
             tap_runs.append(run_tap(settings, bootstrap, args.transactions, records))
         report(tap_runs, raw_runs, args.transactions, records)
@@ -176,7 +184,9 @@ def report(tap_runs: list[Result], raw_runs: list[Result], transactions: int, re
           f"3 partitions per topic, commit interval {COMMIT_INTERVAL_MS} ms, read_committed, median of {len(tap_runs)} rounds")  # fmt: skip
     print(f"{'pipeline':<10} {'records/s':>11} {'actions/s':>11} {'CPU µs/record':>14} {'wall s':>8}")
     for r in (tap, raw):
-        print(f"{r.name:<10} {r.records_per_s:>11,.0f} {r.actions_per_s:>11,.0f} {r.cpu_us_per_record:>14,.1f} {r.wall_s:>8.2f}")
+        print(
+            f"{r.name:<10} {r.records_per_s:>11,.0f} {r.actions_per_s:>11,.0f} {r.cpu_us_per_record:>14,.1f} {r.wall_s:>8.2f}"
+        )
     print(f"{'ratio':<10} {tap.records_per_s / raw.records_per_s:>11.2f} {'':>11} "
           f"{tap.cpu_us_per_record / raw.cpu_us_per_record:>14.2f}   (tap / raw pipe; target rate ratio >= 0.5)")  # fmt: skip
     print("all rounds (wall s): tap " + ", ".join(f"{r.wall_s:.2f}" for r in tap_runs)

@@ -35,15 +35,16 @@ def _gather(csr: Csr, frontier: IntArray, mask: int) -> tuple[IntArray, IntArray
 def reach_nodes(graph: CausalGraph, start: IntArray, direction: str, kinds: frozenset[EdgeKind]) -> IntArray:
     """The start nodes and every node reachable from them along edges of the given kinds, sorted."""
     csr, mask = graph.csr(direction), _mask(kinds)
-    seen = np.zeros(len(graph), dtype=bool)
-    seen[start] = True
-    frontier = np.unique(start)
+    seen = np.zeros(len(graph), dtype=bool)  # calloc'd: pages are touched only where the walk goes
+    frontier = np.unique(start).astype(np.int32)
+    seen[frontier] = True
+    parts = [frontier]
     while frontier.size:
         _, nbrs, _ = _gather(csr, frontier, mask)
-        nbrs = nbrs[~seen[nbrs]]
-        frontier = np.unique(nbrs)
+        frontier = np.unique(nbrs[~seen[nbrs]])
         seen[frontier] = True
-    return np.flatnonzero(seen).astype(np.int32)
+        parts.append(frontier)
+    return np.sort(np.concatenate(parts)).astype(np.int32)
 
 
 def closure_nodes(graph: CausalGraph, start: IntArray, *, widen_on_overwrites: bool = False) -> IntArray:
@@ -56,27 +57,40 @@ def undo_waves_nodes(
 ) -> list[IntArray]:
     """Reverse topological order in waves: every effect is undone in a wave before its cause's.
 
-    Kahn's algorithm, a wave at a time: a node is ready once all its effects inside the scope are
-    done. Actions within one wave do not depend on each other.
+    Kahn's algorithm, a wave at a time, in scope-local numbering (cost follows the scope, not the
+    graph): a node is ready once all its effects inside the scope are done. Actions within one wave do
+    not depend on each other.
     """
-    mask = _mask(kinds)
     scope = np.unique(scope).astype(np.int32)
-    in_scope = np.zeros(len(graph), dtype=bool)
-    in_scope[scope] = True
-    causes, effects, _ = _gather(graph.csr("out"), scope, mask)
-    pending = np.bincount(causes[in_scope[effects]], minlength=len(graph))  # effects not yet undone
-    upstream = graph.csr("in")
-    remaining = in_scope
+    causes, effects, _ = _gather(graph.csr("out"), scope, _mask(kinds))
+    cause_at, effect_at, inside = _local(scope, causes), _local(scope, effects), _members(scope, effects)
+    cause_at, effect_at = cause_at[inside], effect_at[inside]
+    pending = np.bincount(cause_at, minlength=len(scope))  # effects not yet undone, per cause
+    order = np.argsort(effect_at, kind="stable")
+    causes_by_effect, effect_sorted = cause_at[order], effect_at[order]
+    remaining = np.ones(len(scope), dtype=bool)
     waves: list[IntArray] = []
     while remaining.any():
-        wave = np.flatnonzero(remaining & (pending == 0)).astype(np.int32)
+        wave = np.flatnonzero(remaining & (pending == 0))
         if wave.size == 0:
-            raise CycleError(_find_cycle(graph, np.flatnonzero(remaining).astype(np.int32), kinds))
-        waves.append(wave)
+            raise CycleError(_find_cycle(graph, scope[remaining], kinds))
+        waves.append(scope[wave])
         remaining[wave] = False
-        _, released, _ = _gather(upstream, wave, mask)
-        np.subtract.at(pending, released[in_scope[released]], 1)
+        lo, hi = np.searchsorted(effect_sorted, wave), np.searchsorted(effect_sorted, wave, side="right")
+        lengths = hi - lo
+        released = causes_by_effect[
+            np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        ]
+        np.subtract.at(pending, released, 1)
     return waves
+
+
+def _local(scope: IntArray, nodes: IntArray) -> npt.NDArray[np.intp]:
+    return np.minimum(np.searchsorted(scope, nodes), len(scope) - 1)
+
+
+def _members(scope: IntArray, nodes: IntArray) -> npt.NDArray[np.bool_]:
+    return scope[_local(scope, nodes)] == nodes if len(scope) else np.zeros(len(nodes), dtype=bool)
 
 
 def _find_cycle(graph: CausalGraph, nodes: IntArray, kinds: frozenset[EdgeKind]) -> list[str]:

@@ -20,6 +20,7 @@ from processor.graph import store
 from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
+from processor.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class GraphBuilder:
 
     def run(self, stop: threading.Event) -> store.Checkpoint:
         checkpoint = store.load_or_empty(self.path, self.topic)
+        tune_gc()
         logger.info(
             "graph: resumed %d actions from %s at offsets %s",
             len(checkpoint.graph),

@@ -14,7 +14,6 @@ Any abortable error aborts the transaction and starts a new session from committ
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -29,6 +28,7 @@ from processor.journal.serde import deserialize, journal_key, serialize
 from processor.kafka import clients
 from processor.metrics import Metrics
 from processor.model import JournalEntry
+from processor.runtime import tune_gc
 from processor.tap.core import DeadLetter, TapCore, TapOutput
 from processor.tap.records import SourceRecord
 
@@ -60,15 +60,6 @@ def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, str | bytes | None]
         "source.offset": str(r.offset),
     }
     return [*((k, v or b"") for k, v in r.headers), *((DLQ_PREFIX + k, v.encode()) for k, v in ours.items())]
-
-
-def tune_gc() -> None:
-    """The tap keeps many long-lived objects (open transactions, the dedupe index): with CPython's
-    default thresholds the cyclic collector rescans them over and over (a quarter of the tap's CPU in
-    bench/tap). Freeze what start-up built and collect the young generation less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 @dataclass
