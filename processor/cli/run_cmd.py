@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -9,6 +10,8 @@ from rich.table import Table
 
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
 from processor.cli.tap_cmd import FILE, catalog_from, has_sources, run_tap
+from processor.config import Settings
+from processor.graph.runner import GraphBuilder
 from processor.kafka import cluster
 from processor.kafka.selfcheck import transactional_round_trip
 from processor.metrics import Metrics
@@ -33,10 +36,14 @@ def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_br
     with cluster.connect(settings, keep_local_broker=keep_broker) as bootstrap:
         ctx.out.print(f"cluster: {bootstrap}")
         ensure_own_topics(ctx, settings, bootstrap)
+        metrics.component_started("processor")
         server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
         if server:
             ctx.out.print(f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
-        metrics.component_started("processor")
+        graph = threading.Thread(
+            target=run_graph, args=(ctx, settings, bootstrap, metrics, stop), name="graph"
+        )
+        graph.start()
         try:
             if has_sources(settings):
                 run_tap(ctx, settings, bootstrap, catalog_from(ctx, catalog_file), metrics, stop)
@@ -44,10 +51,23 @@ def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_br
                 ctx.out.print("tap: idle (no source topics configured)")
                 stop.wait()
         finally:
+            stop.set()
+            graph.join()
             metrics.component_stopped("processor")
             if server:
                 server.shutdown()
     ctx.out.print("stopped")
+
+
+def run_graph(
+    ctx: Context, settings: Settings, bootstrap: str, metrics: Metrics, stop: threading.Event
+) -> None:
+    ctx.out.print(f"graph: {settings.topics.journal} -> {settings.graph.checkpoint_path}")
+    metrics.component_started("graph")
+    try:
+        GraphBuilder(settings, bootstrap, metrics).run(stop)
+    finally:
+        metrics.component_stopped("graph")
 
 
 @click.command("demo")

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,7 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
             "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "REWIND_METRICS_PORT": str(port),
             "REWIND_TOPICS__JOURNAL": f"journal.{port}",
+            "REWIND_GRAPH__CHECKPOINT_PATH": str(tmp_path / "graph.npz"),
         }
     )
     proc = subprocess.Popen(
@@ -100,8 +102,14 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
                 break
         import urllib.request
 
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        deadline = time.monotonic() + 20  # a probe polls: the graph builder comes up in its own thread
+        while True:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            if 'component="graph"} 1.0' in body or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert 'rewind_component_up{component="processor"} 1.0' in body
+        assert 'rewind_component_up{component="graph"} 1.0' in body
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status == 200
         assert any(f"cluster: {kafka_bootstrap}" in line for line in lines)
@@ -110,3 +118,4 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped" in out
+    assert (tmp_path / "graph.npz").is_file(), "the graph builder checkpoints when it stops"
