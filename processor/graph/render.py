@@ -70,14 +70,15 @@ def to_json(graph: CausalGraph, scope: set[str], entries: dict[str, JournalEntry
 
 def to_dot(graph: CausalGraph, scope: set[str], entries: dict[str, JournalEntry]) -> str:
     styles = {"caused_by": "solid", "overwrites": "dashed", "compensates": "dotted"}
-    lines = ["digraph rewind {", "  rankdir=LR;", '  node [shape=box, fontsize=10, fontname="Helvetica"];']
+    lines = ["digraph rewind {", "  rankdir=LR;", '  node [shape=box, fontsize=10, fontname="Helvetica"];',
+             '  edge [fontsize=9, fontname="Helvetica"];']  # fmt: skip
     data = to_json(graph, scope, entries)
     for n in data["nodes"]:
-        text = (
-            n["id"]
-            if "action_type" not in n
-            else f"{n['action_type']}\\n{n['id']}\\n{n['reversibility'].lower()}"
+        # Real newlines: json.dumps writes them as \n, which DOT reads as a line break.
+        parts = (
+            [n["id"]] if "action_type" not in n else [n["action_type"], n["id"], n["reversibility"].lower()]
         )
+        text = "\n".join(parts)
         lines.append(f"  {json.dumps(n['id'])} [label={json.dumps(text)}];")
     for e in data["edges"]:
         lines.append(f"  {json.dumps(e['source'])} -> {json.dumps(e['target'])} "

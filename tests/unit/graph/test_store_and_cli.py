@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,7 @@ def test_export_json_and_dot_of_a_scope(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     dot = out.read_text()
     assert dot.startswith("digraph rewind") and '"order-1" -> "pay-1"' in dot and "order-2" not in dot
+    assert r'"pay-1" [label="PaymentCaptured\npay-1\nunclassified"]' in dot  # \n: a line break to DOT
 
 
 def test_image_export_without_graphviz_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,3 +111,16 @@ def test_without_source_or_checkpoint_says_what_to_do(
 
 def test_empty_graph_has_nothing_dangling() -> None:
     assert CausalGraph().dangling() == {} and len(CausalGraph()) == 0
+
+
+def test_svg_and_png_through_graphviz(tmp_path: Path) -> None:
+    if shutil.which("dot") is None:
+        pytest.fail("Graphviz is not installed: scripts/bootstrap.sh installs it (apt-get install graphviz)")
+    capture = _capture(tmp_path)
+    for fmt in ("svg", "png"):
+        out = tmp_path / f"scope.{fmt}"
+        result = CliRunner().invoke(main, ["graph", "export", "--capture", str(capture), "--action", "order-1",
+                                           "--format", fmt, "--out", str(out)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        data = out.read_bytes()
+        assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data and b"PaymentCaptured" in data
