@@ -105,6 +105,33 @@ def build(ctx: Context, duration: float | None) -> None:
     ctx.out.print(f"graph: {len(checkpoint.graph)} actions checkpointed to {settings.graph.checkpoint_path}")
 
 
+@graph_group.command("stats")
+@with_sources
+@click.option(
+    "--dangling", "show_dangling", type=int, default=20, show_default=True, help="Causes never seen to list."
+)
+@pass_context
+def stats(
+    ctx: Context,
+    capture: Path | None,
+    journal_dump: Path | None,
+    catalog_file: Path | None,
+    show_dangling: int,
+) -> None:
+    """Nodes, edges by kind, cross-workflow causes, and causes named but never seen."""
+    graph, _ = load_graph(ctx, capture, journal_dump, catalog_file)
+    s = graph.stats()
+    edges = ", ".join(f"{k.value} {v:,}" for k, v in sorted(s.edges.items())) or "none"
+    ctx.out.print(
+        f"actions: {s.nodes:,}   edges: {edges}   cross-workflow causes: {s.cross_workflow_edges:,}"
+    )
+    ctx.out.print(
+        f"index: {s.bytes / max(s.nodes, 1):,.0f} bytes/action   causes never seen: {s.dangling_references:,}"
+    )
+    for cause, waiting in list(graph.dangling().items())[:show_dangling]:
+        ctx.out.print(f"  {cause}  named by {', '.join(waiting[:5])}{' ...' if len(waiting) > 5 else ''}")
+
+
 @graph_group.command("export")
 @with_sources
 @click.option("--action", "actions", multiple=True, help="Scope around these actions (repeat); default: all.")

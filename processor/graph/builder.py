@@ -80,6 +80,9 @@ class CausalGraph:
         self._s_span, self._s_node = Growable(np.uint64), Growable(np.int32)  # every traced action
         self._dangling: dict[str, list[tuple[int, int]]] = {}  # id not seen yet -> [(waiting node, kind)]
         self._compensation_events: dict[str, int] = {}  # rewind's event id -> the action it undoes
+        # Only an action that resolves dangling references gains edges to older nodes: the one place a
+        # cycle can close. They are checked by ``new_cycles`` instead of scanning the whole graph.
+        self._resolved: list[int] = []
         self.cross_workflow_edges = 0
         self._derived: tuple[int, EdgeArrays] | None = None
         self._csr: dict[str, tuple[int, Csr]] = {}
@@ -106,9 +109,17 @@ class CausalGraph:
         for entity in entry.entities:
             self._w_entity.append(key64(entity))
             self._w_node.append(node)
-        for waiting, code in self._dangling.pop(entry.action_id, []):
+        waiting_list = self._dangling.pop(entry.action_id, [])
+        for waiting, code in waiting_list:
             added += self._edge(node, waiting, CODE_KIND[code], made)
+        if waiting_list:
+            self._resolved.append(node)
         return added
+
+    def take_resolved(self) -> list[int]:
+        """Nodes that linked late references since the last call: where new cycles could be."""
+        resolved, self._resolved = self._resolved, []
+        return resolved
 
     def note_compensation(self, event_id: str, compensated_action_id: str) -> None:
         """Rewind emitted ``event_id`` to undo that action: what it causes compensates the action."""

@@ -85,6 +85,23 @@ def undo_waves_nodes(
     return waves
 
 
+def new_cycles(graph: CausalGraph, kinds: frozenset[EdgeKind] = CAUSAL) -> list[list[str]]:
+    """Causal cycles closed since the last call, each as the sorted actions on it."""
+    cycles: list[list[str]] = []
+    covered: set[int] = set()
+    for node in graph.take_resolved():
+        if node in covered:
+            continue
+        start = np.array([node], dtype=np.int32)
+        down, up = reach_nodes(graph, start, "out", kinds), reach_nodes(graph, start, "in", kinds)
+        # Other nodes reachable both ways from it lie on a cycle with it (an edge never loops to itself).
+        both = np.intersect1d(down, up)
+        if both.size > 1:
+            covered.update(both.tolist())
+            cycles.append(sorted(graph.action_id(int(n)) for n in both))
+    return cycles
+
+
 def _local(scope: IntArray, nodes: IntArray) -> npt.NDArray[np.intp]:
     return np.minimum(np.searchsorted(scope, nodes), len(scope) - 1)
 

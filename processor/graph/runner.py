@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from processor.config import Settings
 from processor.errors import KafkaError, SchemaError
 from processor.graph import store
+from processor.graph.queries import new_cycles
 from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
@@ -92,6 +93,12 @@ class GraphBuilder:
             checkpoint.offsets[partition] = offset + 1
 
     def _save(self, checkpoint: store.Checkpoint) -> None:
+        for cycle in new_cycles(checkpoint.graph):
+            logger.error(
+                "graph: causal cycle among %d actions (a data error): %s", len(cycle), ", ".join(cycle[:20])
+            )
+            if self.metrics:
+                self.metrics.cycle_detected()
         checkpoint.written_at = self.clock()
         store.save(self.path, checkpoint)
         logger.info(

@@ -247,3 +247,20 @@ def test_property_the_graph_does_not_depend_on_arrival_order(
     shuffled = build(*entries)
     assert shuffled.edge_set() == baseline.edge_set()
     assert shuffled.dangling() == baseline.dangling() == {}
+
+
+def test_a_cycle_closed_by_a_late_cause_is_found_once() -> None:
+    from processor.graph.queries import new_cycles
+
+    g = build(action("a"), action("b", causes=("a",)))
+    assert new_cycles(g) == []
+    g.add(action("c", causes=("b",)))
+    g.add(action("x", causes=("later",)))  # waits for 'later'
+    assert new_cycles(g) == []
+    g.add(action("d", causes=("c",)))
+    g.add(action("later"))  # resolves x: no cycle
+    assert new_cycles(g) == []
+    g.add(action("e", causes=("late-2",)))
+    g.add(action("late-2", causes=("e",)))  # e <-> late-2
+    assert new_cycles(g) == [["e", "late-2"]]
+    assert new_cycles(g) == []

@@ -124,3 +124,15 @@ def test_svg_and_png_through_graphviz(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         data = out.read_bytes()
         assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data and b"PaymentCaptured" in data
+
+
+def test_stats_reports_edges_and_causes_never_seen(tmp_path: Path) -> None:
+    capture = _capture(tmp_path)
+    with capture.open("a") as f:
+        f.write(json.dumps({"topic": "outbox.event.order", "partition": 0, "offset": 9, "ts": 1,
+                            "headers": ["id", "orphan", "eventType", "T", "causationId", "ghost-1"],
+                            "key": '"1"', "payload": '"{}"'}) + "\n")  # fmt: skip
+    result = CliRunner().invoke(main, ["graph", "stats", "--capture", str(capture)])
+    assert result.exit_code == 0, result.output
+    assert "actions: 5" in result.output and "caused_by 2" in result.output
+    assert "causes never seen: 1" in result.output and "ghost-1  named by orphan" in result.output
