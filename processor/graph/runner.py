@@ -21,7 +21,7 @@ from processor.graph.queries import new_cycles
 from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
-from processor.runtime import tune_gc
+from processor.runtime import release_free_memory, tune_gc
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class GraphBuilder:
     def run(self, stop: threading.Event) -> store.Checkpoint:
         checkpoint = store.load_or_empty(self.path, self.topic)
         tune_gc()
+        release_free_memory()
         logger.info(
             "graph: resumed %d actions from %s at offsets %s",
             len(checkpoint.graph),
@@ -101,6 +102,7 @@ class GraphBuilder:
                 self.metrics.cycle_detected()
         checkpoint.written_at = self.clock()
         store.save(self.path, checkpoint)
+        release_free_memory()
         logger.info(
             "graph: checkpoint of %d actions at offsets %s", len(checkpoint.graph), checkpoint.offsets
         )

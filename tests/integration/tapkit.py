@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from processor.config import Settings, TapSettings, TopicSettings
 from processor.journal.serde import deserialize
@@ -114,24 +114,41 @@ def produce(bootstrap: str, topics: TapTopics, records: list[SourceRecord]) -> N
     producer.flush(30)
 
 
-def read_journal(bootstrap: str, topic: str, expect: int, timeout_s: float = 120) -> list[JournalEntry]:
-    """Every committed journal entry, waiting until at least ``expect`` arrived (or the time is up)."""
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    partitions: int = 3,
+    expect: int = 0,
+    timeout_s: float = 120,
+    read_committed: bool = True,
+) -> list[Message]:
+    """Every record of the topic from the start (in partition order within each partition), waiting
+    until at least ``expect`` arrived and the topic has been quiet for 3 s, or the time is up."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}", "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "enable.auto.commit": False,
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted", "enable.auto.commit": False,
     })  # fmt: skip
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
-    entries: list[JournalEntry] = []
-    deadline = time.monotonic() + timeout_s
-    quiet_since = time.monotonic()
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    records: list[Message] = []
+    deadline = quiet_since = time.monotonic()
+    deadline += timeout_s
     while time.monotonic() < deadline:
         batch = consumer.consume(500, timeout=0.5)
         for msg in batch:
             assert msg.error() is None, msg.error()
-            entries.append(deserialize(msg.value() or b""))
+        records += batch
         if batch:
             quiet_since = time.monotonic()
-        elif len(entries) >= expect and time.monotonic() - quiet_since > 3:
+        elif len(records) >= expect and time.monotonic() - quiet_since > 3:
             break
     consumer.close()
-    return entries
+    return records
+
+
+def read_journal(bootstrap: str, topic: str, expect: int, timeout_s: float = 120) -> list[JournalEntry]:
+    """Every committed journal entry, waiting until at least ``expect`` arrived (or the time is up)."""
+    return [
+        deserialize(m.value() or b"")
+        for m in read_topic(bootstrap, topic, expect=expect, timeout_s=timeout_s)
+    ]

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections import Counter
-
-from confluent_kafka import Consumer, TopicPartition
 
 from processor.config import Settings
 from processor.rollback.catalog import Catalog
 from processor.tap.core import TapCore
 from processor.tap.records import SourceRecord
 from processor.tap.runner import TapRunner
-from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, transaction
+from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, read_topic, transaction
 from tests.unit.tap.builders import OUTBOX_TOPIC
 
 
@@ -51,7 +47,7 @@ def test_interleaved_transactions_become_exactly_the_expected_actions(
         assert tables == (["notes", "orders"] if (tx - 1000) % 3 == 0 else ["orders"]), e.action_id
         assert e.complete and e.tx_id == str(tx) and e.correlation_id == f"wf-{tx}"
 
-    dead = _read_all(kafka_bootstrap, topics.deadletter)
+    dead = read_topic(kafka_bootstrap, topics.deadletter, expect=1)
     assert len(dead) == 1
     headers = dict(dead[0].headers() or [])
     assert headers["rewind.dlq.reason"] == b"bad_json"
@@ -109,15 +105,3 @@ def test_outbox_without_transaction_metadata_journals_each_event(kafka_bootstrap
     thread.join(30)
     assert sorted(e.action_id for e in entries) == ["evt-7", "evt-8"]
     assert all(e.changes == () for e in entries)
-
-
-def _read_all(bootstrap: str, topic: str) -> list:  # type: ignore[type-arg]
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "isolation.level": "read_committed"}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
-    out, deadline = [], time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out += [m for m in consumer.consume(100, timeout=0.5) if m.error() is None]
-    consumer.close()
-    return out

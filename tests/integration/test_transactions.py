@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
-
 from processor.config import Settings
 from processor.kafka import clients
 from processor.kafka.selfcheck import transactional_round_trip
 from processor.schemas import SchemaName, decode, encode
+from tests.integration.tapkit import read_topic
 from tests.unit import samples
-
-
-def _drain(consumer: Consumer, topic: str, expect: int, max_polls: int = 40) -> list[bytes]:
-    """Read partition 0 from the start until `expect` values arrived and the partition is drained."""
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-    idle = 0
-    for _ in range(max_polls):
-        msg = consumer.poll(0.5)
-        if msg is None:
-            idle += 1
-            if len(values) >= expect and idle >= 3:
-                break
-            continue
-        idle = 0
-        assert msg.error() is None, msg.error()
-        values.append(msg.value() or b"")
-    consumer.close()
-    return values
 
 
 def _setup(settings: Settings, topic: str) -> None:
@@ -55,8 +35,10 @@ def test_committed_transaction_is_read_once_with_its_avro_intact(settings: Setti
         )
     producer.commit_transaction(30)
 
-    consumer = clients.consumer(settings, bootstrap, f"g-{uuid.uuid4().hex}", read_committed=True)
-    read = [decode(v, SchemaName.JOURNAL_ENTRY) for v in _drain(consumer, topic, expect=5)]
+    read = [
+        decode(m.value() or b"", SchemaName.JOURNAL_ENTRY)
+        for m in read_topic(bootstrap, topic, partitions=1, expect=5)
+    ]
     assert [r["action_id"] for r in read] == [f"action-{i}" for i in range(5)]
     assert read[0]["changes"][1]["before_complete"] is False
     assert read[0]["trace"]["trace_id"] == samples.journal_entry()["trace"]["trace_id"]
@@ -76,13 +58,11 @@ def test_aborted_transaction_is_never_seen_by_read_committed(settings: Settings,
     producer.produce(topic, value=b"committed-0")
     producer.commit_transaction(30)
 
-    committed_view = _drain(clients.consumer(settings, bootstrap, f"g-{uuid.uuid4().hex}"), topic, 1)
+    committed_view = [m.value() for m in read_topic(bootstrap, topic, partitions=1, expect=1)]
     assert committed_view == [b"committed-0"]
     # The aborted records did reach the log: an uncommitted reader sees them, so the check above
     # is about isolation, not about records that were never written.
-    raw_view = _drain(
-        clients.consumer(settings, bootstrap, f"g-{uuid.uuid4().hex}", read_committed=False), topic, 4
-    )
+    raw_view = [m.value() for m in read_topic(bootstrap, topic, partitions=1, expect=4, read_committed=False)]
     assert raw_view == [b"aborted-0", b"aborted-1", b"aborted-2", b"committed-0"]
 
 
