@@ -73,9 +73,7 @@ class _OpenTx:
     events: list[OutboxMessage] = field(default_factory=list)
     end: TxBoundary | None = None
     closed: bool = False
-
-    def connector(self) -> str | None:
-        return next((r.position.connector for r in self.rows if r.position.connector), None)
+    row_identities: set[str] = field(default_factory=set)
 
     def is_complete(self, settings: TapSettings) -> bool:
         if self.end is None:
@@ -153,7 +151,8 @@ class Assembler:
 
     def _add_change(self, change: ChangeEvent, now_ms: int) -> list[JournalEntry]:
         row = change.row
-        if row.identity in self.dedupe:
+        identity = row.identity  # canonical JSON of the key: computed once per row
+        if identity in self.dedupe:
             self.stats.duplicates += 1
             return []
         if change.tx_id is None or not self.group_transactions:
@@ -161,9 +160,10 @@ class Assembler:
         if self._journaled_tx(change.tx_id):  # a straggler after its transaction timed out
             return self._emit_alone(rows=[row], message=None, now_ms=now_ms, complete=False)
         tx = self._tx(change.tx_id, now_ms)
-        if any(r.identity == row.identity for r in tx.rows):
+        if identity in tx.row_identities:
             self.stats.duplicates += 1
             return []
+        tx.row_identities.add(identity)
         tx.rows.append(row)
         self._hold(row.position, tx)
         return self._close_if_complete(tx, now_ms)
