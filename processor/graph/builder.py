@@ -85,6 +85,7 @@ class CausalGraph:
         self._resolved: list[int] = []
         self.cross_workflow_edges = 0
         self._derived: tuple[int, EdgeArrays] | None = None
+        self._all: tuple[int, EdgeArrays] | None = None
         self._csr: dict[str, tuple[int, Csr]] = {}
 
     # -- building -----------------------------------------------------------------------------
@@ -169,14 +170,17 @@ class CausalGraph:
         return len(self._src) + len(self._w_node) + len(self._s_node)
 
     def all_edges(self) -> EdgeArrays:
-        """Stored and derived edges, each once: sources, targets, kind codes."""
+        """Stored and derived edges, each once: sources, targets, kinds (cached until the graph grows)."""
+        if self._all is not None and self._all[0] == self._version():
+            return self._all[1]
         d_src, d_dst, d_kind = self._derived_edges()
         src = np.concatenate([self._src.view(), d_src])
         dst = np.concatenate([self._dst.view(), d_dst])
         kind = np.concatenate([self._kind.view(), d_kind])
         packed = (src.astype(np.int64) << 34) | (dst.astype(np.int64) << 3) | kind.astype(np.int64)
         _, first = np.unique(packed, return_index=True)
-        return src[first], dst[first], kind[first]
+        self._all = (self._version(), (src[first], dst[first], kind[first]))
+        return self._all[1]
 
     def _derived_edges(self) -> EdgeArrays:
         if self._derived is not None and self._derived[0] == self._version():

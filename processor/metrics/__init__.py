@@ -80,14 +80,16 @@ class Metrics:
 
     # -- graph --------------------------------------------------------------------------------------
 
-    def graph_state(self, stats: GraphStats, checkpoint_age_s: float) -> None:
+    def graph_state(self, stats: GraphStats) -> None:
         self._nodes.set(stats.nodes)
         for kind, count in stats.edges.items():
             self._edges.labels(kind.value).set(count)
         self._dangling.set(stats.dangling_references)
         self._cross.set(stats.cross_workflow_edges)
-        self._checkpoint_age.set(checkpoint_age_s)
         self._graph_bytes.set(stats.bytes)
+
+    def graph_checkpoint_age(self, seconds: float) -> None:
+        self._checkpoint_age.set(seconds)
 
     def cycle_detected(self) -> None:
         self._cycles.inc()
