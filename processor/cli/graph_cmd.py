@@ -19,13 +19,12 @@ from processor.graph.queries import ancestors, closure, descendants
 from processor.graph.runner import GraphBuilder
 from processor.journal.serde import from_json_view
 from processor.kafka import cluster
+from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
 from processor.model import JournalEntry
 from processor.rollback.catalog import Catalog
-from processor.tap.core import TapCore, capture_has_tx_metadata
-from processor.tap.offline import run_capture
-from processor.tap.records import read_capture
+from processor.tap.offline import open_capture
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,9 +69,8 @@ def _entries(
     settings: Settings, capture: Path | None, dump: Path | None, catalog: Catalog
 ) -> list[JournalEntry]:
     if capture:
-        group = capture_has_tx_metadata(read_capture(capture))
-        core = TapCore(settings, catalog, group_transactions=group)
-        return [e for out in run_capture(core, read_capture(capture)) for e in out.entries]
+        _, outputs = open_capture(settings, catalog, capture, registry_lookup(settings))
+        return [e for out in outputs for e in out.entries]
     if dump:
         lines = dump.read_text(encoding="utf-8").splitlines()
         return [from_json_view(json.loads(line)) for line in lines if line.strip()]

@@ -16,9 +16,8 @@ from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
 from processor.rollback.catalog import Catalog, load_catalog
-from processor.tap.core import TapCore, capture_has_tx_metadata
-from processor.tap.offline import run_capture
-from processor.tap.records import read_capture
+from processor.tap.core import TapCore
+from processor.tap.offline import open_capture
 from processor.tap.runner import TapRunner, source_topics
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -39,14 +38,10 @@ def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
 @pass_context
 def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     """Print the journal entries a capture yields, one JSON object per line; dead letters go to stderr."""
-    core = TapCore(
-        ctx.settings,
-        catalog_from(ctx, catalog_file),
-        group_transactions=capture_has_tx_metadata(read_capture(capture)),
-        lookup=registry_lookup(ctx.settings),
-    )
+    catalog = catalog_from(ctx, catalog_file)
+    core, outputs = open_capture(ctx.settings, catalog, capture, registry_lookup(ctx.settings))
     entries = dead = 0
-    for out in run_capture(core, read_capture(capture)):
+    for out in outputs:
         for entry in out.entries:
             click.echo(json.dumps(to_json_view(entry), sort_keys=False))
             entries += 1

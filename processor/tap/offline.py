@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-from processor.tap.core import TapCore, TapOutput
-from processor.tap.records import SourceRecord
+from processor.config import Settings
+from processor.rollback.catalog import Catalog
+from processor.tap.core import TapCore, TapOutput, capture_has_tx_metadata
+from processor.tap.decoding import SchemaLookup
+from processor.tap.records import SourceRecord, read_capture
 
 
 def run_capture(core: TapCore, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:
@@ -16,3 +20,14 @@ def run_capture(core: TapCore, records: Iterable[SourceRecord]) -> Iterator[TapO
         yield core.process(record, now)
         yield core.tick(now)
     yield core.finish(now)
+
+
+def open_capture(
+    settings: Settings, catalog: Catalog, path: Path, lookup: SchemaLookup | None = None
+) -> tuple[TapCore, Iterator[TapOutput]]:
+    """The tap core set up for a capture file (grouping by transaction when it holds BEGIN/END), and
+    the outputs it yields over the file."""
+    core = TapCore(
+        settings, catalog, group_transactions=capture_has_tx_metadata(read_capture(path)), lookup=lookup
+    )
+    return core, run_capture(core, read_capture(path))
