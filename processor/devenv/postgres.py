@@ -127,13 +127,12 @@ class LocalPostgres:
             "-U", self.settings.user, "-d", "postgres", "-tAc",
         ]  # fmt: skip
         env_pw = {"PGPASSWORD": self.settings.password.get_secret_value()}
-        exists = _run_env(
-            # The name is an identifier by the settings' pattern, so quoting it here is safe.
-            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{self.settings.database}'"],  # noqa: S608
-            env_pw,
-        )
-        if exists.strip() != "1":
-            _run_env([*psql, f'CREATE DATABASE "{self.settings.database}"'], env_pw)
+        # The name is an identifier by the settings' pattern, so quoting it here is safe.
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.settings.database}'"  # noqa: S608
+        if run_checked([*psql, query], f"{COMPONENT} psql", extra_env=env_pw).strip() != "1":
+            run_checked(
+                [*psql, f'CREATE DATABASE "{self.settings.database}"'], f"{COMPONENT} psql", extra_env=env_pw
+            )
 
     def running_pid(self) -> int | None:
         return self.daemon.running_pid()
@@ -141,10 +140,3 @@ class LocalPostgres:
     def stop(self) -> bool:
         # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
         return self.daemon.stop(sig=signal.SIGINT)
-
-
-def _run_env(cmd: list[str], extra_env: dict[str, str]) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **extra_env}, check=False)
-    if result.returncode != 0:
-        raise LocalServiceError(f"{COMPONENT}: psql failed: {result.stderr.strip()[-500:]}")
-    return result.stdout

@@ -226,8 +226,11 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def run_checked(cmd: Sequence[str], component: str, hint: str | None = None) -> str:
-    result = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+def run_checked(
+    cmd: Sequence[str], component: str, hint: str | None = None, extra_env: Mapping[str, str] | None = None
+) -> str:
+    env = {**os.environ, **extra_env} if extra_env else None
+    result = subprocess.run(list(cmd), capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise LocalServiceError(
             f"{component}: `{' '.join(cmd[:3])} ...` failed:\n{(result.stderr or result.stdout)[-2000:]}",
