@@ -86,6 +86,7 @@ class CausalGraph:
         self.cross_workflow_edges = 0
         self._derived: tuple[int, EdgeArrays] | None = None
         self._all: tuple[int, EdgeArrays] | None = None
+        self._writes: tuple[int, tuple[npt.NDArray[np.uint64], IntArray]] | None = None
         self._csr: dict[str, tuple[int, Csr]] = {}
 
     # -- building -----------------------------------------------------------------------------
@@ -200,11 +201,25 @@ class CausalGraph:
         """Sort members by group, then commit time, then id key (the same in every arrival order)."""
         return np.lexsort((self._idkey.view()[nodes], self._commit_ts.view()[nodes], groups))
 
-    def _overwrite_chain(self) -> tuple[IntArray, IntArray]:
-        """Per entity, each writer -> the next one."""
+    def _writes_sorted(self) -> tuple[npt.NDArray[np.uint64], IntArray]:
+        """Every write as (entity key, node), by entity, then commit order (cached per version)."""
+        if self._writes is not None and self._writes[0] == self._version():
+            return self._writes[1]
         entity, node = self._w_entity.view(), self._w_node.view()
         order = self._order(entity, node)
-        e, n = entity[order], node[order]
+        self._writes = (self._version(), (entity[order], node[order]))
+        return self._writes[1]
+
+    def writers(self, entity: str) -> IntArray:
+        """Every action that wrote the entity ('table:key'), in commit order."""
+        entities, nodes = self._writes_sorted()
+        key = np.uint64(key64(entity))
+        lo, hi = np.searchsorted(entities, key), np.searchsorted(entities, key, side="right")
+        return nodes[lo:hi]
+
+    def _overwrite_chain(self) -> tuple[IntArray, IntArray]:
+        """Per entity, each writer -> the next one."""
+        e, n = self._writes_sorted()
         chain = (e[:-1] == e[1:]) & (n[:-1] != n[1:])
         return n[:-1][chain], n[1:][chain]
 

@@ -21,11 +21,18 @@ def test_mechanisms_map_to_reversibility(tmp_path: Path) -> None:
             tmp_path,
             """
 actions:
-  OrderPlaced: {mechanism: compensate, topic: orders.commands}
+  OrderPlaced:
+    mechanism: compensate
+    topic: orders.commands
+    event_type: CancelOrder
+    key: "{payload.order_id}"
+    payload: {order_id: "{payload.order_id}", note: "undo {action.action_id}"}
   PriceApplied:
     mechanism: restore
     requires_approval: true
-  EmailSent: {mechanism: irreversible}
+    topic: orders.commands
+    fields: [price]
+  EmailSent: {mechanism: irreversible, topic: ops.notify, text: "mail to {payload.to}"}
 """,
         )
     )
@@ -34,15 +41,31 @@ actions:
     assert catalog.reversibility("EmailSent") is Reversibility.IRREVERSIBLE
     assert catalog.reversibility("Unknown") is Reversibility.UNCLASSIFIED
     spec = catalog.actions["PriceApplied"]
-    assert spec.mechanism is Mechanism.RESTORE and spec.requires_approval and spec.line == 4
-    assert catalog.actions["OrderPlaced"].options == {"topic": "orders.commands"}
+    assert spec.mechanism is Mechanism.RESTORE and spec.requires_approval and spec.line == 9
+    order = catalog.actions["OrderPlaced"]
+    assert (order.topic, order.event_type, order.key) == (
+        "orders.commands",
+        "CancelOrder",
+        "{payload.order_id}",
+    )
+    assert spec.fields == ("price",) and spec.tables == ()
 
 
 @pytest.mark.parametrize(
     ("text", "line", "field"),
     [
-        ("actions:\n  A: {mechanism: compensate}\n  B:\n    mechanism: undo\n", 4, "B.mechanism"),
-        ("actions:\n  A:\n    mechanism: restore\n    requires_approval: maybe\n", 3, "A.requires_approval"),
+        ("actions:\n  A: {mechanism: irreversible}\n  B:\n    mechanism: undo\n", 4, "B.mechanism"),
+        ("actions:\n  A:\n    mechanism: restore\n    requires_approval: maybe\n", 4, "A.requires_approval"),
+        ("actions:\n  A:\n    mechanism: restore\n", 2, "A.topic"),
+        ("actions:\n  A:\n    mechanism: compensate\n    topic: t\n    event_type: E\n", 2, "A.payload"),
+        ("actions:\n  A:\n    mechanism: restore\n    topic: t\n    refund: yes\n", 5, "A.refund"),
+        ("actions:\n  A:\n    mechanism: restore\n    topic: t\n    fields: price\n", 5, "A.fields"),
+        (
+            "actions:\n  A:\n    mechanism: compensate\n    topic: t\n    event_type: E\n"
+            "    payload: {x: '{paylod.amount}'}\n",
+            6,
+            "A.payload",
+        ),
         ("actions:\n  A: restore\n", 2, "A"),
         ("actions: [1, 2]\n", 1, "actions"),
     ],

@@ -19,7 +19,10 @@ def test_decode_prints_one_entry_per_line_with_the_promised_fields(tmp_path: Pat
         f.write(json.dumps({"topic": "shop.public.orders", "partition": 0, "offset": 99, "ts": 1, "headers": [],
                             "key": '{"id":1}', "payload": "{oops"}) + "\n")  # fmt: skip
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text("actions:\n  OrderPlaced: {mechanism: compensate}\n")
+    catalog.write_text(
+        "actions:\n  OrderPlaced: {mechanism: compensate, topic: orders.commands, event_type: CancelOrder,"
+        " payload: {order: '{payload.order_id}'}}\n"
+    )
     result = CliRunner().invoke(main, ["decode", "--capture", str(capture), "--catalog", str(catalog)])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]

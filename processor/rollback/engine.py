@@ -1,0 +1,207 @@
+"""The rollback worker's core (pure): requests, operator commands and journal entries in; commands to
+emit and status changes out. The Kafka loop around it only moves records and commits transactions,
+so the same engine runs offline and in unit tests with a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from processor.errors import RewindError
+from processor.graph.builder import CausalGraph
+from processor.model import JournalEntry
+from processor.rollback import commands as cmd
+from processor.rollback.actions import ActionStore
+from processor.rollback.catalog import Catalog
+from processor.rollback.plan import Plan, Step, StepState
+from processor.rollback.planner import plan
+from processor.rollback.progress import Policy, RequestProgress, RequestState
+from processor.rollback.request import Control, Mode, RequestInvalid, RollbackRequest, Thresholds
+from processor.rollback.verify import verify
+
+logger = logging.getLogger(__name__)
+
+
+class RollbackObserver(Protocol):
+    """What the metrics adapter hears."""
+
+    def planned(self, progress: RequestProgress, seconds: float) -> None: ...
+    def step_changed(self, step: Step) -> None: ...
+    def confirmed(self, step: Step, latency_s: float) -> None: ...
+    def finished(self, progress: RequestProgress) -> None: ...
+
+
+class _Silent:
+    def planned(self, progress: RequestProgress, seconds: float) -> None: ...
+    def step_changed(self, step: Step) -> None: ...
+    def confirmed(self, step: Step, latency_s: float) -> None: ...
+    def finished(self, progress: RequestProgress) -> None: ...
+
+
+@dataclass
+class Outputs:
+    commands: list[cmd.Command] = field(default_factory=list)
+    changed: dict[str, RequestProgress] = field(default_factory=dict)  # status records to write
+
+    def __bool__(self) -> bool:
+        return bool(self.commands or self.changed)
+
+
+@dataclass
+class EngineConfig:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    policy: Policy = field(default_factory=Policy)
+    notify_topic: str = "rewind.rollback.notifications"
+
+
+class RollbackEngine:
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: EngineConfig | None = None,
+        graph: CausalGraph | None = None,
+        actions: ActionStore | None = None,
+        observer: RollbackObserver | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.catalog = catalog
+        self.config = config or EngineConfig()
+        self.graph = graph if graph is not None else CausalGraph()
+        self.actions = actions if actions is not None else ActionStore()
+        self.observer: RollbackObserver = observer or _Silent()
+        self.monotonic = monotonic or time.perf_counter
+        self.requests: dict[str, RequestProgress] = {}
+        self._events: dict[str, str] = {}  # event id (= idempotency key) -> request id
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def resume(self, progress: RequestProgress) -> None:
+        """A request's last committed status, read back at start-up."""
+        self.requests[progress.request_id] = progress
+        for step in progress.plan.steps if progress.plan else []:
+            if step.state is not StepState.PENDING:
+                self._note_emitted(progress.request_id, step)
+
+    def add_entries(self, batch: list[tuple[JournalEntry, bytes | None]], now_ms: int) -> Outputs:
+        """New journal entries: into the graph and the store; confirm the steps they show done."""
+        out = Outputs()
+        for entry, _ in batch:
+            self.graph.add(entry)
+        self.actions.add_many(batch)
+        for entry, _ in batch:
+            self._confirm(entry, now_ms, out)
+        return out
+
+    def on_request(self, request: RollbackRequest, now_ms: int) -> Outputs:
+        out = Outputs()
+        if request.request_id in self.requests:
+            logger.warning("rollback: request %s was already received; ignored", request.request_id)
+            return out
+        progress = RequestProgress(
+            request_id=request.request_id, state=RequestState.RECEIVED, ts_ms=now_ms,
+            requested_by=request.requested_by, request_reason=request.reason, mode=request.mode,
+            selector=request.selector.describe(), requested_ts_ms=request.requested_ts_ms,
+        )  # fmt: skip
+        self.requests[request.request_id] = progress
+        started = self.monotonic()
+        try:
+            progress.plan = plan(request, self.graph, self.actions, self.catalog, self.config.thresholds)
+        except RequestInvalid as exc:
+            progress.state, progress.reason = RequestState.REJECTED, str(exc)
+        except RewindError as exc:
+            progress.state, progress.reason = RequestState.FAILED, f"planning failed: {exc}"
+        else:
+            self._after_plan(progress, progress.plan, request.mode)
+        self.observer.planned(progress, self.monotonic() - started)
+        if progress.final:
+            self.observer.finished(progress)
+        out.changed[progress.request_id] = progress
+        return out
+
+    def reject(self, request_id: str, reason: str, now_ms: int) -> Outputs:
+        """A request record that cannot be read as a request at all (its id is all we have)."""
+        progress = RequestProgress(request_id, RequestState.REJECTED, now_ms, reason=reason)
+        self.requests.setdefault(request_id, progress)
+        self.observer.finished(progress)
+        return Outputs(changed={request_id: progress})
+
+    def _after_plan(self, progress: RequestProgress, p: Plan, mode: Mode) -> None:
+        summary = f"{len(p.steps)} steps in {p.waves} waves, {len(p.conflicts)} conflicts"
+        if mode is Mode.DRY_RUN:
+            progress.state, progress.reason = RequestState.PLANNED, f"dry run: {summary}; nothing emitted"
+        elif p.needs_approval:
+            progress.state = RequestState.AWAITING_APPROVAL
+            progress.reason = f"{summary}; needs approval: {'; '.join(p.approval_reasons)}"
+        else:
+            progress.state, progress.reason = RequestState.EXECUTING, summary
+
+    def on_control(self, control: Control, now_ms: int) -> Outputs:
+        progress = self.requests.get(control.request_id)
+        if progress is None:
+            logger.warning(
+                "rollback: %s for unknown request %s ignored", control.command.value, control.request_id
+            )
+            return Outputs()
+        ignored = progress.apply_control(control, now_ms)
+        if ignored:
+            logger.warning("rollback: %s: %s", control.request_id, ignored)
+            return Outputs()
+        if progress.final:
+            self.observer.finished(progress)
+        return Outputs(changed={progress.request_id: progress})
+
+    # -- the clock -----------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> Outputs:
+        """Emit what is due, fail what timed out, and finish what has settled."""
+        out = Outputs()
+        budget = self.config.policy.max_emits_per_transaction
+        for progress in list(self.requests.values()):
+            if progress.final or progress.plan is None:
+                continue
+            for step in progress.expire(now_ms, self.config.policy):
+                self.observer.step_changed(step)
+                out.changed[progress.request_id] = progress
+            for step in progress.due(now_ms, self.config.policy)[:budget]:
+                out.commands.append(self._emit(progress, step, now_ms))
+                out.changed[progress.request_id] = progress
+                budget -= 1
+            if progress.advance(now_ms):
+                out.changed[progress.request_id] = progress
+            if progress.state is RequestState.VERIFYING:
+                progress.finish(verify(progress.plan, self.graph, self.actions, self.catalog), now_ms)
+                self.observer.finished(progress)
+                out.changed[progress.request_id] = progress
+        return out
+
+    def _emit(self, progress: RequestProgress, step: Step, now_ms: int) -> cmd.Command:
+        entry = self.actions.get(step.action_id)
+        assert entry is not None  # the plan was built from the store
+        spec = self.catalog.actions[step.action_type]
+        command = cmd.build(progress.request_id, step, entry, spec, now_ms, self.config.notify_topic)
+        progress.mark_emitted(step, now_ms)
+        self._note_emitted(progress.request_id, step)
+        self.observer.step_changed(step)
+        return command
+
+    def _note_emitted(self, request_id: str, step: Step) -> None:
+        self._events[step.idempotency_key] = request_id
+        self.graph.note_compensation(step.idempotency_key, step.action_id)
+
+    def _confirm(self, entry: JournalEntry, now_ms: int, out: Outputs) -> None:
+        for cause in entry.causation_ids:
+            request_id = self._events.get(cause)
+            if request_id is None:
+                continue
+            progress = self.requests[request_id]
+            step = progress.confirm(cause, entry.action_id, now_ms)
+            if step is not None:
+                latency = (now_ms - (step.emitted_ts_ms or now_ms)) / 1000
+                self.observer.confirmed(step, latency)
+                self.observer.step_changed(step)
+                out.changed[request_id] = progress

@@ -1,0 +1,111 @@
+"""A rollback plan: the scope, the steps in undo order, and what cannot or must not be undone."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from processor.rollback.catalog import Mechanism
+
+# Idempotency keys are UUIDv5 in this namespace: the same (request, action) always gives the same key.
+KEY_NAMESPACE = uuid.UUID("6f1c1f0e-52a4-4e0c-9a51-7d1f0b0c2a11")
+
+
+class StepMechanism(StrEnum):
+    RESTORE = "RESTORE"
+    COMPENSATE = "COMPENSATE"
+    IRREVERSIBLE = "IRREVERSIBLE"
+    UNCLASSIFIED = "UNCLASSIFIED"
+
+    @classmethod
+    def of(cls, mechanism: Mechanism | None) -> StepMechanism:
+        return cls.UNCLASSIFIED if mechanism is None else cls(mechanism.value.upper())
+
+
+class StepState(StrEnum):
+    PENDING = "PENDING"
+    EMITTED = "EMITTED"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    CONFLICT = "CONFLICT"  # its entity changed later outside the scope: never executed
+    SKIPPED = "SKIPPED"  # unclassified, blocked, or not attempted: the reason is in last_error
+
+
+def idempotency_key(request_id: str, action_id: str) -> str:
+    """Also the id of the event rewind emits for the step: what the confirming action names as its cause."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{request_id}/{action_id}"))
+
+
+@dataclass(slots=True)
+class Step:
+    action_id: str
+    action_type: str
+    service: str | None
+    mechanism: StepMechanism
+    wave: int  # 1 runs first: the most downstream effects
+    idempotency_key: str
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    emitted_ts_ms: int | None = None
+    confirmed_by: str | None = None
+    confirmed_ts_ms: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Nothing more will happen to it (a notification of an irreversible action needs no answer)."""
+        if self.state is StepState.EMITTED:
+            return self.mechanism is StepMechanism.IRREVERSIBLE
+        return self.state is not StepState.PENDING
+
+    @property
+    def executable(self) -> bool:
+        return self.mechanism is not StepMechanism.UNCLASSIFIED and self.state not in (
+            StepState.CONFLICT,
+            StepState.SKIPPED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    action_id: str
+    entity: str
+    overwritten_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRow:
+    service: str
+    action_type: str
+    mechanism: StepMechanism
+    count: int
+
+
+@dataclass(slots=True)
+class Plan:
+    scope: tuple[str, ...]
+    steps: list[Step]  # in execution order: by wave, then action id
+    conflicts: list[Conflict] = field(default_factory=list)
+    irreversible: list[str] = field(default_factory=list)
+    in_doubt: list[str] = field(default_factory=list)
+    unclassified: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # cannot be built from the journal: see the step
+    approval_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def waves(self) -> int:
+        return max((s.wave for s in self.steps), default=0)
+
+    @property
+    def needs_approval(self) -> bool:
+        return bool(self.approval_reasons)
+
+    def blast_radius(self) -> list[BlastRow]:
+        counts = Counter((s.service or "(unknown)", s.action_type, s.mechanism) for s in self.steps)
+        rows = [BlastRow(svc, t, m, n) for (svc, t, m), n in counts.items()]
+        return sorted(rows, key=lambda r: (-r.count, r.service, r.action_type))
+
+    def step(self, action_id: str) -> Step | None:
+        return next((s for s in self.steps if s.action_id == action_id), None)

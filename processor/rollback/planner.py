@@ -1,0 +1,188 @@
+"""Plan a rollback (pure): scope, undo order, mechanisms, conflicts, and what needs a human.
+
+- Scope: the selected actions and everything causally downstream (plus later writers of the same
+  entities when the request widens on overwrites), nothing else.
+- Order: reverse topological over causal *and* overwrite edges inside the scope, in waves: an effect is
+  undone before its cause, and a later write to an entity is undone before an earlier one, so a chain of
+  restores ends at the state before the first scoped write.
+- A restore whose entity a later action outside the scope changed is a conflict: listed, never run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from processor.errors import RewindError
+from processor.graph.builder import CausalGraph, IntArray
+from processor.graph.model import CycleError, EdgeKind
+from processor.graph.queries import closure_nodes, undo_waves_nodes
+from processor.model import JournalEntry, Op, Phase, RowChange
+from processor.rollback.actions import ActionLookup
+from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
+from processor.rollback.plan import Conflict, Plan, Step, StepMechanism, StepState, idempotency_key
+from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
+from processor.rollback.templates import MappingFailed, context, render
+
+ORDER_KINDS = frozenset({EdgeKind.CAUSED_BY, EdgeKind.OVERWRITES})
+
+
+class StoreBehind(RewindError):
+    """The graph knows an action the action store has not seen yet (retry once the store catches up)."""
+
+    retryable = True
+
+
+def plan(
+    request: RollbackRequest,
+    graph: CausalGraph,
+    actions: ActionLookup,
+    catalog: Catalog,
+    thresholds: Thresholds | None = None,
+) -> Plan:
+    request.validate()
+    scope_nodes = closure_nodes(
+        graph, _seed_nodes(request, graph, actions), widen_on_overwrites=request.widen_on_overwrites
+    )
+    try:
+        waves = undo_waves_nodes(graph, scope_nodes, ORDER_KINDS)
+    except CycleError as exc:
+        raise RequestInvalid(f"the scope holds a causal cycle: {exc}", field="selector") from exc
+    scope = tuple(graph.action_id(int(n)) for n in scope_nodes)
+    entries = actions.get_many(scope)
+    if missing := [a for a in scope if a not in entries]:
+        raise StoreBehind(
+            f"{len(missing)} actions in the graph are not in the action store yet: {missing[:3]}"
+        )
+    steps = [
+        _step(request.request_id, entries[graph.action_id(int(n))], catalog, number)
+        for number, wave in enumerate(waves, start=1)
+        for n in sorted(wave.tolist(), key=graph.action_id)
+    ]
+    result = Plan(scope=scope, steps=steps)
+    in_scope = np.zeros(len(graph), dtype=bool)
+    in_scope[scope_nodes] = True
+    for step in steps:
+        _classify(step, entries[step.action_id], catalog, graph, in_scope, result)
+    result.approval_reasons = _approval_reasons(result, catalog, thresholds or Thresholds())
+    return result
+
+
+def _seed_nodes(request: RollbackRequest, graph: CausalGraph, actions: ActionLookup) -> IntArray:
+    selector = request.selector
+    if selector.kind is SelectorKind.ACTION_IDS:
+        unknown = [a for a in selector.action_ids if a not in graph]
+        if unknown:
+            raise RequestInvalid(
+                f"no such action in the journal: {', '.join(unknown[:5])}", field="selector.action_ids"
+            )
+    seeds = actions.select(selector)
+    if not seeds:
+        raise RequestInvalid(f"{selector.describe()} matched no action", field="selector")
+    return graph.nodes(seeds)
+
+
+def _step(request_id: str, entry: JournalEntry, catalog: Catalog, wave: int) -> Step:
+    spec = catalog.actions.get(entry.action_type)
+    return Step(
+        action_id=entry.action_id,
+        action_type=entry.action_type,
+        service=entry.service,
+        mechanism=StepMechanism.of(spec.mechanism if spec else None),
+        wave=wave,
+        idempotency_key=idempotency_key(request_id, entry.action_id),
+    )
+
+
+def _classify(
+    step: Step, entry: JournalEntry, catalog: Catalog, graph: CausalGraph, in_scope: np.ndarray, out: Plan
+) -> None:
+    spec = catalog.actions.get(entry.action_type)
+    if entry.phase is Phase.IN_DOUBT:
+        out.in_doubt.append(step.action_id)
+    if spec is None:
+        step.state, step.last_error = (
+            StepState.SKIPPED,
+            "unclassified: the catalog has no entry for this type",
+        )
+        out.unclassified.append(step.action_id)
+        return
+    if spec.mechanism is Mechanism.IRREVERSIBLE:
+        out.irreversible.append(step.action_id)
+        return
+    problem = _build_problem(entry, spec)
+    if problem:
+        step.state, step.last_error = StepState.SKIPPED, problem
+        out.blocked.append(step.action_id)
+        return
+    if spec.mechanism is Mechanism.RESTORE:
+        conflicts = _conflicts(entry, spec, graph, in_scope)
+        if conflicts:
+            out.conflicts += conflicts
+            step.state = StepState.CONFLICT
+            step.last_error = "; ".join(
+                f"{c.entity} later changed by {', '.join(c.overwritten_by)}" for c in conflicts
+            )
+
+
+def restored_changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:
+    """The row changes a restore sets back (the spec's tables; snapshot reads change nothing)."""
+    return [
+        c for c in entry.changes
+        if (not spec.tables or c.collection in spec.tables or c.table in spec.tables) and c.op is not Op.READ
+    ]  # fmt: skip
+
+
+def _build_problem(entry: JournalEntry, spec: ActionSpec) -> str | None:
+    """Why the undo of this action cannot be built from what the journal holds, if it cannot."""
+    if spec.mechanism is Mechanism.COMPENSATE:
+        try:
+            ctx = context(entry)
+            render(spec.payload, ctx)
+            render(spec.key, ctx)
+        except MappingFailed as exc:
+            return f"compensation mapping: {exc}"
+        return None
+    changes = restored_changes(entry, spec)
+    if not changes:
+        return "nothing to restore: the action changed no rows of the catalog's tables"
+    for c in changes:
+        if c.op in (Op.TRUNCATE, Op.MESSAGE):
+            return f"{c.entity}: a {c.op.value} cannot be restored from the journal"
+        if c.op in (Op.UPDATE, Op.DELETE) and (c.before is None or not c.before_complete):
+            fix = f"set REPLICA IDENTITY FULL on {c.collection}"
+            return f"{c.entity}: the before-image holds only the key ({fix})"
+    return None
+
+
+def _conflicts(
+    entry: JournalEntry, spec: ActionSpec, graph: CausalGraph, in_scope: np.ndarray
+) -> list[Conflict]:
+    node = graph.node(entry.action_id)
+    found = []
+    for entity in dict.fromkeys(c.entity for c in restored_changes(entry, spec)):
+        writers = graph.writers(entity)
+        later = writers[int(np.flatnonzero(writers == node)[0]) + 1 :] if node in writers else writers[:0]
+        outside = later[~in_scope[later]]
+        if outside.size:
+            found.append(Conflict(entry.action_id, entity, tuple(graph.action_id(int(n)) for n in outside)))
+    return found
+
+
+def _approval_reasons(p: Plan, catalog: Catalog, limits: Thresholds) -> list[str]:
+    checks = [
+        ("steps", len(p.steps), limits.steps),
+        ("irreversible steps", len(p.irreversible), limits.irreversible),
+        ("conflicts", len(p.conflicts), limits.conflicts),
+        ("unclassified steps", len(p.unclassified), limits.unclassified),
+        ("in-doubt steps", len(p.in_doubt), limits.in_doubt),
+    ]
+    reasons = [f"{count} {what} (threshold {limit})" for what, count, limit in checks if count > limit]
+    flagged = sorted(
+        {
+            s.action_type
+            for s in p.steps
+            if (spec := catalog.actions.get(s.action_type)) and spec.requires_approval
+        }
+    )
+    reasons += [f"{t} requires approval (catalog)" for t in flagged]
+    return reasons

@@ -1,0 +1,236 @@
+"""One request's life (pure): planned, maybe awaiting approval, executing wave by wave, confirmed,
+verified, and ended with an honest outcome. The worker persists it as status records in the same Kafka
+transactions as the commands it emits, and rebuilds it from them after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from processor.rollback.plan import Plan, Step, StepMechanism, StepState
+from processor.rollback.request import Control, ControlCommand, Mode
+
+
+class RequestState(StrEnum):
+    RECEIVED = "RECEIVED"
+    REJECTED = "REJECTED"
+    PLANNED = "PLANNED"  # final for a dry run
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    EXECUTING = "EXECUTING"
+    PAUSED = "PAUSED"
+    CONFIRMING = "CONFIRMING"  # everything emitted; waiting for the journal to show the effects
+    VERIFYING = "VERIFYING"
+    COMPLETED = "COMPLETED"
+    PARTIALLY_ROLLED_BACK = "PARTIALLY_ROLLED_BACK"
+    ABORTED = "ABORTED"
+    FAILED = "FAILED"
+
+
+FINAL = frozenset(
+    {RequestState.REJECTED, RequestState.COMPLETED, RequestState.PARTIALLY_ROLLED_BACK,
+     RequestState.ABORTED, RequestState.FAILED}
+)  # fmt: skip
+
+
+class WaveBarrier(StrEnum):
+    CONFIRMED = "confirmed"  # a wave starts when the one before it is confirmed (or failed)
+    EMITTED = "emitted"  # a wave starts once the one before it is emitted
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    confirm_timeout_ms: int = 30_000
+    max_attempts: int = 3
+    backoff: float = 2.0  # each retry waits this much longer for its confirmation
+    wave_barrier: WaveBarrier = WaveBarrier.CONFIRMED
+    max_emits_per_transaction: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    entity: str
+    field: str
+    expected_json: str | None
+    actual_json: str | None
+
+
+@dataclass(slots=True)
+class RequestProgress:
+    request_id: str
+    state: RequestState
+    ts_ms: int
+    requested_by: str | None = None
+    request_reason: str | None = None
+    mode: Mode = Mode.DRY_RUN
+    selector: str | None = None
+    requested_ts_ms: int | None = None
+    reason: str | None = None
+    plan: Plan | None = None
+    verification: list[Diff] = field(default_factory=list)
+    last_emitted_ts_ms: int | None = None
+    _by_key: dict[str, Step] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL or (self.state is RequestState.PLANNED and self.mode is Mode.DRY_RUN)
+
+    def step_by_event(self, event_id: str) -> Step | None:
+        if self.plan is None:
+            return None
+        if len(self._by_key) != len(self.plan.steps):
+            self._by_key = {s.idempotency_key: s for s in self.plan.steps}
+        return self._by_key.get(event_id)
+
+    # -- operator commands -------------------------------------------------------------------
+
+    def apply_control(self, control: Control, now_ms: int) -> str | None:
+        """Apply an operator's command; return why it was ignored, or None."""
+        allowed = {
+            ControlCommand.APPROVE: {RequestState.AWAITING_APPROVAL},
+            ControlCommand.PAUSE: {RequestState.EXECUTING, RequestState.CONFIRMING},
+            ControlCommand.RESUME: {RequestState.PAUSED},
+            ControlCommand.ABORT: {s for s in RequestState if s not in FINAL},
+        }[control.command]
+        if self.final or self.state not in allowed:
+            return f"{control.command.value} does nothing in state {self.state.value}"
+        by = f"by {control.issued_by}" + (f": {control.reason}" if control.reason else "")
+        if control.command is ControlCommand.ABORT:
+            self._end(RequestState.ABORTED, f"aborted {by}; {self._remaining_text()}", now_ms)
+        elif control.command is ControlCommand.PAUSE:
+            self.state, self.reason = RequestState.PAUSED, f"paused {by}"
+        else:
+            self.state, self.reason = RequestState.EXECUTING, f"{control.command.value.lower()}d {by}"
+        self.ts_ms = now_ms
+        return None
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def due(self, now_ms: int, policy: Policy) -> list[Step]:
+        """Steps to emit now: the current wave's pending ones, and unconfirmed ones whose wait is over."""
+        if self.plan is None or self.state not in (RequestState.EXECUTING, RequestState.CONFIRMING):
+            return []
+        wave = self.current_wave(policy)
+        due = [s for s in self.plan.steps if s.wave == wave and s.state is StepState.PENDING]
+        due += [s for s in self.plan.steps if self._retry_due(s, now_ms, policy)]
+        return due[: policy.max_emits_per_transaction]
+
+    def current_wave(self, policy: Policy) -> int | None:
+        assert self.plan is not None
+        settled = (
+            (lambda s: s.terminal)
+            if policy.wave_barrier is WaveBarrier.CONFIRMED
+            else (lambda s: s.state is not StepState.PENDING)
+        )
+        return min((s.wave for s in self.plan.steps if not settled(s)), default=None)
+
+    @staticmethod
+    def _retry_due(step: Step, now_ms: int, policy: Policy) -> bool:
+        return (
+            step.state is StepState.EMITTED
+            and not step.terminal
+            and step.attempts < policy.max_attempts
+            and now_ms >= _deadline(step, policy)
+        )
+
+    def mark_emitted(self, step: Step, now_ms: int) -> None:
+        step.state = StepState.EMITTED
+        step.attempts += 1
+        step.emitted_ts_ms = now_ms
+        self.last_emitted_ts_ms = now_ms
+        self.ts_ms = now_ms
+
+    def confirm(self, event_id: str, by_action: str, now_ms: int) -> Step | None:
+        """The journal shows ``by_action`` caused by our event: that step's effect happened."""
+        step = self.step_by_event(event_id)
+        if step is None or step.state in (StepState.CONFIRMED, StepState.CONFLICT, StepState.SKIPPED):
+            return None
+        step.state, step.confirmed_by, step.confirmed_ts_ms = StepState.CONFIRMED, by_action, now_ms
+        step.last_error = None
+        self.ts_ms = now_ms
+        return step
+
+    def expire(self, now_ms: int, policy: Policy) -> list[Step]:
+        """Mark failed the steps whose last attempt went unconfirmed; skip what depended on them."""
+        if self.plan is None or self.state not in (RequestState.EXECUTING, RequestState.CONFIRMING):
+            return []
+        failed = [
+            s for s in self.plan.steps
+            if s.state is StepState.EMITTED and not s.terminal and s.attempts >= policy.max_attempts
+            and now_ms >= _deadline(s, policy)
+        ]  # fmt: skip
+        for s in failed:
+            s.state = StepState.FAILED
+            s.last_error = (
+                f"not confirmed after {s.attempts} attempts: "
+                f"no journaled action names event {s.idempotency_key}"
+            )
+        if failed:
+            # Undoing a cause whose effect could not be undone would leave the world inconsistent.
+            first = min(s.wave for s in failed)
+            for s in self.plan.steps:
+                if s.wave > first and s.state is StepState.PENDING:
+                    s.state, s.last_error = StepState.SKIPPED, f"not attempted: a step of wave {first} failed"
+            self.ts_ms = now_ms
+        return failed
+
+    def advance(self, now_ms: int) -> bool:
+        """Move EXECUTING -> CONFIRMING -> VERIFYING as steps settle; True when it changed state."""
+        if self.plan is None:
+            return False
+        before = self.state
+        if self.state is RequestState.EXECUTING and all(
+            s.state is not StepState.PENDING for s in self.plan.steps
+        ):
+            self.state = RequestState.CONFIRMING
+        if self.state is RequestState.CONFIRMING and all(s.terminal for s in self.plan.steps):
+            self.state = RequestState.VERIFYING
+        if self.state is not before:
+            self.ts_ms = now_ms
+        return self.state is not before
+
+    def finish(self, diffs: list[Diff], now_ms: int) -> None:
+        """End after verification: completed only when everything that can be undone was, and checks out."""
+        assert self.plan is not None
+        self.verification = diffs
+        remaining = self._remaining_text()
+        if remaining == "nothing remains" and not diffs:
+            notes = (
+                f"; {len(self.plan.irreversible)} irreversible actions notified"
+                if self.plan.irreversible
+                else ""
+            )
+            self._end(
+                RequestState.COMPLETED, f"all {len(self.plan.steps)} steps undone and verified{notes}", now_ms
+            )
+        else:
+            diff_text = f"; {len(diffs)} verification differences" if diffs else ""
+            self._end(RequestState.PARTIALLY_ROLLED_BACK, f"{remaining}{diff_text}", now_ms)
+
+    def _remaining_text(self) -> str:
+        """What was not undone, counted by reason."""
+        if self.plan is None:
+            return "nothing planned"
+        counts: dict[str, int] = {}
+        for s in self.plan.steps:
+            if s.state is StepState.CONFIRMED or (
+                s.mechanism is StepMechanism.IRREVERSIBLE and s.state is StepState.EMITTED
+            ):
+                continue
+            label = {
+                StepState.PENDING: "not emitted", StepState.EMITTED: "unconfirmed",
+                StepState.FAILED: "failed", StepState.CONFLICT: "conflicts",
+                StepState.SKIPPED: "unclassified" if s.mechanism is StepMechanism.UNCLASSIFIED else "skipped",
+            }.get(s.state, s.state.value.lower())  # fmt: skip
+            counts[label] = counts.get(label, 0) + 1
+        if not counts:
+            return "nothing remains"
+        return "remaining: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+
+    def _end(self, state: RequestState, reason: str, now_ms: int) -> None:
+        self.state, self.reason, self.ts_ms = state, reason, now_ms
+
+
+def _deadline(step: Step, policy: Policy) -> int:
+    wait = policy.confirm_timeout_ms * policy.backoff ** max(step.attempts - 1, 0)
+    return int((step.emitted_ts_ms or 0) + wait)

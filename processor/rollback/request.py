@@ -1,0 +1,265 @@
+"""Rollback requests and operators' control commands: the domain form, validation, and matching.
+
+A selector picks the *seed* actions; the planner adds everything causally downstream. Validation
+names the field at fault, and an invalid request is rejected, never half-executed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from processor.errors import RewindError
+from processor.model import JournalEntry
+
+
+class RequestInvalid(RewindError):
+    """The request cannot be planned as written; ``field`` names the part at fault (not retryable)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SelectorKind(StrEnum):
+    ACTION_IDS = "ACTION_IDS"
+    CORRELATION_ID = "CORRELATION_ID"
+    TRACE_ID = "TRACE_ID"
+    ACTION_TYPE_WINDOW = "ACTION_TYPE_WINDOW"
+    FIELD_PREDICATE = "FIELD_PREDICATE"
+
+
+class PredicateOp(StrEnum):
+    EQ = "EQ"
+    NE = "NE"
+    IN = "IN"
+    LT = "LT"
+    LE = "LE"
+    GT = "GT"
+    GE = "GE"
+
+
+_SYMBOLS = {"==": PredicateOp.EQ, "!=": PredicateOp.NE, "<=": PredicateOp.LE, ">=": PredicateOp.GE,
+            "<": PredicateOp.LT, ">": PredicateOp.GT, " in ": PredicateOp.IN}  # fmt: skip
+PREFIXES = ("payload", "after", "before", "decision")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPredicate:
+    """``field op value``; field is a dotted path, optionally starting with payload/after/before/decision.
+
+    A bare path is looked up in the payload, the decision metadata and every row's after-image; the
+    action matches when any value found there satisfies the comparison.
+    """
+
+    field: str
+    op: PredicateOp
+    value: Any
+
+    @classmethod
+    def parse(cls, text: str) -> FieldPredicate:
+        """``rule_version == "v7"``, ``amount > 100``, ``status in ["a", "b"]`` (values are JSON)."""
+        for symbol, op in _SYMBOLS.items():
+            if symbol in text:
+                name, _, raw = text.partition(symbol)
+                try:
+                    value = json.loads(raw.strip())
+                except json.JSONDecodeError:
+                    value = raw.strip()  # a bare word: taken as text
+                predicate = cls(name.strip(), op, value)
+                predicate.validate()
+                return predicate
+        raise RequestInvalid(f"{text!r} has no comparison (==, !=, <, <=, >, >=, in)", field="predicate")
+
+    def validate(self) -> None:
+        if not self.field or any(not part for part in self.field.split(".")):
+            raise RequestInvalid(
+                f"{self.field!r} is not a dotted field path", field="selector.predicate.field"
+            )
+        if self.op is PredicateOp.IN and not isinstance(self.value, list):
+            raise RequestInvalid("'in' needs a JSON list", field="selector.predicate.value_json")
+
+    def matches(self, entry: JournalEntry) -> bool:
+        return any(self._holds(v) for v in self.values(entry))
+
+    def values(self, entry: JournalEntry) -> list[Any]:
+        head, _, rest = self.field.partition(".")
+        if head in PREFIXES and rest:
+            sources = _sources(entry, head)
+            path = rest
+        else:
+            sources = [*_sources(entry, "payload"), *_sources(entry, "decision"), *_sources(entry, "after")]
+            path = self.field
+        found = []
+        for source in sources:
+            ok, value = _lookup(source, path)
+            if ok:
+                found.append(value)
+        return found
+
+    def _holds(self, actual: Any) -> bool:
+        expected = self.value
+        try:
+            match self.op:
+                case PredicateOp.EQ:
+                    return bool(actual == expected)
+                case PredicateOp.NE:
+                    return bool(actual != expected)
+                case PredicateOp.IN:
+                    return actual in expected
+                case PredicateOp.LT:
+                    return bool(actual < expected)
+                case PredicateOp.LE:
+                    return bool(actual <= expected)
+                case PredicateOp.GT:
+                    return bool(actual > expected)
+                case PredicateOp.GE:
+                    return bool(actual >= expected)
+        except TypeError:  # comparing a string with a number: no match, not an error
+            return False
+        return False
+
+    def __str__(self) -> str:
+        symbol = {v: k.strip() for k, v in _SYMBOLS.items()}[self.op]
+        return f"{self.field} {symbol} {json.dumps(self.value)}"
+
+
+def _sources(entry: JournalEntry, head: str) -> list[Any]:
+    if head == "payload":
+        return [entry.event.payload] if entry.event is not None else []
+    if head == "decision":
+        return [entry.decision]
+    return [getattr(c, head) for c in entry.changes if getattr(c, head) is not None]
+
+
+def _lookup(source: Any, path: str) -> tuple[bool, Any]:
+    value = source
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    kind: SelectorKind
+    action_ids: tuple[str, ...] = ()
+    correlation_id: str | None = None
+    trace_id: str | None = None
+    action_type: str | None = None
+    from_ts_ms: int | None = None
+    to_ts_ms: int | None = None
+    predicate: FieldPredicate | None = None
+
+    def validate(self) -> None:
+        missing = {
+            SelectorKind.ACTION_IDS: not self.action_ids,
+            SelectorKind.CORRELATION_ID: not self.correlation_id,
+            SelectorKind.TRACE_ID: not self.trace_id,
+            SelectorKind.ACTION_TYPE_WINDOW: not self.action_type,
+            SelectorKind.FIELD_PREDICATE: self.predicate is None,
+        }[self.kind]
+        if missing:
+            needed = {SelectorKind.ACTION_IDS: "action_ids", SelectorKind.CORRELATION_ID: "correlation_id",
+                      SelectorKind.TRACE_ID: "trace_id", SelectorKind.ACTION_TYPE_WINDOW: "action_type",
+                      SelectorKind.FIELD_PREDICATE: "predicate"}[self.kind]  # fmt: skip
+            raise RequestInvalid(f"a {self.kind.value} selector needs {needed}", field=f"selector.{needed}")
+        if self.from_ts_ms is not None and self.to_ts_ms is not None and self.from_ts_ms > self.to_ts_ms:
+            raise RequestInvalid("the window ends before it starts", field="selector.to_ts_ms")
+        if self.predicate is not None:
+            self.predicate.validate()
+
+    def in_window(self, ts_ms: int) -> bool:
+        return (self.from_ts_ms is None or ts_ms >= self.from_ts_ms) and (
+            self.to_ts_ms is None or ts_ms <= self.to_ts_ms
+        )
+
+    def matches(self, entry: JournalEntry) -> bool:
+        """Whether one action is a seed (the reference semantics every store must agree with)."""
+        if not self.in_window(entry.commit_ts_ms or entry.journal_ts_ms):
+            return False
+        match self.kind:
+            case SelectorKind.ACTION_IDS:
+                return entry.action_id in self.action_ids
+            case SelectorKind.CORRELATION_ID:
+                return entry.correlation_id == self.correlation_id
+            case SelectorKind.TRACE_ID:
+                return entry.trace is not None and entry.trace.trace_id == self.trace_id
+            case SelectorKind.ACTION_TYPE_WINDOW:
+                return entry.action_type == self.action_type and self._predicate_holds(entry)
+            case SelectorKind.FIELD_PREDICATE:
+                return self._predicate_holds(entry) and (
+                    self.action_type is None or entry.action_type == self.action_type
+                )
+        return False
+
+    def _predicate_holds(self, entry: JournalEntry) -> bool:
+        return self.predicate is None or self.predicate.matches(entry)
+
+    def describe(self) -> str:
+        parts = {
+            SelectorKind.ACTION_IDS: f"actions {', '.join(self.action_ids[:5])}"
+            + (f" (+{len(self.action_ids) - 5})" if len(self.action_ids) > 5 else ""),
+            SelectorKind.CORRELATION_ID: f"correlation id {self.correlation_id}",
+            SelectorKind.TRACE_ID: f"trace {self.trace_id}",
+            SelectorKind.ACTION_TYPE_WINDOW: f"type {self.action_type}",
+            SelectorKind.FIELD_PREDICATE: f"where {self.predicate}",
+        }
+        text = parts[self.kind]
+        if self.kind is SelectorKind.FIELD_PREDICATE and self.action_type:
+            text += f" and type {self.action_type}"
+        if self.from_ts_ms is not None or self.to_ts_ms is not None:
+            text += f" in [{self.from_ts_ms or '-'}, {self.to_ts_ms or '-'}]"
+        return text
+
+
+class Mode(StrEnum):
+    DRY_RUN = "DRY_RUN"
+    EXECUTE = "EXECUTE"
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackRequest:
+    request_id: str
+    requested_by: str
+    reason: str
+    requested_ts_ms: int
+    selector: Selector
+    mode: Mode = Mode.DRY_RUN
+    widen_on_overwrites: bool = False
+
+    def validate(self) -> None:
+        for name in ("request_id", "requested_by", "reason"):
+            if not str(getattr(self, name)).strip():
+                raise RequestInvalid("must not be empty", field=name)
+        self.selector.validate()
+
+
+class ControlCommand(StrEnum):
+    APPROVE = "APPROVE"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    ABORT = "ABORT"
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    request_id: str
+    command: ControlCommand
+    issued_by: str
+    issued_ts_ms: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Above any of these, a plan waits for an approve command."""
+
+    steps: int = 100
+    irreversible: int = 0
+    conflicts: int = 0
+    unclassified: int = 0
+    in_doubt: int = 0

@@ -1,0 +1,185 @@
+"""Avro records of the rollback topics <-> the domain: requests, control commands, status, commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from processor.errors import SchemaError, Where
+from processor.rollback.plan import Conflict, Plan, Step, StepMechanism, StepState
+from processor.rollback.progress import Diff, RequestProgress, RequestState
+from processor.rollback.request import (
+    Control,
+    ControlCommand,
+    FieldPredicate,
+    Mode,
+    PredicateOp,
+    RequestInvalid,
+    RollbackRequest,
+    Selector,
+    SelectorKind,
+)
+from processor.schemas import Record, SchemaName, decode, encode
+
+# -- requests -------------------------------------------------------------------------------------
+
+
+def request_to_record(r: RollbackRequest) -> Record:
+    s = r.selector
+    predicate = s.predicate
+    return {
+        "request_id": r.request_id, "requested_by": r.requested_by, "reason": r.reason,
+        "requested_ts_ms": r.requested_ts_ms,
+        "selector": {
+            "kind": s.kind.value, "action_ids": list(s.action_ids), "correlation_id": s.correlation_id,
+            "trace_id": s.trace_id, "action_type": s.action_type, "from_ts_ms": s.from_ts_ms,
+            "to_ts_ms": s.to_ts_ms,
+            "predicate": None if predicate is None else {
+                "field": predicate.field, "op": predicate.op.value,
+                "value_json": json.dumps(predicate.value)},
+        },
+        "mode": r.mode.value, "widen_on_overwrites": r.widen_on_overwrites,
+    }  # fmt: skip
+
+
+def request_from_record(rec: Record) -> RollbackRequest:
+    """The domain request; RequestInvalid names the field when the record cannot be one."""
+    sel = rec["selector"]
+    if sel["kind"] not in SelectorKind.__members__:
+        raise RequestInvalid(f"unknown selector kind {sel['kind']!r}", field="selector.kind")
+    predicate = None
+    if (p := sel.get("predicate")) is not None:
+        if p["op"] not in PredicateOp.__members__:
+            raise RequestInvalid(f"unknown predicate op {p['op']!r}", field="selector.predicate.op")
+        try:
+            value = json.loads(p["value_json"])
+        except json.JSONDecodeError as exc:
+            raise RequestInvalid(f"not JSON: {exc}", field="selector.predicate.value_json") from exc
+        predicate = FieldPredicate(p["field"], PredicateOp(p["op"]), value)
+    request = RollbackRequest(
+        request_id=rec["request_id"], requested_by=rec["requested_by"], reason=rec["reason"],
+        requested_ts_ms=rec["requested_ts_ms"],
+        selector=Selector(
+            SelectorKind(sel["kind"]), tuple(sel["action_ids"]), sel["correlation_id"], sel["trace_id"],
+            sel["action_type"], sel["from_ts_ms"], sel["to_ts_ms"], predicate,
+        ),
+        mode=Mode(rec["mode"]), widen_on_overwrites=rec["widen_on_overwrites"],
+    )  # fmt: skip
+    request.validate()
+    return request
+
+
+def encode_request(r: RollbackRequest) -> bytes:
+    return encode(request_to_record(r), SchemaName.ROLLBACK_REQUEST)
+
+
+def decode_request(data: bytes, where: Where | None = None) -> RollbackRequest:
+    return request_from_record(decode(data, SchemaName.ROLLBACK_REQUEST, where))
+
+
+# -- control --------------------------------------------------------------------------------------
+
+
+def encode_control(c: Control) -> bytes:
+    record = {"request_id": c.request_id, "command": c.command.value, "issued_by": c.issued_by,
+              "issued_ts_ms": c.issued_ts_ms, "reason": c.reason}  # fmt: skip
+    return encode(record, SchemaName.ROLLBACK_CONTROL)
+
+
+def decode_control(data: bytes, where: Where | None = None) -> Control:
+    rec = decode(data, SchemaName.ROLLBACK_CONTROL, where)
+    if rec["command"] not in ControlCommand.__members__:
+        raise SchemaError(f"unknown control command {rec['command']!r}", where=where)
+    return Control(rec["request_id"], ControlCommand(rec["command"]), rec["issued_by"], rec["issued_ts_ms"],
+                   rec["reason"])  # fmt: skip
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def _step_record(s: Step) -> Record:
+    return {"action_id": s.action_id, "action_type": s.action_type, "service": s.service,
+            "mechanism": s.mechanism.value, "wave": s.wave, "state": s.state.value, "attempts": s.attempts,
+            "idempotency_key": s.idempotency_key, "last_error": s.last_error,
+            "emitted_ts_ms": s.emitted_ts_ms, "confirmed_by": s.confirmed_by,
+            "confirmed_ts_ms": s.confirmed_ts_ms}  # fmt: skip
+
+
+def plan_record(p: Plan) -> Record:
+    return {
+        "scope": list(p.scope), "waves": p.waves, "steps": [_step_record(s) for s in p.steps],
+        "conflicts": [{"action_id": c.action_id, "entity": c.entity, "overwritten_by": list(c.overwritten_by)}
+                      for c in p.conflicts],
+        "irreversible": p.irreversible, "in_doubt": p.in_doubt, "unclassified": p.unclassified,
+        "blocked": p.blocked,
+        "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
+                          "count": r.count} for r in p.blast_radius()],
+        "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
+    }  # fmt: skip
+
+
+def status_record(p: RequestProgress) -> Record:
+    return {
+        "request_id": p.request_id, "state": p.state.value, "reason": p.reason, "ts_ms": p.ts_ms,
+        "plan": None if p.plan is None else plan_record(p.plan),
+        "verification": [{"entity": d.entity, "field": d.field, "expected_json": d.expected_json,
+                          "actual_json": d.actual_json} for d in p.verification],
+        "requested_by": p.requested_by, "request_reason": p.request_reason, "mode": p.mode.value,
+        "selector": p.selector, "requested_ts_ms": p.requested_ts_ms,
+        "last_emitted_ts_ms": p.last_emitted_ts_ms,
+    }  # fmt: skip
+
+
+def _step(r: Record) -> Step:
+    return Step(
+        action_id=r["action_id"], action_type=r["action_type"], service=r["service"],
+        mechanism=StepMechanism(r["mechanism"]), wave=r["wave"], idempotency_key=r["idempotency_key"] or "",
+        state=StepState(r["state"]), attempts=r["attempts"], last_error=r["last_error"],
+        emitted_ts_ms=r["emitted_ts_ms"], confirmed_by=r["confirmed_by"],
+        confirmed_ts_ms=r["confirmed_ts_ms"],
+    )  # fmt: skip
+
+
+def _plan(r: Record) -> Plan:
+    return Plan(
+        scope=tuple(r["scope"]), steps=[_step(s) for s in r["steps"]],
+        conflicts=[Conflict(c["action_id"], c["entity"], tuple(c["overwritten_by"])) for c in r["conflicts"]],
+        irreversible=list(r["irreversible"]), in_doubt=list(r["in_doubt"]),
+        unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
+        approval_reasons=list(r["approval_reasons"]),
+    )  # fmt: skip
+
+
+def progress_from_record(r: Record) -> RequestProgress:
+    if r["state"] not in RequestState.__members__:
+        raise SchemaError(f"status of {r['request_id']} has an unknown state {r['state']!r}")
+    return RequestProgress(
+        request_id=r["request_id"], state=RequestState(r["state"]), ts_ms=r["ts_ms"], reason=r["reason"],
+        plan=None if r["plan"] is None else _plan(r["plan"]),
+        verification=[Diff(d["entity"], d["field"], d["expected_json"], d["actual_json"])
+                      for d in r["verification"]],
+        requested_by=r["requested_by"], request_reason=r["request_reason"],
+        mode=Mode(r["mode"] or "DRY_RUN"), selector=r["selector"], requested_ts_ms=r["requested_ts_ms"],
+        last_emitted_ts_ms=r["last_emitted_ts_ms"],
+    )  # fmt: skip
+
+
+def encode_status(p: RequestProgress) -> bytes:
+    return encode(status_record(p), SchemaName.ROLLBACK_STATUS)
+
+
+def decode_status(data: bytes, where: Where | None = None) -> RequestProgress:
+    return progress_from_record(decode(data, SchemaName.ROLLBACK_STATUS, where))
+
+
+def encode_command(envelope: dict[str, Any], fmt: str) -> bytes:
+    if fmt == "json":
+        return json.dumps(envelope, separators=(",", ":")).encode()
+    return encode(envelope, SchemaName.COMPENSATION)
+
+
+def decode_command(data: bytes, fmt: str) -> dict[str, Any]:
+    if fmt == "json":
+        value: dict[str, Any] = json.loads(data)
+        return value
+    return decode(data, SchemaName.COMPENSATION)
