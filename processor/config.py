@@ -145,6 +145,33 @@ class GraphSettings(Section):
     checkpoint_interval_s: float = Field(30.0, gt=0)
 
 
+class RollbackSettings(Section):
+    """The rollback worker: its catalog, approval thresholds, confirmation policy and outputs."""
+
+    catalog_file: Path | None = Field(None, description="action catalog (YAML); defaults to tap.catalog_file")
+    instance_id: str = Field("worker-0", description="part of the worker's transactional id")
+    notify_topic: str = Field(
+        "rewind.rollback.notifications", description="irreversible steps without a topic of their own"
+    )
+    command_format: Literal["avro", "json"] = Field("avro", description="encoding of emitted commands")
+    approve_over_steps: int = Field(100, ge=0, description="plans with more steps wait for approval")
+    approve_over_irreversible: int = Field(0, ge=0)
+    approve_over_conflicts: int = Field(0, ge=0)
+    approve_over_unclassified: int = Field(0, ge=0)
+    approve_over_in_doubt: int = Field(0, ge=0)
+    confirm_timeout_s: float = Field(30.0, gt=0, description="wait for a step's effect in the journal")
+    max_attempts: int = Field(3, ge=1, description="emissions of an unconfirmed step before it fails")
+    backoff: float = Field(2.0, ge=1.0, description="each retry waits this many times longer")
+    wave_barrier: Literal["confirmed", "emitted"] = Field(
+        "confirmed", description="start a wave when the previous one is confirmed, or just emitted"
+    )
+    max_emits_per_transaction: int = Field(500, ge=1)
+    store_path: Path | None = Field(None, description="SQLite file for the action store; unset = memory")
+    status_max_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="largest status record (a plan with every step)"
+    )
+
+
 class LocalBrokerSettings(Section):
     """The single-node KRaft broker that rewind starts when no cluster is configured."""
 
@@ -208,6 +235,7 @@ class Settings(BaseSettings):
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     tap: TapSettings = Field(default_factory=TapSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    rollback: RollbackSettings = Field(default_factory=RollbackSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
 

@@ -49,8 +49,15 @@ def stop_on_signals(ctx: Context, duration: float | None = None) -> threading.Ev
 
 
 def ensure_own_topics(ctx: Context, settings: Settings, bootstrap: str) -> None:
+    names = [*settings.topics.own(), settings.rollback.notify_topic]
     created = clients.ensure_topics(
-        clients.admin(settings, bootstrap), settings.topics.own(),
+        clients.admin(settings, bootstrap), names,
         partitions=settings.topics.partitions, replication_factor=settings.topics.replication_factor,
+        configs=own_topic_configs(settings),
     )  # fmt: skip
-    ctx.out.print(f"topics: {len(settings.topics.own())} ready ({len(created)} created)")
+    ctx.out.print(f"topics: {len(names)} ready ({len(created)} created)")
+
+
+def own_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Status records carry whole plans: their topic takes large records."""
+    return {settings.topics.status: {"max.message.bytes": str(settings.rollback.status_max_bytes)}}

@@ -22,8 +22,15 @@ def _base(settings: Settings, bootstrap: str) -> dict[str, Any]:
     return {**settings.client_config(bootstrap), "logger": LIBRDKAFKA_LOGGER}
 
 
-def producer(settings: Settings, bootstrap: str, *, transactional_id: str | None = None) -> Producer:
+def producer(
+    settings: Settings,
+    bootstrap: str,
+    *,
+    transactional_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Producer:
     conf: dict[str, Any] = {
+        **(extra or {}),
         **_base(settings, bootstrap),
         "enable.idempotence": True,
         "acks": "all",
@@ -81,14 +88,23 @@ def ensure_topics(
     partitions: int,
     replication_factor: int,
     timeout_s: float = 30.0,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
+    """Create the topics that do not exist yet (with per-topic configs); return the ones created."""
     existing = set(client.list_topics(timeout=timeout_s).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if not wanted:
         return []
     futures = client.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor) for n in wanted],
+        [
+            NewTopic(
+                n,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                config=(configs or {}).get(n, {}),
+            )
+            for n in wanted
+        ],
         operation_timeout=timeout_s,
     )
     created = []

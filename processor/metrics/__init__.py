@@ -14,6 +14,8 @@ from processor.model import JournalEntry, Phase
 
 if TYPE_CHECKING:
     from processor.graph.builder import GraphStats
+    from processor.rollback.plan import Step
+    from processor.rollback.progress import RequestProgress
     from processor.tap.core import DeadLetter, RecordKind, TapCore
     from processor.tap.records import SourceRecord
 
@@ -78,6 +80,41 @@ class Metrics:
         )
         self._graph_bytes = Gauge("rewind_graph_index_bytes", "Memory held by the graph index", registry=r)
 
+        self._requests = Counter(
+            "rewind_rollback_requests", "Rollback requests by how they ended", ["outcome"], registry=r
+        )
+        self._plan_steps = Histogram(
+            "rewind_rollback_plan_steps", "Steps per plan",
+            buckets=(1, 10, 100, 1_000, 10_000, 100_000), registry=r,
+        )  # fmt: skip
+        self._plan_seconds = Histogram(
+            "rewind_rollback_plan_seconds", "Time to plan a request",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10), registry=r,
+        )  # fmt: skip
+        self._steps = Counter(
+            "rewind_rollback_steps",
+            "Steps entering a state, by mechanism",
+            ["mechanism", "state"],
+            registry=r,
+        )
+        self._confirm_latency = Histogram(
+            "rewind_rollback_confirmation_seconds", "From a step's emission to its effect in the journal",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=r,
+        )  # fmt: skip
+        self._step_failures = Counter(
+            "rewind_rollback_step_failures",
+            "Steps failed after their last attempt",
+            ["mechanism"],
+            registry=r,
+        )
+        self._conflicts = Counter(
+            "rewind_rollback_conflicts", "Restores not run: changed outside scope", registry=r
+        )
+        self._to_last_emission = Histogram(
+            "rewind_rollback_request_to_last_emission_seconds", "From the request to its last command",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r,
+        )  # fmt: skip
+
     # -- graph --------------------------------------------------------------------------------------
 
     def graph_state(self, stats: GraphStats) -> None:
@@ -121,6 +158,31 @@ class Metrics:
         self._lag.labels(topic, str(partition)).set(lag)
 
     # -- components -------------------------------------------------------------------------------
+
+    # -- rollback worker (RollbackObserver) -----------------------------------------------------
+
+    def planned(self, progress: RequestProgress, seconds: float) -> None:
+        self._plan_seconds.observe(seconds)
+        if progress.plan is not None:
+            self._plan_steps.observe(len(progress.plan.steps))
+            self._conflicts.inc(len(progress.plan.conflicts))
+            for step in progress.plan.steps:
+                self.step_changed(step)
+
+    def step_changed(self, step: Step) -> None:
+        self._steps.labels(step.mechanism.value, step.state.value).inc()
+        if step.state.value == "FAILED":
+            self._step_failures.labels(step.mechanism.value).inc()
+
+    def confirmed(self, step: Step, latency_s: float) -> None:
+        self._confirm_latency.observe(max(latency_s, 0.0))
+
+    def finished(self, progress: RequestProgress) -> None:
+        self._requests.labels(progress.state.value.lower()).inc()
+        if progress.last_emitted_ts_ms and progress.requested_ts_ms:
+            self._to_last_emission.observe(
+                max(progress.last_emitted_ts_ms - progress.requested_ts_ms, 0) / 1000
+            )
 
     def component_started(self, component: str) -> None:
         self._up.labels(component).set(1)

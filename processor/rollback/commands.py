@@ -28,7 +28,7 @@ class Command:
     topic: str
     key: str | None
     envelope: dict[str, Any]  # a Compensation record (schemas/compensation.avsc)
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str | bytes | None]]
 
     @property
     def event_id(self) -> str:
@@ -59,7 +59,7 @@ def build(
         "traceparent": traceparent(entry, step.idempotency_key),
         "emitted_ts_ms": now_ms,
     }
-    headers = [
+    headers: list[tuple[str, str | bytes | None]] = [
         (HEADER_REQUEST, request_id),
         (HEADER_ACTION, entry.action_id),
         (HEADER_KEY, step.idempotency_key),

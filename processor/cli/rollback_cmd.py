@@ -1,0 +1,439 @@
+"""Rollback commands: ``worker``, ``plan`` (offline), ``request``, ``approve|pause|resume|abort``,
+``status``, and ``catalog check``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from rich.table import Table
+
+from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
+from processor.cli.graph_cmd import load_graph, with_sources
+from processor.cli.tap_cmd import FILE
+from processor.config import Settings
+from processor.errors import ConfigError, SchemaError
+from processor.journal.serde import deserialize
+from processor.kafka import clients, cluster
+from processor.metrics import Metrics
+from processor.metrics.server import serve
+from processor.model import JournalEntry, Op
+from processor.rollback.actions import ActionStore
+from processor.rollback.catalog import Catalog, Mechanism, load_catalog
+from processor.rollback.plan import Plan
+from processor.rollback.planner import plan as make_plan
+from processor.rollback.progress import RequestProgress
+from processor.rollback.request import (
+    Control,
+    ControlCommand,
+    FieldPredicate,
+    Mode,
+    RollbackRequest,
+    Selector,
+    SelectorKind,
+)
+from processor.rollback.serde import decode_status, encode_control, encode_request, plan_record, status_record
+from processor.rollback.worker import RollbackWorker, engine_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rollback_catalog(ctx: Context, catalog_file: Path | None) -> Catalog:
+    path = catalog_file or ctx.settings.rollback.catalog_file or ctx.settings.tap.catalog_file
+    return load_catalog(path) if path else Catalog.empty()
+
+
+SELECT = [
+    click.option("--action", "action_ids", multiple=True, help="Select these action ids (repeatable)."),
+    click.option("--correlation-id", help="Select a workflow's actions."),
+    click.option("--trace-id", help="Select the actions of a trace."),
+    click.option("--type", "action_type", help="Select actions of this type (with --from/--to)."),
+    click.option("--where", "predicate", help="Field predicate, e.g. 'rule_version == \"v7\"'."),
+    click.option("--from", "from_ts_ms", type=int, help="Window start (epoch ms, commit time)."),
+    click.option("--to", "to_ts_ms", type=int, help="Window end (epoch ms, commit time)."),
+    click.option("--widen", is_flag=True, help="Also take in later writers of entities in scope."),
+]
+
+
+def with_selector(f: F) -> F:
+    for option in reversed(SELECT):
+        f = option(f)
+    return f
+
+
+def selector_from(
+    action_ids: tuple[str, ...],
+    correlation_id: str | None,
+    trace_id: str | None,
+    action_type: str | None,
+    predicate: str | None,
+    from_ts_ms: int | None,
+    to_ts_ms: int | None,
+) -> Selector:
+    chosen = [name for name, v in (("--action", action_ids), ("--correlation-id", correlation_id),
+                                   ("--trace-id", trace_id), ("--where", predicate)) if v]  # fmt: skip
+    if len(chosen) > 1:
+        raise click.UsageError(f"choose one selector, not {' and '.join(chosen)}")
+    window = {"from_ts_ms": from_ts_ms, "to_ts_ms": to_ts_ms}
+    if action_ids:
+        kind = SelectorKind.ACTION_IDS
+    elif correlation_id:
+        kind = SelectorKind.CORRELATION_ID
+    elif trace_id:
+        kind = SelectorKind.TRACE_ID
+    elif predicate:
+        kind = SelectorKind.FIELD_PREDICATE
+    elif action_type:
+        kind = SelectorKind.ACTION_TYPE_WINDOW
+    else:
+        raise click.UsageError(
+            "select actions with --action, --correlation-id, --trace-id, --type or --where"
+        )
+    selector = Selector(
+        kind, tuple(action_ids), correlation_id, trace_id, action_type,
+        predicate=FieldPredicate.parse(predicate) if predicate else None, **window,
+    )  # fmt: skip
+    selector.validate()
+    return selector
+
+
+# -- offline planning ---------------------------------------------------------------------------
+
+
+@click.command("plan")
+@with_sources
+@with_selector
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_context
+def plan_cmd(
+    ctx: Context,
+    /,
+    capture: Path | None,
+    journal_dump: Path | None,
+    catalog_file: Path | None,
+    widen: bool,
+    fmt: str,
+    **select: Any,
+) -> None:
+    """Plan a rollback offline from a capture or journal dump: the same planner the worker runs."""
+    if not (capture or journal_dump):
+        raise click.UsageError("rewind plan needs --capture FILE or --journal FILE")
+    catalog = rollback_catalog(ctx, catalog_file)
+    graph, entries = load_graph(ctx, capture, journal_dump, catalog_file)
+    store = ActionStore()
+    store.add_many((e, None) for e in entries.values())
+    request = RollbackRequest(
+        f"offline-{uuid.uuid4()}", "offline", "rewind plan", int(time.time() * 1000),
+        selector_from(**select), Mode.DRY_RUN, widen,
+    )  # fmt: skip
+    result = make_plan(request, graph, store, catalog, engine_config(ctx.settings).thresholds)
+    if fmt == "json":
+        click.echo(json.dumps(plan_record(result), indent=2))
+    else:
+        print_plan(ctx, result)
+
+
+def print_plan(ctx: Context, p: Plan) -> None:
+    steps = Table(title=f"plan: {len(p.steps)} steps in {p.waves} waves (wave 1 runs first)")
+    for column in ("wave", "action", "type", "service", "mechanism", "state", "note"):
+        steps.add_column(column)
+    for s in p.steps:
+        steps.add_row(str(s.wave), s.action_id, s.action_type, s.service or "", s.mechanism.value,
+                      s.state.value, s.last_error or "")  # fmt: skip
+    ctx.out.print(steps)
+    radius = Table(title="blast radius")
+    for column in ("service", "action type", "mechanism", "count"):
+        radius.add_column(column)
+    for r in p.blast_radius():
+        radius.add_row(r.service, r.action_type, r.mechanism.value, str(r.count))
+    ctx.out.print(radius)
+    for c in p.conflicts:
+        ctx.out.print(
+            f"conflict: {c.action_id} would restore {c.entity}, "
+            f"later changed by {', '.join(c.overwritten_by)}"
+        )
+    for label, items in (("irreversible", p.irreversible), ("in doubt", p.in_doubt),
+                         ("unclassified", p.unclassified), ("blocked", p.blocked)):  # fmt: skip
+        if items:
+            ctx.out.print(f"{label}: {', '.join(items)}")
+    if p.needs_approval:
+        ctx.out.print(f"needs approval: {'; '.join(p.approval_reasons)}")
+
+
+# -- requests and control -----------------------------------------------------------------------
+
+
+@click.command("request")
+@with_selector
+@click.option("--reason", required=True, help="Why: recorded with the request.")
+@click.option("--by", "requested_by", default=lambda: _user(), show_default="$USER", help="Who asks.")
+@click.option("--execute", is_flag=True, help="Execute (default: a dry run that only publishes the plan).")
+@click.option("--id", "request_id", default=None, help="Request id (default: a new UUID).")
+@pass_context
+def request_cmd(
+    ctx: Context,
+    /,
+    widen: bool,
+    reason: str,
+    requested_by: str,
+    execute: bool,
+    request_id: str | None,
+    **select: Any,
+) -> None:
+    """Publish a rollback request; the worker plans it (and executes it with --execute)."""
+    request = RollbackRequest(
+        request_id or str(uuid.uuid4()), requested_by, reason, int(time.time() * 1000),
+        selector_from(**select), Mode.EXECUTE if execute else Mode.DRY_RUN, widen,
+    )  # fmt: skip
+    request.validate()
+    _publish(ctx, ctx.settings.topics.requests, request.request_id, encode_request(request))
+    ctx.out.print(
+        f"request {request.request_id} published ({request.mode.value}): {request.selector.describe()}"
+    )
+    ctx.out.print(f"follow it with: rewind status {request.request_id} --follow")
+
+
+def _control(command: ControlCommand) -> click.Command:
+    @click.command(command.value.lower())
+    @click.argument("request_id")
+    @click.option("--by", "issued_by", default=lambda: _user(), show_default="$USER")
+    @click.option("--reason", default=None)
+    @pass_context
+    def control(ctx: Context, request_id: str, issued_by: str, reason: str | None) -> None:
+        record = Control(request_id, command, issued_by, int(time.time() * 1000), reason)
+        _publish(ctx, ctx.settings.topics.control, request_id, encode_control(record))
+        ctx.out.print(f"{command.value} sent for {request_id}")
+
+    control.help = f"Send {command.value} for a rollback request."
+    return control
+
+
+def _publish(ctx: Context, topic: str, key: str, value: bytes) -> None:
+    settings = ctx.settings
+    bootstrap = _existing_cluster(settings)
+    producer = clients.producer(settings, bootstrap)
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer.produce(topic, key=key, value=value, on_delivery=delivered)
+    producer.flush(30)
+    if errors:
+        raise ConfigError(f"publishing to {topic} failed: {errors[0]}", hint="is the cluster reachable?")
+
+
+def _existing_cluster(settings: Settings) -> str:
+    return settings.bootstrap_servers or f"{settings.local_broker.host}:{settings.local_broker.port}"
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+@click.command("status")
+@click.argument("request_id")
+@click.option("--follow", is_flag=True, help="Keep printing changes until the request ends.")
+@click.option("--timeout", type=float, default=None, help="With --follow: give up after this many seconds.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_context
+def status_cmd(ctx: Context, request_id: str, follow: bool, timeout: float | None, fmt: str) -> None:
+    """Show a request's state, plan progress and verification (from the status topic)."""
+    settings = ctx.settings
+    reader = clients.consumer(
+        settings, _existing_cluster(settings), f"{settings.group_id}-status-{uuid.uuid4()}"
+    )
+    topic = settings.topics.status
+    meta = reader.list_topics(topic, timeout=30).topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise ConfigError(
+            f"status topic {topic} is not there", hint="is the worker running against this cluster?"
+        )
+    reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last: RequestProgress | None = None
+    shown = None
+    try:
+        while True:
+            caught_up = False
+            for msg in reader.consume(500, timeout=0.5):
+                if msg.error() is None and (msg.key() or b"").decode() == request_id:
+                    try:
+                        last = decode_status(msg.value() or b"")
+                    except SchemaError:
+                        continue
+            caught_up = _at_end(reader)
+            if last is not None and (shown is None or shown != last.ts_ms) and (follow or caught_up):
+                _print_status(ctx, last, fmt, brief=follow and not last.final)
+                shown = last.ts_ms
+            if caught_up and (not follow or (last is not None and last.final)):
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise click.ClickException(f"{request_id} did not finish within {timeout}s")
+    finally:
+        reader.close()
+    if last is None:
+        raise click.ClickException(f"no status for request {request_id}")
+
+
+def _at_end(reader: Any) -> bool:
+    for tp in reader.position(reader.assignment()):
+        _low, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
+        if high > 0 and tp.offset < high:
+            return False
+    return True
+
+
+def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(status_record(p)))
+        return
+    counts = Counter(s.state.value for s in p.plan.steps) if p.plan else Counter()
+    progress = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    ctx.out.print(
+        f"{p.request_id} {p.state.value}: {p.reason or ''}" + (f" [{progress}]" if progress else "")
+    )
+    if brief or p.plan is None:
+        return
+    print_plan(ctx, p.plan)
+    for d in p.verification:
+        ctx.out.print(
+            f"verification: {d.entity} {d.field}: expected {d.expected_json}, found {d.actual_json}"
+        )
+
+
+# -- catalog check ----------------------------------------------------------------------------------
+
+
+@click.group("catalog")
+def catalog_group() -> None:
+    """The action catalog."""
+
+
+@catalog_group.command("check")
+@with_sources
+@click.option("--strict", is_flag=True, help="Exit 1 when any observed type is unclassified.")
+@pass_context
+def catalog_check(
+    ctx: Context, capture: Path | None, journal_dump: Path | None, catalog_file: Path | None, strict: bool
+) -> None:
+    """Action types seen in the journal (or a capture) that the catalog does not classify, with counts,
+    and restores that cannot work because before-images hold only the key."""
+    catalog = rollback_catalog(ctx, catalog_file)
+    if capture or journal_dump:
+        _, by_id = load_graph(ctx, capture, journal_dump, catalog_file)
+        entries = list(by_id.values())
+    else:
+        entries = _read_journal(ctx.settings)
+    report = check_catalog(catalog, entries)
+    table = Table(
+        title=f"{len(entries)} actions, {len(report.observed)} types, catalog {catalog.source or '(none)'}"
+    )
+    for column in ("action type", "actions", "mechanism", "warning"):
+        table.add_column(column)
+    for action_type, count in report.observed.most_common():
+        spec = catalog.actions.get(action_type)
+        table.add_row(action_type, str(count), spec.mechanism.value if spec else "UNCLASSIFIED",
+                      report.warnings.get(action_type, ""))  # fmt: skip
+    ctx.out.print(table)
+    ctx.out.print(
+        f"unclassified: {len(report.unclassified)} types, {sum(report.unclassified.values())} actions"
+    )
+    if strict and report.unclassified:
+        raise SystemExit(1)
+
+
+class CatalogReport:
+    def __init__(self) -> None:
+        self.observed: Counter[str] = Counter()
+        self.unclassified: Counter[str] = Counter()
+        self.warnings: dict[str, str] = {}
+
+
+def check_catalog(catalog: Catalog, entries: list[JournalEntry]) -> CatalogReport:
+    report = CatalogReport()
+    key_only: Counter[str] = Counter()
+    for e in entries:
+        report.observed[e.action_type] += 1
+        spec = catalog.actions.get(e.action_type)
+        if spec is None:
+            report.unclassified[e.action_type] += 1
+        elif spec.mechanism is Mechanism.RESTORE and any(
+            c.op in (Op.UPDATE, Op.DELETE) and not c.before_complete for c in e.changes
+        ):
+            key_only[e.action_type] += 1
+    for action_type, n in key_only.items():
+        report.warnings[action_type] = (
+            f"{n} actions have key-only before-images: restores cannot be built (REPLICA IDENTITY FULL)"
+        )
+    return report
+
+
+def _read_journal(settings: Settings) -> list[JournalEntry]:
+    bootstrap = _existing_cluster(settings)
+    reader = clients.consumer(settings, bootstrap, f"{settings.group_id}-catalog-{uuid.uuid4()}")
+    topic = settings.topics.journal
+    try:
+        meta = reader.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise ConfigError(f"journal topic {topic} is not there", hint="pass --capture or --journal")
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        entries: list[JournalEntry] = []
+        while True:
+            for msg in reader.consume(1000, timeout=0.5):
+                if msg.error() is None and msg.value():
+                    entries.append(deserialize(msg.value() or b""))
+            if _at_end(reader):
+                return entries
+    finally:
+        reader.close()
+
+
+# -- the worker -------------------------------------------------------------------------------------
+
+
+@click.command("worker")
+@click.option(
+    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_ROLLBACK__CATALOG_FILE)."
+)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@pass_context
+def worker_cmd(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:
+    """Run the rollback worker: plan requests, wait for approval, emit, confirm and verify."""
+    settings = ctx.settings
+    catalog = rollback_catalog(ctx, catalog_file)
+    if not catalog.actions:
+        ctx.err.print("warning: no action catalog: every step is unclassified and nothing will be undone")
+    stop = stop_on_signals(ctx, duration)
+    metrics = Metrics()
+    with cluster.connect(settings) as bootstrap:
+        ensure_own_topics(ctx, settings, bootstrap)
+        server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
+        metrics.component_started("rollback")
+        try:
+            RollbackWorker(settings, bootstrap, catalog, metrics).run(stop)
+        finally:
+            metrics.component_stopped("rollback")
+            if server:
+                server.shutdown()
+    ctx.out.print("rollback worker stopped")
+
+
+def register(main: click.Group) -> None:
+    for command in (worker_cmd, plan_cmd, request_cmd, status_cmd, catalog_group):
+        main.add_command(command)
+    for c in (ControlCommand.APPROVE, ControlCommand.PAUSE, ControlCommand.RESUME, ControlCommand.ABORT):
+        main.add_command(_control(c))

@@ -1,0 +1,322 @@
+"""The rollback worker's Kafka loop around the engine.
+
+Start-up, in this order, so nothing is emitted twice and nothing is planned on a partial graph:
+1. ``init_transactions`` fences a previous incarnation (same transactional id) and aborts its open
+   transaction: commands it produced but did not commit never become visible.
+2. The status topic is read to its end (read_committed): each request's last committed progress.
+3. The journal is read from its start into the graph and the action store; entries caused by an
+   emitted command confirm their step.
+Then it loops: journal entries in; requests and control commands (a consumer group whose offsets are
+committed in the worker's transactions) in; commands and status records out, in one transaction
+together with those offsets. Before planning a request, the journal is caught up to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+
+from processor.config import Settings
+from processor.errors import DeadLetterReason, KafkaError, SchemaError, Where
+from processor.journal.serde import deserialize
+from processor.kafka import clients
+from processor.metrics import Metrics
+from processor.model import JournalEntry
+from processor.rollback.actions import ActionStore
+from processor.rollback.catalog import Catalog
+from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
+from processor.rollback.progress import Policy, WaveBarrier
+from processor.rollback.request import RequestInvalid, Thresholds
+from processor.rollback.serde import (
+    decode_control,
+    decode_request,
+    decode_status,
+    encode_command,
+    encode_status,
+)
+from processor.tap.core import DeadLetter
+from processor.tap.records import SourceRecord
+from processor.tap.runner import dead_letter_headers
+
+logger = logging.getLogger(__name__)
+BATCH = 1000
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    r = settings.rollback
+    return EngineConfig(
+        thresholds=Thresholds(
+            steps=r.approve_over_steps, irreversible=r.approve_over_irreversible,
+            conflicts=r.approve_over_conflicts, unclassified=r.approve_over_unclassified,
+            in_doubt=r.approve_over_in_doubt,
+        ),
+        policy=Policy(
+            confirm_timeout_ms=int(r.confirm_timeout_s * 1000), max_attempts=r.max_attempts,
+            backoff=r.backoff, wave_barrier=WaveBarrier(r.wave_barrier),
+            max_emits_per_transaction=r.max_emits_per_transaction,
+        ),
+        notify_topic=r.notify_topic,
+    )  # fmt: skip
+
+
+@dataclass
+class _Session:
+    producer: Producer
+    journal: Consumer
+    inputs: Consumer
+    engine: RollbackEngine
+    pending: Outputs = field(default_factory=Outputs)  # found while catching up, written next commit
+
+
+class RollbackWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        catalog: Catalog,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.catalog = catalog
+        self.metrics = metrics
+        self.clock = clock
+        self.topics = settings.topics
+        self.ready = threading.Event()  # set once start-up has caught up (tests and the demo wait on it)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def run(self, stop: threading.Event) -> None:
+        s = self._start()
+        try:
+            self.ready.set()
+            while not stop.is_set():
+                self._pass(s)
+        finally:
+            s.journal.close()
+            s.inputs.close()
+            s.producer.flush(10)
+            s.engine.actions.close()
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def _start(self) -> _Session:
+        tx_id = f"{self.settings.transactional_id_prefix}-rollback-{self.settings.rollback.instance_id}"
+        producer = clients.producer(
+            self.settings, self.bootstrap, transactional_id=tx_id,
+            extra={"message.max.bytes": self.settings.rollback.status_max_bytes + 65536,
+                   "compression.type": "zstd"},
+        )  # fmt: skip
+        try:
+            producer.init_transactions(60)
+        except KafkaException as exc:
+            raise KafkaError(f"rollback worker cannot start transactions: {exc}", retryable=True) from exc
+        store = ActionStore(self.settings.rollback.store_path or ":memory:")
+        engine = RollbackEngine(
+            self.catalog, engine_config(self.settings), actions=store, observer=self.metrics
+        )
+        self._load_status(engine)
+        journal = clients.consumer(
+            self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-journal"
+        )
+        journal.assign(
+            [
+                TopicPartition(self.topics.journal, p, OFFSET_BEGINNING)
+                for p in self._partitions(journal, self.topics.journal)
+            ]
+        )
+        s = _Session(producer, journal, self._inputs(), engine)
+        started = time.monotonic()
+        self._catch_up_journal(s)
+        logger.info(
+            "rollback: %d actions from the journal in %.1fs, %d requests resumed",
+            len(engine.graph),
+            time.monotonic() - started,
+            sum(not p.final for p in engine.requests.values()),
+        )
+        producer.begin_transaction()
+        return s
+
+    def _inputs(self) -> Consumer:
+        consumer = clients.consumer(
+            self.settings, self.bootstrap, f"{self.settings.group_id}-rollback",
+            extra={"group.instance.id": f"rollback-{self.settings.rollback.instance_id}",
+                   "session.timeout.ms": 10000},
+        )  # fmt: skip
+        consumer.subscribe([self.topics.requests, self.topics.control])
+        return consumer
+
+    def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
+        meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise KafkaError(
+                f"topic {topic} is not there: {meta.error if meta else 'missing'}", retryable=True
+            )
+        return sorted(meta.partitions)
+
+    def _load_status(self, engine: RollbackEngine) -> None:
+        """Each request's last committed status record."""
+        reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-status")
+        try:
+            topic = self.topics.status
+            parts = self._partitions(reader, topic)
+            ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
+            todo = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts if ends[p] > 0]
+            latest = {}
+            for msg in _read_to(reader, todo, ends):
+                try:
+                    progress = decode_status(msg.value() or b"")
+                except SchemaError as exc:
+                    logger.error("rollback: unreadable status record at %s: %s", _where(msg), exc)
+                    continue
+                latest[progress.request_id] = progress
+            for progress in latest.values():
+                engine.resume(progress)
+        finally:
+            reader.close()
+
+    def _catch_up_journal(self, s: _Session) -> None:
+        """Read the journal up to its current end (planning needs every action committed so far)."""
+        topic = self.topics.journal
+        ends = {
+            p: s.journal.get_watermark_offsets(TopicPartition(topic, p), 30)[1]
+            for p in self._partitions(s.journal, topic)
+        }
+        deadline = time.monotonic() + 600
+        while True:
+            positions = {
+                tp.partition: tp.offset for tp in s.journal.position([TopicPartition(topic, p) for p in ends])
+            }
+            if all(positions.get(p, -1) >= end or end == 0 for p, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                raise KafkaError("catching up with the journal took over 600s", retryable=True)
+            s.pending = _merge(s.pending, self._read_journal(s, timeout=0.2))
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _pass(self, s: _Session) -> None:
+        out, s.pending = _merge(s.pending, self._read_journal(s, timeout=0.05)), Outputs()
+        messages = [m for m in s.inputs.consume(100, timeout=0.1) if not _skip(m)]
+        if messages:
+            self._catch_up_journal(s)
+            out, s.pending = _merge(out, s.pending), Outputs()
+        for msg in messages:
+            out = _merge(out, self._handle_input(s, msg))
+        out = _merge(out, s.engine.tick(self._now_ms()))
+        if out or messages:
+            self._commit(s, out, bool(messages))
+
+    def _read_journal(self, s: _Session, timeout: float) -> Outputs:
+        batch: list[tuple[JournalEntry, bytes | None]] = []
+        for msg in s.journal.consume(BATCH, timeout=timeout):
+            if _skip(msg):
+                continue
+            value = msg.value() or b""
+            try:
+                batch.append((deserialize(value), value))
+            except SchemaError as exc:  # rewind wrote the journal: a bad entry is a bug, not a stop
+                logger.error("rollback: skipped journal entry %s: %s", _where(msg), exc)
+        return s.engine.add_entries(batch, self._now_ms()) if batch else Outputs()
+
+    def _handle_input(self, s: _Session, msg: Message) -> Outputs:
+        now = self._now_ms()
+        where = Where(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
+        value = msg.value() or b""
+        if msg.topic() == self.topics.control:
+            try:
+                return s.engine.on_control(decode_control(value, where), now)
+            except SchemaError as exc:
+                self._dead_letter(s, msg, DeadLetterReason.BAD_CONTROL, str(exc))
+                return Outputs()
+        try:
+            request = decode_request(value, where)
+        except RequestInvalid as exc:
+            request_id = (msg.key() or b"").decode(errors="replace") or f"unreadable-{msg.offset()}"
+            logger.warning("rollback: request %s rejected: %s", request_id, exc)
+            return s.engine.reject(request_id, f"invalid request: {exc}", now)
+        except SchemaError as exc:
+            self._dead_letter(s, msg, DeadLetterReason.BAD_REQUEST, str(exc))
+            return Outputs()
+        logger.info(
+            "rollback: request %s from %s: %s", request.request_id, request.requested_by, request.reason
+        )
+        return s.engine.on_request(request, now)
+
+    def _dead_letter(self, s: _Session, msg: Message, reason: DeadLetterReason, text: str) -> None:
+        logger.error("rollback: %s at %s: %s", reason.value, _where(msg), text)
+        headers = tuple(_header_pairs(msg))
+        record = SourceRecord(
+            msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(), headers
+        )
+        dead = DeadLetter(record, reason, text)
+        s.producer.produce(
+            self.topics.deadletter, key=msg.key(), value=msg.value(), headers=dead_letter_headers(dead)
+        )
+
+    def _commit(self, s: _Session, out: Outputs, consumed: bool) -> None:
+        fmt = self.settings.rollback.command_format
+        try:
+            for c in out.commands:
+                s.producer.produce(
+                    c.topic, key=c.key, value=encode_command(c.envelope, fmt), headers=c.headers
+                )
+            for progress in out.changed.values():
+                s.producer.produce(self.topics.status, key=progress.request_id, value=encode_status(progress))
+            if consumed:
+                positions = s.inputs.position(s.inputs.assignment())
+                s.producer.send_offsets_to_transaction(positions, s.inputs.consumer_group_metadata(), 30)
+            s.producer.commit_transaction(60)
+        except KafkaException as exc:
+            # The in-memory state ran ahead of what committed: start over from the committed state.
+            raise KafkaError(f"rollback transaction failed: {exc}", retryable=True) from exc
+        s.producer.begin_transaction()
+        for progress in out.changed.values():
+            logger.info("rollback: %s %s: %s", progress.request_id, progress.state.value, progress.reason)
+
+
+def _merge(a: Outputs, b: Outputs) -> Outputs:
+    a.commands += b.commands
+    a.changed.update(b.changed)
+    return a
+
+
+def _skip(msg: Message) -> bool:
+    error = msg.error()
+    if error is None:
+        return False
+    if error.fatal() or not error.retriable():
+        raise KafkaError(f"read failed: {error}", retryable=False)
+    return True
+
+
+def _header_pairs(msg: Message) -> list[tuple[str, bytes | None]]:
+    raw = msg.headers() or []
+    pairs: list[tuple[str, object]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return [(k, v if isinstance(v, bytes) or v is None else str(v).encode()) for k, v in pairs]
+
+
+def _where(msg: Message) -> str:
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
+def _read_to(reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]) -> list[Message]:
+    if not todo:
+        return []
+    reader.assign(todo)
+    found: list[Message] = []
+    deadline = time.monotonic() + 300
+    while True:
+        found += [m for m in reader.consume(BATCH, timeout=0.5) if not _skip(m)]
+        positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
+        if all(tp.offset >= ends[tp.partition] for tp in positions):
+            return found
+        if time.monotonic() > deadline:
+            raise KafkaError("reading the status topic back did not finish in 300s", retryable=True)
