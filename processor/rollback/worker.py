@@ -71,6 +71,7 @@ class _Session:
     inputs: Consumer
     engine: RollbackEngine
     pending: Outputs = field(default_factory=Outputs)  # found while catching up, written next commit
+    paced_until: float = 0.0  # with max_emits_per_s: no new emissions before this (monotonic)
 
 
 class RollbackWorker:
@@ -210,9 +211,13 @@ class RollbackWorker:
             out, s.pending = _merge(out, s.pending), Outputs()
         for msg in messages:
             out = _merge(out, self._handle_input(s, msg))
-        out = _merge(out, s.engine.tick(self._now_ms()))
+        if time.monotonic() >= s.paced_until:
+            out = _merge(out, s.engine.tick(self._now_ms()))
         if out or messages:
             self._commit(s, out, bool(messages))
+            rate = self.settings.rollback.max_emits_per_s
+            if rate and out.commands:
+                s.paced_until = time.monotonic() + len(out.commands) / rate
 
     def _read_journal(self, s: _Session, timeout: float) -> Outputs:
         batch: list[tuple[JournalEntry, bytes | None]] = []

@@ -1,0 +1,189 @@
+"""Shared parts of the rollback worker's broker tests: topics and settings, a journal to roll back,
+services that apply rewind's commands (journaling an action caused by each), and status reading."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from processor.config import RollbackSettings, Settings, TopicSettings
+from processor.journal.serde import journal_key, serialize
+from processor.kafka import clients
+from processor.model import JournalEntry, Op, RowChange, SourcePosition
+from processor.rollback.commands import HEADER_KEY
+from processor.rollback.progress import RequestProgress
+from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector
+from processor.rollback.serde import decode_command, decode_status, encode_control, encode_request
+from tests.unit.rollback.world import CATALOG
+
+COMMAND_TOPICS = ("orders.commands", "inventory.commands", "payments.commands", "ops.notifications")
+
+
+@dataclass(frozen=True)
+class RollbackTopics:
+    unique: str
+
+    def command(self, name: str) -> str:
+        return f"{self.unique}.{name}"
+
+    @property
+    def commands(self) -> list[str]:
+        return [self.command(n) for n in COMMAND_TOPICS]
+
+    def catalog(self, directory: Path) -> Path:
+        text = CATALOG
+        for name in COMMAND_TOPICS:
+            text = text.replace(f"topic: {name}", f"topic: {self.command(name)}")
+        path = directory / "catalog.yaml"
+        path.write_text(text)
+        return path
+
+    def settings(self, bootstrap: str, **rollback: Any) -> Settings:
+        u = self.unique
+        return Settings(
+            bootstrap_servers=bootstrap, group_id=f"rb-{u}", transactional_id_prefix=f"tx-{u}", metrics_port=0,
+            topics=TopicSettings(journal=f"{u}.journal", deadletter=f"{u}.deadletter", requests=f"{u}.requests",
+                                 control=f"{u}.control", status=f"{u}.status", partitions=3),
+            rollback=RollbackSettings(notify_topic=f"{u}.notifications", **rollback),
+        )  # fmt: skip
+
+    def create(self, settings: Settings) -> None:
+        clients.ensure_topics(
+            clients.admin(settings, settings.bootstrap_servers or ""),
+            [*settings.topics.own(), settings.rollback.notify_topic, *self.commands],
+            partitions=3, replication_factor=1,
+            configs={settings.topics.status: {"max.message.bytes": str(settings.rollback.status_max_bytes)}},
+        )  # fmt: skip
+
+
+def publish_journal(bootstrap: str, topic: str, entries: list[JournalEntry]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for e in entries:
+        producer.produce(topic, key=journal_key(e), value=serialize(e))
+    producer.flush(30)
+
+
+def send_request(settings: Settings, selector: Selector, mode: Mode = Mode.EXECUTE, **kw: Any) -> str:
+    request = RollbackRequest(
+        str(uuid.uuid4()), "test", "bad rule v7", int(time.time() * 1000), selector, mode, **kw
+    )
+    send_raw(settings, settings.topics.requests, request.request_id, encode_request(request))
+    return request.request_id
+
+
+def send_control(settings: Settings, request_id: str, command: ControlCommand) -> None:
+    control = Control(request_id, command, "test", int(time.time() * 1000))
+    send_raw(settings, settings.topics.control, request_id, encode_control(control))
+
+
+def send_raw(settings: Settings, topic: str, key: str, value: bytes) -> None:
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer.produce(topic, key=key, value=value)
+    producer.flush(30)
+
+
+class StatusReader:
+    """Follows the status topic (read_committed): the latest committed record per request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap_servers, "group.id": f"status-{uuid.uuid4()}",
+            "isolation.level": "read_committed", "enable.auto.commit": False,
+        })  # fmt: skip
+        self.consumer.assign([TopicPartition(settings.topics.status, p, 0) for p in range(3)])
+        self.latest: dict[str, RequestProgress] = {}
+        self.history: dict[str, list[str]] = {}
+
+    def wait(self, request_id: str, states: set[str], timeout_s: float = 60) -> RequestProgress:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(100, timeout=0.3):
+                if msg.error() is None:
+                    progress = decode_status(msg.value() or b"")
+                    self.latest[progress.request_id] = progress
+                    self.history.setdefault(progress.request_id, []).append(progress.state.value)
+            current = self.latest.get(request_id)
+            if current is not None and current.state.value in states:
+                return current
+        seen = self.latest.get(request_id)
+        raise AssertionError(
+            f"{request_id} never reached {states}: {seen.state if seen else None} {seen and seen.reason}"
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@dataclass
+class Services:
+    """The shop's services as far as rewind sees them: they apply each command once (by idempotency key)
+    and the resulting action reaches the journal naming the command's event as its cause. Written straight
+    to the journal here (the tap's own tests cover the CDC path)."""
+
+    bootstrap: str
+    topics: RollbackTopics
+    journal: str
+    fmt: str = "avro"
+    seen: list[dict[str, Any]] = field(default_factory=list)  # every command record, in arrival order
+    applied: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Services:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap, "group.id": f"services-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.auto.commit": False,
+        })  # fmt: skip
+        consumer.subscribe(self.topics.commands)
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 2})
+        while not self._stop.is_set():
+            for msg in consumer.consume(100, timeout=0.2):
+                if msg.error() is not None:
+                    continue
+                command = decode_command(msg.value() or b"", self.fmt)
+                command["_topic"] = msg.topic()
+                command["_key_header"] = dict(msg.headers() or [])[HEADER_KEY].decode()
+                self.seen.append(command)
+                if command["mechanism"] == "NOTIFY" or command["idempotency_key"] in self.applied:
+                    continue
+                self.applied.add(command["idempotency_key"])
+                entry = applied_entry(command)
+                producer.produce(self.journal, key=journal_key(entry), value=serialize(entry))
+            producer.flush(10)
+        consumer.close()
+
+
+def applied_entry(command: dict[str, Any]) -> JournalEntry:
+    """The action a service journals when it applies a command: restores set the rows back."""
+    payload = orjson.loads(command["payload_json"])
+    now = int(time.time() * 1000)
+    changes = []
+    for row in payload.get("rows", []) if command["mechanism"] == "RESTORE" else []:
+        schema, _, table = row["table"].rpartition(".")
+        after = None if row["op"] == "DELETE" else {**row["image"], **row["set"]}
+        op = Op.DELETE if row["op"] == "DELETE" else Op.UPDATE
+        pos = SourcePosition("cdc", 0, 0, lsn=now, tx_id=f"apply-{command['event_id']}", ts_ms=now)
+        changes.append(RowChange("shop", schema or None, table, row["key"], op, None, after, (), True, pos))
+    return JournalEntry(
+        action_id=f"applied-{command['event_id']}", action_type=f"Applied{command['event_type']}",
+        changes=tuple(changes), journal_ts_ms=now, commit_ts_ms=now, service="services",
+        causation_ids=(command["event_id"],), correlation_id=command["correlation_id"],
+        entities=tuple(c.entity for c in changes),
+    )  # fmt: skip

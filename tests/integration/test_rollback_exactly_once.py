@@ -1,0 +1,103 @@
+"""Each step's command is emitted exactly once, proven by killing the worker (`kill -9`) at several
+points of a paced rollback, restarting it, and counting commands by idempotency key (read_committed)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from processor.rollback.request import FieldPredicate, Selector, SelectorKind
+from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
+from tests.integration.tapkit import read_topic
+from tests.unit.rollback.world import World
+
+ORDERS = 50  # 200 steps in 4 waves
+KILLS = 4
+
+
+def _config(topics: RollbackTopics, bootstrap: str, tmp_path: Path) -> Path:
+    s = topics.settings(bootstrap)
+    path = tmp_path / "rewind.yaml"
+    path.write_text(yaml.safe_dump({
+        "bootstrap_servers": bootstrap, "group_id": s.group_id,
+        "transactional_id_prefix": s.transactional_id_prefix, "metrics_port": 0,
+        "topics": s.topics.model_dump(mode="json"),
+        "rollback": {
+            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": s.rollback.notify_topic,
+            "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 120,
+            "max_emits_per_transaction": 2, "max_emits_per_s": 25,
+        },
+    }))  # fmt: skip
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "processor.cli", "--config", str(config), "worker"],
+                                stdout=out, stderr=out, env=env)  # fmt: skip
+
+
+def _wait_for(condition: object, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.05)
+
+
+def test_kill_9_at_several_points_emits_every_step_exactly_once(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(kafka_bootstrap)
+    topics.create(settings)
+    world = World()
+    for n in range(ORDERS):
+        world.order(n, rule="v7", price=90)
+    world.order(ORDERS, rule="v6", price=100)  # untouched
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    config, log = _config(topics, kafka_bootstrap, tmp_path), tmp_path / "worker.log"
+    services = Services(kafka_bootstrap, topics, settings.topics.journal).start()
+    status = StatusReader(settings)
+    rnd = random.Random(unique)
+    worker = _start(config, log)
+    kills_mid_emission = 0
+    try:
+        # Kill points: while the request is being planned, then each time a further share of the
+        # commands has reached the services (so every kill lands mid-emission, whatever the start-up time).
+        request_id = send_request(settings, Selector(SelectorKind.FIELD_PREDICATE,
+                                                     predicate=FieldPredicate.parse('rule_version == "v7"')))  # fmt: skip
+        time.sleep(rnd.uniform(0.0, 0.5))
+        targets = [0] + sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS - 1))
+        for target in targets:
+            _wait_for(lambda t=target: len(services.seen) >= t, 120)  # type: ignore[misc]
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            kills_mid_emission += 0 < len(services.seen) < ORDERS * 4
+            worker = _start(config, log)
+        final = status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED"}, 240)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        services.stop()
+        status.close()
+
+    assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
+    commands = []
+    for topic in topics.commands:
+        commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
+    keys = Counter(dict(m.headers() or [])["rewind.idempotency_key"].decode() for m in commands)
+    doubled = {k: n for k, n in keys.items() if n > 1}
+    expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
+    assert not doubled and set(keys) == expected, f"doubled {doubled}, missing {expected - set(keys)}"
+    assert len(expected) == ORDERS * 4
+    assert all(s.attempts == 1 for s in final.plan.steps)  # type: ignore[union-attr]
+    assert kills_mid_emission >= KILLS - 1, "the kills did not land while commands were flowing"
+    assert log.read_text().count("requests resumed") >= KILLS

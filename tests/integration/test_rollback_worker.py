@@ -1,0 +1,148 @@
+"""The rollback worker on a real broker: scope and isolation, reverse order, dry run, approval,
+rejection and dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from processor.config import Settings
+from processor.rollback.catalog import load_catalog
+from processor.rollback.request import ControlCommand, FieldPredicate, Mode, Selector, SelectorKind
+from processor.rollback.worker import RollbackWorker
+from tests.integration.rollkit import (
+    RollbackTopics,
+    Services,
+    StatusReader,
+    publish_journal,
+    send_control,
+    send_raw,
+    send_request,
+)
+from tests.integration.tapkit import read_topic
+from tests.unit.rollback.world import World
+
+V7 = Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"'))
+
+
+class Running:
+    def __init__(self, settings: Settings, topics: RollbackTopics, tmp_path: Path) -> None:
+        self.settings, self.topics = settings, topics
+        self.stop = threading.Event()
+        self.worker = RollbackWorker(
+            settings, settings.bootstrap_servers or "", load_catalog(topics.catalog(tmp_path))
+        )
+        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
+        self.services = Services(settings.bootstrap_servers or "", topics, settings.topics.journal)
+        self.status = StatusReader(settings)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        assert self.worker.ready.wait(60), "the worker did not start"
+        self.services.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.services.stop()
+        self.status.close()
+
+
+@pytest.fixture
+def shop(kafka_bootstrap: str, unique: str) -> Iterator[tuple[World, RollbackTopics, Settings]]:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(kafka_bootstrap, approve_over_irreversible=10, confirm_timeout_s=30)
+    topics.create(settings)
+    world = World()
+    for n in range(1, 7):
+        world.order(n, rule="v7" if n in (2, 5) else "v6", price=90 if n in (2, 5) else 100)
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    yield world, topics, settings
+
+
+def test_only_the_bad_workflows_are_undone_in_reverse_order_and_verified(
+    shop: tuple[World, RollbackTopics, Settings], tmp_path: Path
+) -> None:
+    world, topics, settings = shop
+    with Running(settings, topics, tmp_path) as run:
+        request_id = send_request(settings, V7)
+        final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED"}, 90)
+        commands = list(run.services.seen)
+    assert final.state.value == "COMPLETED", final.reason
+    assert final.verification == []
+    undone = [c["compensated_action_id"] for c in commands]
+    assert sorted(undone) == sorted(
+        f"{kind}-{n}" for kind in ("price", "reserve", "pay", "mail") for n in (2, 5)
+    )
+    for n in (2, 5):  # each effect undone before its cause
+        order = [a for a in undone if a.endswith(f"-{n}")]
+        assert order == [f"mail-{n}", f"pay-{n}", f"reserve-{n}", f"price-{n}"], order
+    assert all(c["correlation_id"] in ("order-2", "order-5") for c in commands)  # the others untouched
+    assert len({c["idempotency_key"] for c in commands}) == len(commands) == 8
+    assert all(c["_key_header"] == c["idempotency_key"] for c in commands)
+    refund = next(c for c in commands if c["compensated_action_id"] == "pay-2")
+    assert (refund["event_type"], refund["_topic"]) == ("RefundPayment", topics.command("payments.commands"))
+    history = run.status.history[request_id]
+    assert history[0] == "EXECUTING" and history[-1] == "COMPLETED" and "CONFIRMING" in history
+    steps = {s.action_id: s for s in final.plan.steps}  # type: ignore[union-attr]
+    assert all(steps[a].state.value == "CONFIRMED" for a in steps if not a.startswith("mail"))
+    assert steps["price-2"].confirmed_by == f"applied-{steps['price-2'].idempotency_key}"
+
+
+def test_a_dry_run_publishes_the_plan_and_emits_nothing(
+    shop: tuple[World, RollbackTopics, Settings], tmp_path: Path
+) -> None:
+    _, topics, settings = shop
+    with Running(settings, topics, tmp_path) as run:
+        request_id = send_request(settings, V7, Mode.DRY_RUN)
+        planned = run.status.wait(request_id, {"PLANNED", "REJECTED"})
+        time.sleep(3)
+    assert planned.state.value == "PLANNED" and len(planned.plan.steps) == 8  # type: ignore[union-attr]
+    assert "dry run" in (planned.reason or "")
+    for topic in topics.commands:
+        assert read_topic(settings.bootstrap_servers or "", topic, timeout_s=3) == []
+
+
+def test_approval_blocks_until_approved(kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(kafka_bootstrap)  # irreversible steps over the default threshold of 0
+    topics.create(settings)
+    world = World()
+    world.order(1, rule="v7", price=90)
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    with Running(settings, topics, tmp_path) as run:
+        request_id = send_request(settings, Selector(SelectorKind.CORRELATION_ID, correlation_id="order-1"))
+        waiting = run.status.wait(request_id, {"AWAITING_APPROVAL", "EXECUTING"})
+        assert waiting.state.value == "AWAITING_APPROVAL", waiting.reason
+        assert "1 irreversible steps (threshold 0)" in (waiting.reason or "")
+        time.sleep(3)
+        assert run.services.seen == []
+        send_control(settings, request_id, ControlCommand.APPROVE)
+        final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK"}, 60)
+    assert final.state.value == "COMPLETED", final.reason
+    assert len(run.services.seen) == 4
+
+
+def test_invalid_requests_are_rejected_and_unreadable_ones_dead_lettered(
+    shop: tuple[World, RollbackTopics, Settings], tmp_path: Path
+) -> None:
+    _, topics, settings = shop
+    with Running(settings, topics, tmp_path) as run:
+        unknown = send_request(settings, Selector(SelectorKind.ACTION_IDS, action_ids=("no-such-action",)))
+        rejected = run.status.wait(unknown, {"REJECTED", "EXECUTING", "COMPLETED"})
+        send_raw(settings, settings.topics.requests, "garbage", b"\x00not avro")
+        after = send_request(settings, V7, Mode.DRY_RUN)  # the worker goes on
+        assert run.status.wait(after, {"PLANNED"}).state.value == "PLANNED"
+    assert rejected.state.value == "REJECTED"
+    assert "selector.action_ids" in (rejected.reason or "") and "no-such-action" in (rejected.reason or "")
+    [dead] = read_topic(settings.bootstrap_servers or "", settings.topics.deadletter, expect=1, timeout_s=20)
+    headers = {k: v.decode() for k, v in dead.headers() or []}
+    assert headers["rewind.dlq.reason"] == "bad_request"
+    assert headers["rewind.dlq.source.topic"] == settings.topics.requests
+    for topic in topics.commands:
+        assert read_topic(settings.bootstrap_servers or "", topic, timeout_s=2) == []
