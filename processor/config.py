@@ -166,7 +166,7 @@ class RollbackSettings(Section):
         "confirmed", description="start a wave when the previous one is confirmed, or just emitted"
     )
     max_emits_per_transaction: int = Field(500, ge=1)
-    max_emits_per_s: float = Field(0.0, ge=0, description="pace commands for downstream services; 0 = no limit")
+    max_emits_per_s: float = Field(0.0, ge=0, description="pace commands for downstream services (0: none)")
     store_path: Path | None = Field(None, description="SQLite file for the action store; unset = memory")
     status_max_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest status record (a plan with every step)"

@@ -75,7 +75,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
         request_id = send_request(settings, Selector(SelectorKind.FIELD_PREDICATE,
                                                      predicate=FieldPredicate.parse('rule_version == "v7"')))  # fmt: skip
         time.sleep(rnd.uniform(0.0, 0.5))
-        targets = [0] + sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS - 1))
+        targets = [0, *sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS - 1))]
         for target in targets:
             _wait_for(lambda t=target: len(services.seen) >= t, 120)  # type: ignore[misc]
             os.kill(worker.pid, signal.SIGKILL)

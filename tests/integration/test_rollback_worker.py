@@ -68,7 +68,7 @@ def shop(kafka_bootstrap: str, unique: str) -> Iterator[tuple[World, RollbackTop
 def test_only_the_bad_workflows_are_undone_in_reverse_order_and_verified(
     shop: tuple[World, RollbackTopics, Settings], tmp_path: Path
 ) -> None:
-    world, topics, settings = shop
+    _, topics, settings = shop
     with Running(settings, topics, tmp_path) as run:
         request_id = send_request(settings, V7)
         final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED"}, 90)
