@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
+from processor.cli.rollback_cmd import rollback_catalog
 from processor.cli.tap_cmd import FILE, catalog_from, has_sources, run_tap
 from processor.config import Settings
 from processor.graph.runner import GraphBuilder
@@ -16,6 +17,7 @@ from processor.kafka import cluster
 from processor.kafka.selfcheck import transactional_round_trip
 from processor.metrics import Metrics
 from processor.metrics.server import serve
+from processor.rollback.worker import RollbackWorker
 
 
 @click.command("run")
@@ -28,7 +30,8 @@ from processor.metrics.server import serve
 def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_broker: bool) -> None:
     """Run the processor; with no bootstrap servers configured, on a local broker it starts.
 
-    The tap runs when source topics are configured (REWIND_TOPICS__CDC/__TX_METADATA/__OUTBOX).
+    The tap runs when source topics are configured (REWIND_TOPICS__CDC/__TX_METADATA/__OUTBOX); the
+    graph builder and the rollback worker always run.
     """
     settings = ctx.settings
     stop = stop_on_signals(ctx, duration)
@@ -44,6 +47,10 @@ def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_br
             target=run_graph, args=(ctx, settings, bootstrap, metrics, stop), name="graph"
         )
         graph.start()
+        worker = threading.Thread(
+            target=run_worker, args=(ctx, settings, bootstrap, catalog_file, metrics, stop), name="rollback"
+        )
+        worker.start()
         try:
             if has_sources(settings):
                 run_tap(ctx, settings, bootstrap, catalog_from(ctx, catalog_file), metrics, stop)
@@ -53,6 +60,7 @@ def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_br
         finally:
             stop.set()
             graph.join()
+            worker.join()
             metrics.component_stopped("processor")
             if server:
                 server.shutdown()
@@ -68,6 +76,28 @@ def run_graph(
         GraphBuilder(settings, bootstrap, metrics).run(stop)
     finally:
         metrics.component_stopped("graph")
+
+
+def run_worker(
+    ctx: Context,
+    settings: Settings,
+    bootstrap: str,
+    catalog_file: Path | None,
+    metrics: Metrics,
+    stop: threading.Event,
+) -> None:
+    catalog = rollback_catalog(ctx, catalog_file)
+    ctx.out.print(
+        f"rollback: {settings.topics.requests} -> worker ({len(catalog.actions)} action types in catalog)"
+    )
+    metrics.component_started("rollback")
+    try:
+        RollbackWorker(settings, bootstrap, catalog, metrics).run(stop)
+    except Exception:
+        stop.set()  # a dead worker must not leave the processor looking healthy
+        raise
+    finally:
+        metrics.component_stopped("rollback")
 
 
 @click.command("demo")
