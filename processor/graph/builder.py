@@ -210,6 +210,11 @@ class CausalGraph:
         self._writes = (self._version(), (entity[order], node[order]))
         return self._writes[1]
 
+    def warm(self) -> None:
+        """Build the caches a plan needs (downstream adjacency, write order) ahead of the first query."""
+        self.csr("out")
+        self._writes_sorted()
+
     def writers(self, entity: str) -> IntArray:
         """Every action that wrote the entity ('table:key'), in commit order."""
         entities, nodes = self._writes_sorted()

@@ -167,10 +167,13 @@ class RollbackEngine:
             for step in progress.expire(now_ms, self.config.policy):
                 self.observer.step_changed(step)
                 out.changed[progress.request_id] = progress
-            for step in progress.due(now_ms, self.config.policy)[:budget]:
-                out.commands.append(self._emit(progress, step, now_ms))
+            while budget > 0:  # with an emission barrier, later waves follow in the same transaction
+                due = progress.due(now_ms, self.config.policy)[:budget]
+                if not due:
+                    break
+                out.commands += [self._emit(progress, step, now_ms) for step in due]
                 out.changed[progress.request_id] = progress
-                budget -= 1
+                budget -= len(due)
             if progress.advance(now_ms):
                 out.changed[progress.request_id] = progress
             if progress.state is RequestState.VERIFYING:

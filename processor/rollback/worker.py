@@ -70,7 +70,12 @@ class _Session:
     journal: Consumer
     inputs: Consumer
     engine: RollbackEngine
+    # Watermark queries go through a client that never fetches: on the journal consumer's own connection
+    # they would queue behind its long-poll fetch (fetch.wait.max.ms, 500 ms each).
+    probe: Consumer
+    journal_partitions: list[int]
     pending: Outputs = field(default_factory=Outputs)  # found while catching up, written next commit
+    busy: bool = False  # the last pass emitted: more may be due
     paced_until: float = 0.0  # with max_emits_per_s: no new emissions before this (monotonic)
 
 
@@ -82,8 +87,10 @@ class RollbackWorker:
         catalog: Catalog,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        engine: RollbackEngine | None = None,
     ) -> None:
         self.settings = settings
+        self._engine = engine  # one already holding a graph and store (benchmarks), else built at start
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.metrics = metrics
@@ -103,6 +110,7 @@ class RollbackWorker:
         finally:
             s.journal.close()
             s.inputs.close()
+            s.probe.close()
             s.producer.flush(10)
             s.engine.actions.close()
 
@@ -119,23 +127,21 @@ class RollbackWorker:
             producer.init_transactions(60)
         except KafkaException as exc:
             raise KafkaError(f"rollback worker cannot start transactions: {exc}", retryable=True) from exc
-        store = ActionStore(self.settings.rollback.store_path or ":memory:")
-        engine = RollbackEngine(
-            self.catalog, engine_config(self.settings), actions=store, observer=self.metrics
-        )
+        engine = self._engine or RollbackEngine(
+            self.catalog, engine_config(self.settings),
+            actions=ActionStore(self.settings.rollback.store_path or ":memory:"), observer=self.metrics,
+        )  # fmt: skip
         self._load_status(engine)
         journal = clients.consumer(
             self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-journal"
         )
-        journal.assign(
-            [
-                TopicPartition(self.topics.journal, p, OFFSET_BEGINNING)
-                for p in self._partitions(journal, self.topics.journal)
-            ]
-        )
-        s = _Session(producer, journal, self._inputs(), engine)
+        probe = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-probe")
+        partitions = self._partitions(probe, self.topics.journal)
+        journal.assign([TopicPartition(self.topics.journal, p, OFFSET_BEGINNING) for p in partitions])
+        s = _Session(producer, journal, self._inputs(), engine, probe, partitions)
         started = time.monotonic()
         self._catch_up_journal(s)
+        engine.graph.warm()
         logger.info(
             "rollback: %d actions from the journal in %.1fs, %d requests resumed",
             len(engine.graph),
@@ -187,8 +193,7 @@ class RollbackWorker:
         """Read the journal up to its current end (planning needs every action committed so far)."""
         topic = self.topics.journal
         ends = {
-            p: s.journal.get_watermark_offsets(TopicPartition(topic, p), 30)[1]
-            for p in self._partitions(s.journal, topic)
+            p: s.probe.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in s.journal_partitions
         }
         deadline = time.monotonic() + 600
         while True:
@@ -204,8 +209,9 @@ class RollbackWorker:
     # -- the loop --------------------------------------------------------------------------------
 
     def _pass(self, s: _Session) -> None:
-        out, s.pending = _merge(s.pending, self._read_journal(s, timeout=0.05)), Outputs()
-        messages = [m for m in s.inputs.consume(100, timeout=0.1) if not _skip(m)]
+        wait = 0.0 if s.busy else 0.05  # more may be due at once: do not idle in polls
+        out, s.pending = _merge(s.pending, self._read_journal(s, timeout=wait)), Outputs()
+        messages = [m for m in s.inputs.consume(100, timeout=2 * wait) if not _skip(m)]
         if messages:
             self._catch_up_journal(s)
             out, s.pending = _merge(out, s.pending), Outputs()
@@ -213,6 +219,7 @@ class RollbackWorker:
             out = _merge(out, self._handle_input(s, msg))
         if time.monotonic() >= s.paced_until:
             out = _merge(out, s.engine.tick(self._now_ms()))
+        s.busy = bool(out.commands)
         if out or messages:
             self._commit(s, out, bool(messages))
             rate = self.settings.rollback.max_emits_per_s

@@ -58,10 +58,9 @@ def test_waves_run_in_order_each_after_the_last_is_confirmed(tmp_path: Path) -> 
     w.order(2, rule="v7", price=90)
     engine = setup(tmp_path, w)
     execute(engine, "price-2")
-    [notify] = engine.tick(10).commands
+    [notify, refund] = engine.tick(10).commands  # the notification needs no answer: wave 2 follows
     assert (notify.topic, notify.envelope["mechanism"]) == ("ops.notifications", "NOTIFY")
     assert json.loads(notify.envelope["payload_json"])["text"] == "email to c2@example.com was sent"
-    [refund] = engine.tick(20).commands  # the notification needs no answer: wave 2 follows
     assert (refund.topic, refund.key, refund.envelope["event_type"]) == (
         "payments.commands",
         "p-2",
@@ -118,8 +117,7 @@ def test_unconfirmed_steps_retry_with_backoff_then_fail_and_the_request_says_wha
     w.order(2, rule="v7", price=90)
     engine = setup(tmp_path, w, Policy(confirm_timeout_ms=1000, max_attempts=2))
     execute(engine, "reserve-2")
-    engine.tick(0)  # the email notification
-    [first] = engine.tick(10).commands
+    [_notify, first] = engine.tick(10).commands
     assert not engine.tick(1009).commands
     [again] = engine.tick(1010).commands
     assert again.event_id == first.event_id and dict(again.headers)["rewind.attempt"] == "2"
@@ -151,15 +149,15 @@ def test_approval_blocks_until_approved_and_pause_resume_abort(tmp_path: Path) -
     assert engine.requests["r1"].state is RequestState.AWAITING_APPROVAL
     assert not engine.tick(10).commands
     engine.on_control(Control("r1", ControlCommand.APPROVE, "bob", 11), 11)
-    assert len(engine.tick(12).commands) == 1
-    engine.on_control(Control("r1", ControlCommand.PAUSE, "bob", 13), 13)
-    assert not engine.tick(14).commands and engine.requests["r1"].state is RequestState.PAUSED
-    engine.on_control(Control("r1", ControlCommand.RESUME, "bob", 15), 15)
-    assert len(engine.tick(16).commands) == 1
+    engine.on_control(Control("r1", ControlCommand.PAUSE, "bob", 11), 11)
+    assert not engine.tick(12).commands and engine.requests["r1"].state is RequestState.PAUSED
+    engine.on_control(Control("r1", ControlCommand.RESUME, "bob", 13), 13)
+    [_notify, refund] = engine.tick(14).commands
     engine.on_control(Control("r1", ControlCommand.ABORT, "bob", 17, "enough"), 17)
     progress = engine.requests["r1"]
     assert progress.state is RequestState.ABORTED
     assert progress.reason == "aborted by bob: enough; remaining: 2 not emitted, 1 unconfirmed"
+    assert refund.envelope["compensated_action_id"] == "pay-2"
     assert not engine.tick(100_000).commands
 
 
@@ -168,8 +166,7 @@ def test_after_a_restart_from_the_status_record_nothing_is_emitted_twice(tmp_pat
     w.order(2, rule="v7", price=90)
     engine = setup(tmp_path, w)
     execute(engine, "price-2")
-    engine.tick(10)
-    [refund] = engine.tick(20).commands
+    [_notify, refund] = engine.tick(10).commands
     saved = encode_status(engine.requests["r1"])  # what the worker committed with the refund
     apply(engine, w, refund, 30)  # the service applied it; then the worker died
 
