@@ -255,7 +255,9 @@ class TapRunner:
     def _report_lag(self, s: _Session) -> None:
         assert self.metrics is not None
         for tp in s.consumer.assignment():
-            _low, high = s.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+            # The high watermark each fetch response brought: a query (cached=False) on this connection
+            # would wait behind the consumer's own long-poll fetch, up to fetch.wait.max.ms per partition.
+            _low, high = s.consumer.get_watermark_offsets(tp, cached=True)
             position = s.positions.get((tp.topic, tp.partition))
             if position is not None and high >= 0:
                 self.metrics.tap_lag(tp.topic, tp.partition, max(high - position, 0))
