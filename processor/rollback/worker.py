@@ -96,7 +96,7 @@ class RollbackWorker:
         self.metrics = metrics
         self.clock = clock
         self.topics = settings.topics
-        self.ready = threading.Event()  # set once start-up has caught up (tests and the demo wait on it)
+        self.ready = threading.Event()  # caught up and assigned the request topics (tests and the demo wait)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -104,9 +104,10 @@ class RollbackWorker:
     def run(self, stop: threading.Event) -> None:
         s = self._start()
         try:
-            self.ready.set()
             while not stop.is_set():
                 self._pass(s)
+                if not self.ready.is_set() and s.inputs.assignment():
+                    self.ready.set()  # caught up, and the request partitions are ours
         finally:
             s.journal.close()
             s.inputs.close()
