@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.graph.run import journal, percentile, rss
 from processor.config import LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
+from processor.devenv.procs import free_port
 from processor.graph.builder import CausalGraph
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
@@ -36,7 +37,6 @@ from processor.rollback.engine import RollbackEngine
 from processor.rollback.request import Mode, RollbackRequest, Selector, SelectorKind
 from processor.rollback.serde import encode_request
 from processor.rollback.worker import RollbackWorker, engine_config
-from processor.devenv.procs import free_port
 
 SCOPES = (10, 1_000, 10_000)
 CATALOG = """
