@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import DeadLetterReason, KafkaError, SchemaError, Where
+from processor.errors import DeadLetterReason, KafkaError, RewindError, SchemaError, Where
 from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
@@ -102,6 +102,23 @@ class RollbackWorker:
         return int(self.clock() * 1000)
 
     def run(self, stop: threading.Event) -> None:
+        """Run sessions until stopped; a retryable failure restarts from the committed state."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self._session(stop)
+                return
+            except (RewindError, KafkaException) as exc:
+                retryable = exc.retryable if isinstance(exc, RewindError) else not exc.args[0].fatal()
+                if not retryable or self._engine is not None:  # a given engine cannot be rebuilt
+                    raise
+                # What ran ahead of the last commit is forgotten: the next session reads the status
+                # topic and the journal again, and its init_transactions aborts the open transaction.
+                logger.warning("rollback worker restarts in %.0fs from committed state: %s", backoff, exc)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    def _session(self, stop: threading.Event) -> None:
         s = self._start()
         try:
             while not stop.is_set():
