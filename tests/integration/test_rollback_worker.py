@@ -79,9 +79,14 @@ def test_only_the_bad_workflows_are_undone_in_reverse_order_and_verified(
     assert sorted(undone) == sorted(
         f"{kind}-{n}" for kind in ("price", "reserve", "pay", "mail") for n in (2, 5)
     )
-    for n in (2, 5):  # each effect undone before its cause
-        order = [a for a in undone if a.endswith(f"-{n}")]
-        assert order == [f"mail-{n}", f"pay-{n}", f"reserve-{n}", f"price-{n}"], order
+    steps = {s.action_id: s for s in final.plan.steps}  # type: ignore[union-attr]
+    for n in (2, 5):  # each effect undone before its cause: in waves, and in what the services saw
+        assert [steps[f"{k}-{n}"].wave for k in ("mail", "pay", "reserve", "price")] == [1, 2, 3, 4]
+        # The email's notification needs no confirmation, so it shares a transaction with the refund
+        # (on another topic); each later command waited for the previous one's effect in the journal.
+        order = [c["compensated_action_id"] for c in commands if c["mechanism"] != "NOTIFY"]
+        assert [a for a in order if a.endswith(f"-{n}")] == [f"pay-{n}", f"reserve-{n}", f"price-{n}"]
+        assert steps[f"pay-{n}"].confirmed_ts_ms <= steps[f"reserve-{n}"].emitted_ts_ms  # type: ignore[operator]
     assert all(c["correlation_id"] in ("order-2", "order-5") for c in commands)  # the others untouched
     assert len({c["idempotency_key"] for c in commands}) == len(commands) == 8
     assert all(c["_key_header"] == c["idempotency_key"] for c in commands)
@@ -89,7 +94,6 @@ def test_only_the_bad_workflows_are_undone_in_reverse_order_and_verified(
     assert (refund["event_type"], refund["_topic"]) == ("RefundPayment", topics.command("payments.commands"))
     history = run.status.history[request_id]
     assert history[0] == "EXECUTING" and history[-1] == "COMPLETED" and "CONFIRMING" in history
-    steps = {s.action_id: s for s in final.plan.steps}  # type: ignore[union-attr]
     assert all(steps[a].state.value == "CONFIRMED" for a in steps if not a.startswith("mail"))
     assert steps["price-2"].confirmed_by == f"applied-{steps['price-2'].idempotency_key}"
 
