@@ -179,7 +179,7 @@ class Metrics:
 
     def finished(self, progress: RequestProgress) -> None:
         self._requests.labels(progress.state.value.lower()).inc()
-        if progress.last_emitted_ts_ms and progress.requested_ts_ms:
+        if progress.last_emitted_ts_ms is not None and progress.requested_ts_ms is not None:
             self._to_last_emission.observe(
                 max(progress.last_emitted_ts_ms - progress.requested_ts_ms, 0) / 1000
             )

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from processor.cli import main
 from processor.config import Settings
 from processor.rollback.catalog import load_catalog
 from processor.rollback.request import ControlCommand, FieldPredicate, Mode, Selector, SelectorKind
@@ -150,3 +152,41 @@ def test_invalid_requests_are_rejected_and_unreadable_ones_dead_lettered(
     assert headers["rewind.dlq.source.topic"] == settings.topics.requests
     for topic in topics.commands:
         assert read_topic(settings.bootstrap_servers or "", topic, timeout_s=2) == []
+
+
+def test_the_cli_requests_approves_and_follows_a_rollback(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(kafka_bootstrap)  # the email is over the irreversible threshold
+    topics.create(settings)
+    world = World()
+    world.order(1, rule="v6", price=100)
+    world.order(2, rule="v7", price=90)
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    t = settings.topics
+    env = {
+        "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap, "REWIND_TOPICS__REQUESTS": t.requests,
+        "REWIND_TOPICS__CONTROL": t.control, "REWIND_TOPICS__STATUS": t.status, "REWIND_METRICS_PORT": "0",
+    }  # fmt: skip
+    cli = CliRunner()
+    with Running(settings, topics, tmp_path) as run:
+        sent = cli.invoke(main, ["request", "--where", 'rule_version == "v7"', "--execute", "--reason", "bad v7",
+                                 "--by", "alice", "--id", "req-cli"], env=env)  # fmt: skip
+        assert sent.exit_code == 0, sent.output
+        run.status.wait("req-cli", {"AWAITING_APPROVAL"})
+        shown = cli.invoke(main, ["status", "req-cli"], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert "AWAITING_APPROVAL" in shown.stdout and "1 irreversible steps (threshold 0)" in shown.stdout
+        approved = cli.invoke(main, ["approve", "req-cli", "--by", "bob", "--reason", "checked"], env=env)
+        assert approved.exit_code == 0, approved.output
+        followed = cli.invoke(main, ["status", "req-cli", "--follow", "--timeout", "90"], env=env)
+    assert followed.exit_code == 0, followed.output
+    assert "req-cli COMPLETED: all 4 steps undone and verified" in followed.stdout
+    assert "blast radius" in followed.stdout
+    assert sorted(c["compensated_action_id"] for c in run.services.seen) == [
+        "mail-2",
+        "pay-2",
+        "price-2",
+        "reserve-2",
+    ]
