@@ -87,6 +87,7 @@ class CausalGraph:
         self._derived: tuple[int, EdgeArrays] | None = None
         self._all: tuple[int, EdgeArrays] | None = None
         self._writes: tuple[int, tuple[npt.NDArray[np.uint64], IntArray]] | None = None
+        self._orders: dict[str, tuple[int, npt.NDArray[np.intp]]] = {}  # table -> (members, order)
         self._csr: dict[str, tuple[int, Csr]] = {}
 
     # -- building -----------------------------------------------------------------------------
@@ -197,16 +198,47 @@ class CausalGraph:
         self._derived = (self._version(), derived)
         return derived
 
-    def _order(self, groups: npt.NDArray[np.uint64], nodes: IntArray) -> npt.NDArray[np.intp]:
-        """Sort members by group, then commit time, then id key (the same in every arrival order)."""
-        return np.lexsort((self._idkey.view()[nodes], self._commit_ts.view()[nodes], groups))
+    def _order(self, name: str, groups: npt.NDArray[np.uint64], nodes: IntArray) -> npt.NDArray[np.intp]:
+        """Sort members by group, then commit time, then id key (the same in every arrival order).
+
+        The tables only grow, so the last order is kept per table and new members are merged into it:
+        a plan right after a few new journal entries must not pay a full sort of a million writes.
+        """
+        cached = self._orders.get(name)
+        total = len(groups)
+        if cached is not None and cached[0] == total:
+            return cached[1]
+        if cached is None or total - cached[0] > max(1_000, cached[0] // 50):
+            order = np.lexsort((self._idkey.view()[nodes], self._commit_ts.view()[nodes], groups))
+        else:
+            order = self._merge_order(cached[0], cached[1], groups, nodes)
+        self._orders[name] = (total, order)
+        return order
+
+    def _merge_order(
+        self, known: int, old: npt.NDArray[np.intp], groups: npt.NDArray[np.uint64], nodes: IntArray
+    ) -> npt.NDArray[np.intp]:
+        ts, idkey = self._commit_ts.view(), self._idkey.view()
+        new = np.arange(known, len(groups))
+        new = new[np.lexsort((idkey[nodes[new]], ts[nodes[new]], groups[new]))]
+        sorted_groups = groups[old]
+        positions = []
+        for i in new.tolist():
+            lo = int(np.searchsorted(sorted_groups, groups[i]))
+            hi = int(np.searchsorted(sorted_groups, groups[i], side="right"))
+            members = nodes[old[lo:hi]]  # the same group: few, in (commit time, id key) order
+            mine = (ts[nodes[i]], idkey[nodes[i]])
+            positions.append(
+                lo + sum(1 for t, k in zip(ts[members], idkey[members], strict=True) if (t, k) < mine)
+            )
+        return np.insert(old, positions, new)
 
     def _writes_sorted(self) -> tuple[npt.NDArray[np.uint64], IntArray]:
         """Every write as (entity key, node), by entity, then commit order (cached per version)."""
         if self._writes is not None and self._writes[0] == self._version():
             return self._writes[1]
         entity, node = self._w_entity.view(), self._w_node.view()
-        order = self._order(entity, node)
+        order = self._order("writes", entity, node)
         self._writes = (self._version(), (entity[order], node[order]))
         return self._writes[1]
 
@@ -231,7 +263,7 @@ class CausalGraph:
     def _trace_links(self) -> tuple[IntArray, IntArray]:
         """Per span, the earliest action -> each other one of the same workflow."""
         span, node = self._s_span.view(), self._s_node.view()
-        order = self._order(span, node)
+        order = self._order("spans", span, node)
         s, n = span[order], node[order]
         first = np.ones(len(s), dtype=bool)
         first[1:] = s[1:] != s[:-1]

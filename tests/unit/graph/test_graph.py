@@ -264,3 +264,28 @@ def test_a_cycle_closed_by_a_late_cause_is_found_once() -> None:
     g.add(action("late-2", causes=("e",)))  # e <-> late-2
     assert new_cycles(g) == [["e", "late-2"]]
     assert new_cycles(g) == []
+
+
+def test_orders_merged_after_each_batch_equal_one_full_sort() -> None:
+    """The write and span orders are merged incrementally as the graph grows; the edges they derive
+    must be the same as those of a graph sorted once, whatever the batches."""
+    rnd = random.Random(3)
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-{:016x}-01"
+    entries = [
+        action(f"a{i}", ts=rnd.randint(0, 400), wf=f"wf-{rnd.randint(0, 5)}",
+               entities=tuple({f"public.stock:{rnd.randint(0, 30)}" for _ in range(rnd.randint(0, 2))}),
+               trace=tp.format(rnd.randint(1, 20)) if rnd.random() < 0.5 else None)
+        for i in range(3000)
+    ]  # fmt: skip
+    grown = CausalGraph()
+    start = 0
+    while start < len(entries):
+        size = rnd.choice([1, 3, 20, 1500])
+        for e in entries[start : start + size]:
+            grown.add(e)
+        grown.warm()
+        start += size
+    assert grown.edge_set() == build(*entries).edge_set()
+    for stock in range(31):
+        entity = f"public.stock:{stock}"
+        assert grown.writers(entity).tolist() == build(*entries).writers(entity).tolist()
