@@ -28,6 +28,7 @@ from bench.graph.run import journal, percentile, rss
 from processor.config import LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
 from processor.devenv.procs import free_port
 from processor.graph.builder import CausalGraph
+from processor.journal.serde import journal_key, serialize
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
 from processor.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition
@@ -146,6 +147,12 @@ def main() -> None:
     )
     parser.add_argument("--actions", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=20, help="requests per scope size (10k: a quarter)")
+    parser.add_argument(
+        "--live",
+        type=int,
+        default=10,
+        help="new journal entries produced before each request (0: static graph)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rewind-bench-rollback-"))
     base_rss = rss()
@@ -189,7 +196,12 @@ def main() -> None:
               f"{'ratio p50':>10}")  # fmt: skip
         for n in SCOPES:
             ours, raw = [], []
-            for seed in seeds[n]:
+            for r, seed in enumerate(seeds[n]):
+                if args.live:  # the journal keeps flowing: the worker reads these before it plans
+                    fresh = scoped_workflow(args.live, f"live-{n}-{r}", random.Random(r), 10**12)
+                    for e in fresh:
+                        producer.produce(settings.topics.journal, key=journal_key(e), value=serialize(e))
+                    producer.flush(10)
                 request = RollbackRequest(str(uuid.uuid4()), "bench", "bench", int(time.time() * 1000),
                                           Selector(SelectorKind.ACTION_IDS, action_ids=(seed,)), Mode.EXECUTE)  # fmt: skip
                 started = time.perf_counter()
