@@ -1,0 +1,263 @@
+"""The shop's services: orders, inventory, payments and notifications, on PostgreSQL.
+
+Each handler runs one database transaction that writes its business rows and its outbox events
+together (Debezium's outbox router publishes them), so what a service did and why travel as one
+action. Correlation id, causation id and ``traceparent`` flow from every event into the next. The
+services also apply the commands rewind emits (restore rows, release stock, refund payments), each
+exactly once per idempotency key, and name the command's event as the cause of what they did.
+
+    place order ──OrderPriced──▶ inventory ──StockReserved──▶ payments ──PaymentCaptured──▶ notifications
+    (orders row)                (stock row)                  (intent, gateway,           (email: cannot
+                                                              payments row)               be unsent)
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+BASE_PRICE_CENTS = 1_000
+RULES = {"v6": 1.0, "v7": 0.5}  # v7 is the bad deploy: half price
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a service consumes: an outbox event, or a rewind command (``event_id`` = idempotency key)."""
+
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class Gateway(Protocol):
+    def capture(self, payment_id: str, amount_cents: int) -> None: ...
+    def refund(self, payment_id: str, amount_cents: int) -> None: ...
+
+
+class Mailer(Protocol):
+    def send(self, recipient: str, body: str) -> None: ...
+
+
+@dataclass
+class FakeGateway:
+    """The outside world's payment provider: it keeps its own ledger, which the tests read."""
+
+    captured: dict[str, int] = field(default_factory=dict)
+    refunded: dict[str, int] = field(default_factory=dict)
+
+    def capture(self, payment_id: str, amount_cents: int) -> None:
+        self.captured[payment_id] = amount_cents
+
+    def refund(self, payment_id: str, amount_cents: int) -> None:
+        self.refunded[payment_id] = amount_cents
+
+    def net(self) -> dict[str, int]:
+        return {
+            p: a - self.refunded.get(p, 0) for p, a in self.captured.items() if a - self.refunded.get(p, 0)
+        }
+
+
+@dataclass
+class FakeMailer:
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def send(self, recipient: str, body: str) -> None:
+        self.sent.append((recipient, body))
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A new span in the parent's trace, or a new trace."""
+    trace = parent.split("-")[1] if parent and parent.count("-") == 3 else secrets.token_hex(16)
+    return f"00-{trace}-{secrets.token_hex(8)}-01"
+
+
+class Shop:
+    def __init__(self, conninfo: str, schema: str, gateway: Gateway, mailer: Mailer) -> None:
+        # Each world is one schema; the search path makes every statement below refer to it.
+        self.conn = psycopg.connect(conninfo, autocommit=False, options=f"-c search_path={schema}")
+        self.gateway = gateway
+        self.mailer = mailer
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- the workload ---------------------------------------------------------------------------
+
+    def stock(self, sku: str, available: int) -> None:
+        with self.conn.transaction():
+            self.conn.execute("INSERT INTO stock VALUES (%s, %s, 0)", (sku, available))
+
+    def place_order(self, order_id: int, customer: str, sku: str, qty: int, rule_version: str) -> str:
+        """Orders: price the order with the rule in force and record it; returns the event id."""
+        price = int(BASE_PRICE_CENTS * qty * RULES[rule_version])
+        payload = {"order_id": order_id, "customer": customer, "sku": sku, "qty": qty,
+                   "price_cents": price, "rule_version": rule_version}  # fmt: skip
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, 'PRICED')",
+                (order_id, customer, sku, qty, price, rule_version),
+            )
+            return self._emit("order", order_id, "OrderPriced", payload, f"order-{order_id}", None, None)
+
+    # -- consuming events and commands --------------------------------------------------------
+
+    def handle(self, event: Event) -> bool:
+        """Apply one event or command; False when it is not for this shop (or already applied)."""
+        handler = {
+            "OrderPriced": self._reserve_stock,
+            "StockReserved": self._capture_payment,
+            "PaymentCaptured": self._send_email,
+            "RestoreRow": self._restore_rows,
+            "ReleaseStock": self._release_stock,
+            "RefundPayment": self._refund_payment,
+        }.get(event.event_type)
+        if handler is None:
+            return False
+        return handler(event)
+
+    def _reserve_stock(self, e: Event) -> bool:
+        p = e.payload
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE stock SET available = available - %s, reserved = reserved + %s WHERE sku = %s",
+                (p["qty"], p["qty"], p["sku"]),
+            )
+            payload = {
+                "order_id": p["order_id"],
+                "sku": p["sku"],
+                "qty": p["qty"],
+                "price_cents": p["price_cents"],
+            }
+            self._emit(
+                "stock", p["sku"], "StockReserved", payload, e.correlation_id, e.event_id, e.traceparent
+            )
+        return True
+
+    def _capture_payment(self, e: Event) -> bool:
+        """An intent before calling the gateway, the outcome after: a crash between them is in doubt."""
+        p = e.payload
+        payment_id = f"pay-{p['order_id']}"
+        intent = str(uuid.uuid4())
+        trace = child_traceparent(e.traceparent)
+        request = {"payment_id": payment_id, "order_id": p["order_id"], "amount_cents": p["price_cents"]}
+        with self.conn.transaction():
+            self._emit("payment", payment_id, "PaymentRequested", request, e.correlation_id, e.event_id,
+                       trace, phase="intent", intent_id=intent)  # fmt: skip
+        self.gateway.capture(payment_id, p["price_cents"])
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO payments VALUES (%s, %s, %s, 'CAPTURED')",
+                (payment_id, p["order_id"], p["price_cents"]),
+            )
+            payload = {"payment_id": payment_id, "order_id": p["order_id"], "amount_cents": p["price_cents"]}
+            self._emit("payment", payment_id, "PaymentCaptured", payload, e.correlation_id, e.event_id, trace,
+                       phase="outcome", intent_id=intent)  # fmt: skip
+        return True
+
+    def _send_email(self, e: Event) -> bool:
+        p = e.payload
+        recipient = f"customer-{p['order_id']}@example.com"
+        body = f"Thank you: we charged {p['amount_cents'] / 100:.2f} for order {p['order_id']}"
+        self.mailer.send(recipient, body)
+        with self.conn.transaction():
+            self.conn.execute("INSERT INTO emails VALUES (%s, %s, %s, %s)",
+                              (f"mail-{p['order_id']}", p["order_id"], recipient, body))  # fmt: skip
+            payload = {"order_id": p["order_id"], "to": recipient}
+            self._emit(
+                "email", p["order_id"], "EmailSent", payload, e.correlation_id, e.event_id, e.traceparent
+            )
+        return True
+
+    # -- rewind's commands: each applied once per idempotency key ------------------------------
+
+    def _first_time(self, e: Event) -> bool:
+        row = self.conn.execute(
+            "INSERT INTO applied_commands VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (e.event_id, e.event_type),
+        ).fetchone()
+        return row is not None
+
+    def _restore_rows(self, e: Event) -> bool:
+        with self.conn.transaction():
+            if not self._first_time(e):
+                return False
+            for row in e.payload["rows"]:
+                self._restore_row(row)
+            self._emit("restore", e.event_id, "RowsRestored", {"rows": len(e.payload["rows"])},
+                       e.correlation_id, e.event_id, e.traceparent)  # fmt: skip
+        return True
+
+    def _restore_row(self, row: dict[str, Any]) -> None:
+        table = sql.Identifier(row["table"].rpartition(".")[2])
+        key: dict[str, Any] = row["key"]
+        where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key)
+        if row["op"] == "DELETE":
+            self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(table, where), tuple(key.values()))
+            return
+        image = {**row["image"], **row["set"]}
+        updates = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in row["set"] or key]
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+            table,
+            sql.SQL(", ").join(map(sql.Identifier, image)),
+            sql.SQL(", ").join(sql.Placeholder() * len(image)),
+            sql.SQL(", ").join(map(sql.Identifier, key)),
+            sql.SQL(", ").join(updates),
+        )
+        self.conn.execute(statement, tuple(image.values()))
+
+    def _release_stock(self, e: Event) -> bool:
+        p = e.payload
+        with self.conn.transaction():
+            if not self._first_time(e):
+                return False
+            self.conn.execute(
+                "UPDATE stock SET available = available + %s, reserved = reserved - %s WHERE sku = %s",
+                (p["qty"], p["qty"], p["sku"]),
+            )
+            self._emit("stock", p["sku"], "StockReleased", p, e.correlation_id, e.event_id, e.traceparent)
+        return True
+
+    def _refund_payment(self, e: Event) -> bool:
+        p = e.payload
+        with self.conn.transaction():
+            if not self._first_time(e):
+                return False
+            self.conn.execute("UPDATE payments SET status = 'REFUNDED' WHERE id = %s", (p["payment_id"],))
+            self.gateway.refund(p["payment_id"], p["amount_cents"])
+            self._emit(
+                "payment", p["payment_id"], "PaymentRefunded", p, e.correlation_id, e.event_id, e.traceparent
+            )
+        return True
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        aggregate: str,
+        aggregate_id: object,
+        event_type: str,
+        payload: dict[str, Any],
+        correlation_id: str | None,
+        causation_id: str | None,
+        parent_trace: str | None,
+        *,
+        phase: str | None = None,
+        intent_id: str | None = None,
+    ) -> str:
+        event_id = str(uuid.uuid4())
+        self.conn.execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, correlation_id, "
+            "causation_id, traceparent, phase, intent_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (event_id, aggregate, str(aggregate_id), event_type, json.dumps(payload), correlation_id,
+             causation_id, child_traceparent(parent_trace) if phase is None else parent_trace, phase,
+             intent_id),
+        )  # fmt: skip
+        return event_id
