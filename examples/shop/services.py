@@ -126,6 +126,8 @@ class Shop:
     def _reserve_stock(self, e: Event) -> bool:
         p = e.payload
         with self.conn.transaction():
+            if not self._first_time(e):
+                return False
             self.conn.execute(
                 "UPDATE stock SET available = available - %s, reserved = reserved + %s WHERE sku = %s",
                 (p["qty"], p["qty"], p["sku"]),
@@ -149,6 +151,8 @@ class Shop:
         trace = child_traceparent(e.traceparent)
         request = {"payment_id": payment_id, "order_id": p["order_id"], "amount_cents": p["price_cents"]}
         with self.conn.transaction():
+            if not self._first_time(e):
+                return False
             self._emit("payment", payment_id, "PaymentRequested", request, e.correlation_id, e.event_id,
                        trace, phase="intent", intent_id=intent)  # fmt: skip
         self.gateway.capture(payment_id, p["price_cents"])
@@ -166,8 +170,10 @@ class Shop:
         p = e.payload
         recipient = f"customer-{p['order_id']}@example.com"
         body = f"Thank you: we charged {p['amount_cents'] / 100:.2f} for order {p['order_id']}"
-        self.mailer.send(recipient, body)
         with self.conn.transaction():
+            if not self._first_time(e):
+                return False
+            self.mailer.send(recipient, body)
             self.conn.execute("INSERT INTO emails VALUES (%s, %s, %s, %s)",
                               (f"mail-{p['order_id']}", p["order_id"], recipient, body))  # fmt: skip
             payload = {"order_id": p["order_id"], "to": recipient}
@@ -179,6 +185,7 @@ class Shop:
     # -- rewind's commands: each applied once per idempotency key ------------------------------
 
     def _first_time(self, e: Event) -> bool:
+        """Record the event (or command) id in this transaction: a redelivery finds it and does nothing."""
         row = self.conn.execute(
             "INSERT INTO applied_commands VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
             (e.event_id, e.event_type),

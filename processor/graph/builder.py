@@ -270,7 +270,12 @@ class CausalGraph:
         owner = n[np.maximum.accumulate(np.where(first, np.arange(len(s)), 0))]
         workflow = self._workflow.view()
         linked = ~first & (workflow[owner] == workflow[n]) & (owner != n)
-        return owner[linked], n[linked]
+        owner, n = owner[linked], n[linked]
+        # Commit times tie at millisecond resolution: an explicit edge between the two (an outcome
+        # naming its intent) says which came first, and the trace link must not point back against it.
+        stored = (self._src.view().astype(np.int64) << 32) | self._dst.view().astype(np.int64)
+        backwards = np.isin((n.astype(np.int64) << 32) | owner.astype(np.int64), stored)
+        return owner[~backwards], n[~backwards]
 
     def csr(self, direction: str) -> Csr:
         """Adjacency downstream ('out': source -> targets) or upstream ('in'); rebuilt after growth."""

@@ -289,3 +289,13 @@ def test_orders_merged_after_each_batch_equal_one_full_sort() -> None:
     for stock in range(31):
         entity = f"public.stock:{stock}"
         assert grown.writers(entity).tolist() == build(*entries).writers(entity).tolist()
+
+
+def test_a_trace_link_never_points_back_against_an_explicit_cause() -> None:
+    """An intent and its outcome share a span and may commit in the same millisecond; the outcome
+    names the intent as its cause, so whatever the tie-break, the intent comes first and no cycle forms."""
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    for outcome, intent in (("a-outcome", "z-intent"), ("z-outcome", "a-intent")):
+        g = build(action(intent, ts=5, trace=tp), action(outcome, ts=5, trace=tp, causes=(intent,)))
+        assert g.edge_set() == {(intent, outcome, EdgeKind.CAUSED_BY)}
+        assert undo_waves(g, {intent, outcome}) == [[outcome], [intent]]
