@@ -1,4 +1,4 @@
-"""The proof: a bad pricing rule ships, orders flow through real PostgreSQL -> Debezium -> the tap ->
+"""The proof: a bad pricing rule ships, 1,000 orders (REWIND_SHOP_ORDERS) flow through real PostgreSQL -> Debezium -> the tap ->
 the journal; a rollback selected by a field predicate is approved, compensated and restored by the
 services; the world then equals an oracle world in which the bad rule's actions never happened, table
 by table, except what the catalog declares irreversible, which the final status lists.
@@ -15,6 +15,7 @@ Equivalences, per table (what "equal" means after a compensation, written down h
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from tests.e2e.conftest import ConnectLauncher
 from tests.integration.rollkit import StatusReader, send_control, send_request
 from tests.integration.tapkit import read_journal
 
-ORDERS = 40
+ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "1000"))
 SKUS = ("sku-a", "sku-b", "sku-c")
 CATALOG = Path(__file__).parents[2] / "examples" / "shop" / "catalog.yaml"
 
