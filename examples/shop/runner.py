@@ -28,7 +28,9 @@ class ShopTopics:
 
 
 def event_from_outbox(msg: Message) -> Event:
-    headers = {k: (v or b"").decode() for k, v in msg.headers() or []}
+    found = msg.headers() or []
+    raw: list[tuple[str, Any]] = list(found.items()) if isinstance(found, dict) else list(found)
+    headers = {k: v.decode() if isinstance(v, bytes) else str(v or "") for k, v in raw}
     value: Any = json.loads(msg.value() or b"null")
     if isinstance(value, str):  # the router may carry the payload as an escaped JSON string
         value = json.loads(value)
@@ -66,6 +68,6 @@ class ShopRunner:
                     event = event_from_command(msg) if is_command else event_from_outbox(msg)
                     if self.shop.handle(event):
                         self.handled += 1
-                    self.consumer.commit(msg, asynchronous=False)
+                    self.consumer.commit(message=msg, asynchronous=False)
         finally:
             self.consumer.close()

@@ -1,0 +1,321 @@
+"""The shop scenario, shared by the end-to-end test and ``rewind demo``: a pricing rule (v7) that is wrong
+ships; orders flow through real PostgreSQL -> Debezium -> the tap -> the journal; a rollback request
+selects the bad rule's actions by a field predicate; the operator approves; the services apply the
+compensations and restores; rewind confirms and verifies. Beside it, an oracle database runs the same
+workload with the bad rule's orders never happening, for the comparison.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from examples.shop.runner import ShopRunner, ShopTopics
+from examples.shop.schema import schema_sql, tables
+from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
+from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
+from processor.devenv.connect import CaptureSpec
+from processor.devenv.postgres import Dsn
+from processor.journal.serde import deserialize
+from processor.kafka import clients
+from processor.rollback.catalog import Catalog, load_catalog
+from processor.rollback.progress import RequestProgress
+from processor.rollback.request import (
+    Control,
+    ControlCommand,
+    FieldPredicate,
+    Mode,
+    RollbackRequest,
+    Selector,
+    SelectorKind,
+)
+from processor.rollback.serde import decode_status, encode_control, encode_request
+from processor.rollback.worker import RollbackWorker
+from processor.tap.core import TapCore
+from processor.tap.runner import TapRunner
+
+CATALOG = Path(__file__).parent / "catalog.yaml"
+SKUS = ("sku-a", "sku-b", "sku-c")
+TABLES = ("orders", "stock", "payments", "emails")
+FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "FAILED", "ABORTED", "REJECTED"}
+Rows = dict[str, set[tuple[Any, ...]]]
+
+
+def is_bad(order: int) -> bool:
+    return order % 4 == 0  # the bad rule priced a quarter of the orders
+
+
+@dataclass
+class Outcome:
+    orders: int
+    bad: set[int]
+    status: RequestProgress
+    before: Rows  # the shop's tables just before the rollback
+    after: Rows
+    oracle: Rows
+    gateway_net: dict[str, int]
+    oracle_gateway_net: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Scenario:
+    def __init__(
+        self,
+        bootstrap: str,
+        dsn: Dsn,
+        start_capture: Callable[[CaptureSpec], object],
+        work_dir: Path,
+        orders: int = 1_000,
+        progress: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        self.bootstrap, self.dsn, self.start_capture = bootstrap, dsn, start_capture
+        self.orders, self.say = orders, progress
+        self.unique = uuid.uuid4().hex[:8]
+        self.schema, self.oracle_db = f"shop{self.unique}", f"oracle{self.unique}"
+        u = self.unique
+        self.spec = CaptureSpec(
+            name=f"shop-{u}", dsn=dsn, topic_prefix=f"pg{u}", tables=tables(self.schema),
+            outbox_table=f"{self.schema}.outbox", outbox_topic_prefix=f"{u}.outbox.",
+        )  # fmt: skip
+        catalog_file = work_dir / "catalog.yaml"
+        catalog_file.write_text(CATALOG.read_text().replace("shop.", f"{u}.shop."))
+        self.catalog: Catalog = load_catalog(catalog_file)
+        self.outbox_topics = [f"{u}.outbox.{a}" for a in ("order", "stock", "payment", "email", "restore")]
+        self.settings = Settings(
+            bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
+            metrics_port=0,
+            topics=TopicSettings(
+                journal=f"{u}.journal", deadletter=f"{u}.dlq", requests=f"{u}.requests",
+                control=f"{u}.control", status=f"{u}.status",
+                cdc=[self.spec.table_topic(t) for t in tables(self.schema)[:-1]],
+                tx_metadata=[self.spec.tx_topic], outbox=self.outbox_topics, partitions=3,
+            ),
+            tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"], catalog_file=catalog_file,
+                            outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
+            rollback=RollbackSettings(
+                notify_topic=f"{u}.notify", command_format="json", confirm_timeout_s=60
+            ),
+        )  # fmt: skip
+        self.worker = RollbackWorker(self.settings, bootstrap, self.catalog)
+        self._journal_reader: Any = None
+        self._journal_count = 0
+
+    @property
+    def command_topics(self) -> list[str]:
+        return sorted({s.topic for s in self.catalog.actions.values() if s.topic})
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        self._databases()
+        oracle_net = self._oracle_world()
+        self._topics()
+        self.say(
+            f"capture: starting Debezium on {self.schema} ({len(self.spec.tables)} tables, outbox router)"
+        )
+        self.start_capture(self.spec)
+        stop = threading.Event()
+        gateway, mailer = FakeGateway(), FakeMailer()
+        command_topics = tuple(t for t in self.command_topics if ".commands." in t)
+        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer),
+                              ShopTopics(f"{self.unique}.outbox.", command_topics))  # fmt: skip
+        tap = TapRunner(self.settings, self.bootstrap, lambda: TapCore(self.settings, self.catalog))
+        threads = [
+            threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (services, tap, self.worker)
+        ]
+        for t in threads:
+            t.start()
+        status = _StatusReader(self.settings)
+        try:
+            self._workload(gateway, mailer)
+            _wait(lambda: len(mailer.sent) == self.orders, 600, "every order reached its email")
+            timings["orders_s"] = time.monotonic() - t0
+            expected = self.orders * 5 + len(SKUS)
+            _wait(lambda: self._journaled() >= expected, 300, f"the journal holds all {expected} actions")
+            self.say(f"journal: {expected} actions; services handled {services.handled} events")
+            if not self.worker.ready.wait(120):
+                raise TimeoutError("the rollback worker did not start")
+            before = self._snapshot()
+            final = self._roll_back(status)
+            timings["rollback_s"] = time.monotonic() - t0 - timings["orders_s"]
+            after = self._snapshot()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+            status.close()
+            if self._journal_reader is not None:
+                self._journal_reader.close()
+        return Outcome(self.orders, {n for n in range(1, self.orders + 1) if is_bad(n)}, final, before, after,
+                       self._oracle_rows(), gateway.net(), oracle_net, timings)  # fmt: skip
+
+    def _roll_back(self, status: _StatusReader) -> RequestProgress:
+        selector = Selector(
+            SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')
+        )
+        request = RollbackRequest(f"rollback-{self.unique}", "demo", "pricing rule v7 undercharged orders",
+                                  int(time.time() * 1000), selector, Mode.EXECUTE)  # fmt: skip
+        self._send(self.settings.topics.requests, request.request_id, encode_request(request))
+        self.say(f"request {request.request_id}: roll back where {selector.predicate}")
+        planned = status.wait(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
+        self.say(f"{planned.state.value}: {planned.reason}")
+        if planned.state.value == "AWAITING_APPROVAL":
+            control = Control(
+                request.request_id, ControlCommand.APPROVE, "demo-operator", int(time.time() * 1000)
+            )
+            self._send(self.settings.topics.control, request.request_id, encode_control(control))
+            self.say("approved by demo-operator")
+        return status.wait(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
+
+    # -- the pieces -----------------------------------------------------------------------------
+
+    def _databases(self) -> None:
+        with psycopg.connect(self.dsn.conninfo(), autocommit=True) as admin:
+            admin.execute(schema_sql(self.schema).encode())
+            admin.execute(f"CREATE DATABASE {self.oracle_db}".encode())
+        with psycopg.connect(self.dsn.conninfo(self.oracle_db), autocommit=True) as admin:
+            admin.execute(schema_sql("shop").encode())
+
+    def _shop(self, gateway: FakeGateway, mailer: FakeMailer) -> Shop:
+        return Shop(self.dsn.conninfo(), self.schema, gateway, mailer)
+
+    def _topics(self) -> None:
+        s = self.settings
+        clients.ensure_topics(
+            clients.admin(s, self.bootstrap),
+            [*s.topics.own(), s.rollback.notify_topic, *self.command_topics, *self.outbox_topics,
+             *s.topics.cdc, self.spec.tx_topic],
+            partitions=3, replication_factor=1,
+            configs={s.topics.status: {"max.message.bytes": str(s.rollback.status_max_bytes)}},
+        )  # fmt: skip
+
+    def _workload(self, gateway: FakeGateway, mailer: FakeMailer) -> None:
+        shop = self._shop(gateway, mailer)
+        try:
+            for sku in SKUS:
+                shop.stock(sku, 100_000)
+            for n in range(1, self.orders + 1):
+                shop.place_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3, "v7" if is_bad(n) else "v6")
+        finally:
+            shop.close()
+        bad = sum(is_bad(n) for n in range(1, self.orders + 1))
+        self.say(f"workload: {self.orders} orders placed, {bad} of them priced by the bad rule v7")
+
+    def _oracle_world(self) -> dict[str, int]:
+        """The same workload in a second database, where the bad rule's orders never happen at all."""
+        gateway = FakeGateway()
+        shop = Shop(self.dsn.conninfo(self.oracle_db), "shop", gateway, FakeMailer())
+        try:
+            for sku in SKUS:
+                shop.stock(sku, 100_000)
+            for n in range(1, self.orders + 1):
+                if not is_bad(n):
+                    _follow(shop, shop.place_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3, "v6"))
+        finally:
+            shop.close()
+        self.say(f"oracle: database {self.oracle_db} holds the world without the bad rule")
+        return gateway.net()
+
+    def _snapshot(self) -> Rows:
+        return _rows(self.dsn.conninfo(), self.schema)
+
+    def _oracle_rows(self) -> Rows:
+        return _rows(self.dsn.conninfo(self.oracle_db), "shop")
+
+    def _journaled(self) -> int:
+        """Committed journal entries so far (read_committed: a watermark would count commit markers)."""
+        if self._journal_reader is None:
+            self._journal_reader = clients.consumer(self.settings, self.bootstrap, f"count-{self.unique}")
+            self._journal_reader.assign([_tp(self.settings.topics.journal, p) for p in range(3)])
+        for msg in self._journal_reader.consume(1000, timeout=0.5):
+            if msg.error() is None:
+                deserialize(msg.value() or b"")  # a journal entry, or this raises
+                self._journal_count += 1
+        return self._journal_count
+
+    def _send(self, topic: str, key: str, value: bytes) -> None:
+        producer = clients.producer(self.settings, self.bootstrap)
+        producer.produce(topic, key=key, value=value)
+        producer.flush(30)
+
+
+def _follow(shop: Shop, event_id: str) -> None:
+    """Hand each event the services emit to the services, until none is left (no Kafka in the oracle)."""
+    todo = [event_id]
+    while todo:
+        row = shop.conn.execute(
+            "SELECT id::text, type, payload, correlation_id, traceparent FROM outbox WHERE id = %s",
+            (todo.pop(),),
+        ).fetchone()
+        assert row is not None
+        shop.handle(Event(*row))
+        shop.conn.commit()
+        todo += [r[0] for r in shop.conn.execute(
+            "SELECT id::text FROM outbox WHERE causation_id = %s AND type <> 'PaymentRequested'", (row[0],)
+        ).fetchall()]  # fmt: skip
+
+
+def _rows(conninfo: str, schema: str) -> Rows:
+    with psycopg.connect(conninfo, options=f"-c search_path={schema}") as conn:
+        return {t: set(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}  # noqa: S608 (fixed names)
+
+
+def _tp(topic: str, partition: int) -> TopicPartition:
+    return TopicPartition(topic, partition, OFFSET_BEGINNING)
+
+
+def _progress_line(p: RequestProgress) -> str:
+    counts: dict[str, int] = {}
+    for s in p.plan.steps if p.plan else []:
+        counts[s.state.value.lower()] = counts.get(s.state.value.lower(), 0) + 1
+    return f"{p.state.value}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting until {what}")
+        time.sleep(0.2)
+
+
+class _StatusReader:
+    """The latest committed status per request (read_committed), with a callback on each change."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = clients.consumer(settings, settings.bootstrap_servers or "", f"status-{uuid.uuid4()}")
+        self.consumer.assign([_tp(settings.topics.status, p) for p in range(3)])
+        self.latest: dict[str, RequestProgress] = {}
+
+    def wait(
+        self,
+        request_id: str,
+        states: set[str],
+        timeout_s: float,
+        on_change: Callable[[RequestProgress], None] | None = None,
+    ) -> RequestProgress:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(100, timeout=0.3):
+                if msg.error() is None and (msg.key() or b"").decode() == request_id:
+                    progress = decode_status(msg.value() or b"")
+                    self.latest[request_id] = progress
+                    if on_change:
+                        on_change(progress)
+            current = self.latest.get(request_id)
+            if current is not None and current.state.value in states:
+                return current
+        raise TimeoutError(f"{request_id} did not reach {sorted(states)} in {timeout_s:.0f}s")
+
+    def close(self) -> None:
+        self.consumer.close()
