@@ -26,6 +26,7 @@ from processor.devenv.connect import CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.journal.serde import deserialize
 from processor.kafka import clients
+from processor.model import JournalEntry
 from processor.rollback.catalog import Catalog, load_catalog
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
@@ -63,6 +64,7 @@ class Outcome:
     oracle: Rows
     gateway_net: dict[str, int]
     oracle_gateway_net: dict[str, int]
+    journal: list[JournalEntry]  # every action, the services' answers to rewind's commands included
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -106,7 +108,7 @@ class Scenario:
         )  # fmt: skip
         self.worker = RollbackWorker(self.settings, bootstrap, self.catalog)
         self._journal_reader: Any = None
-        self._journal_count = 0
+        self.journal: list[JournalEntry] = []  # every committed journal entry, as read
 
     @property
     def command_topics(self) -> list[str]:
@@ -149,6 +151,9 @@ class Scenario:
             final = self._roll_back(status)
             timings["rollback_s"] = time.monotonic() - t0 - timings["orders_s"]
             after = self._snapshot()
+            seen = -1
+            while seen != self._journaled():  # what the rollback itself caused, to its last entry
+                seen = len(self.journal)
         finally:
             stop.set()
             for t in threads:
@@ -156,8 +161,10 @@ class Scenario:
             status.close()
             if self._journal_reader is not None:
                 self._journal_reader.close()
-        return Outcome(self.orders, {n for n in range(1, self.orders + 1) if is_bad(n)}, final, before, after,
-                       self._oracle_rows(), gateway.net(), oracle_net, timings)  # fmt: skip
+        bad = {n for n in range(1, self.orders + 1) if is_bad(n)}
+        oracle = self._oracle_rows()
+        return Outcome(self.orders, bad, final, before, after, oracle, gateway.net(), oracle_net,
+                       list(self.journal), timings)  # fmt: skip
 
     def _roll_back(self, status: _StatusReader) -> RequestProgress:
         selector = Selector(
@@ -239,9 +246,8 @@ class Scenario:
             self._journal_reader.assign([_tp(self.settings.topics.journal, p) for p in range(3)])
         for msg in self._journal_reader.consume(1000, timeout=0.5):
             if msg.error() is None:
-                deserialize(msg.value() or b"")  # a journal entry, or this raises
-                self._journal_count += 1
-        return self._journal_count
+                self.journal.append(deserialize(msg.value() or b""))
+        return len(self.journal)
 
     def _send(self, topic: str, key: str, value: bytes) -> None:
         producer = clients.producer(self.settings, self.bootstrap)

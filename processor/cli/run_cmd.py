@@ -1,4 +1,4 @@
-"""``rewind run`` (the long-running processor) and ``rewind demo`` (the guided tour)."""
+"""``rewind run`` (the long-running processor) and ``rewind kafka check`` (the transactional self-check)."""
 
 from __future__ import annotations
 
@@ -100,10 +100,10 @@ def run_worker(
         metrics.component_stopped("rollback")
 
 
-@click.command("demo")
+@click.command("check")
 @click.option("--keep-broker", is_flag=True, help="Leave a local broker started here running.")
 @pass_context
-def demo(ctx: Context, keep_broker: bool) -> None:
+def check(ctx: Context, keep_broker: bool) -> None:
     """Start a local broker, create rewind's topics and prove the transactional guarantees."""
     settings = ctx.settings
     with cluster.connect(settings, keep_local_broker=keep_broker) as bootstrap:
@@ -125,4 +125,6 @@ def demo(ctx: Context, keep_broker: bool) -> None:
 
 def register(main: click.Group) -> None:
     main.add_command(run)
-    main.add_command(demo)
+    kafka = main.commands["kafka"]
+    assert isinstance(kafka, click.Group)
+    kafka.add_command(check)

@@ -91,6 +91,7 @@ class RollbackWorker:
     ) -> None:
         self.settings = settings
         self._engine = engine  # one already holding a graph and store (benchmarks), else built at start
+        self.engine: RollbackEngine | None = engine  # the current session's (for a demo's picture)
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.metrics = metrics
@@ -129,8 +130,7 @@ class RollbackWorker:
             s.journal.close()
             s.inputs.close()
             s.probe.close()
-            s.producer.flush(10)
-            s.engine.actions.close()
+            s.producer.flush(10)  # the engine stays readable (a demo draws from it); its store closes with it
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -149,6 +149,7 @@ class RollbackWorker:
             self.catalog, engine_config(self.settings),
             actions=ActionStore(self.settings.rollback.store_path or ":memory:"), observer=self.metrics,
         )  # fmt: skip
+        self.engine = engine
         self._load_status(engine)
         journal = clients.consumer(
             self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-journal"

@@ -56,3 +56,20 @@ def test_rollback_restores_the_world_the_bad_rule_never_touched(
     for table, order_column in (("orders", 0), ("payments", 1), ("emails", 1)):
         unaffected = lambda rows, c=order_column: {r for r in rows if r[c] not in bad}  # noqa: E731
         assert unaffected(outcome.before[table]) == unaffected(after[table]), table
+
+    # ... and at no time: every database change reaches the journal through CDC, and the journal holds the
+    # workload's actions plus only the services' answers to rewind's commands, each touching a bad order.
+    undo = [
+        e for e in outcome.journal if e.action_type in ("RowsRestored", "StockReleased", "PaymentRefunded")
+    ]
+    assert len(outcome.journal) == ORDERS * 5 + 3 + len(undo) and len(undo) == 3 * len(bad)
+    for entry in undo:
+        assert entry.correlation_id in {f"order-{n}" for n in bad}, entry.action_id
+        for change in entry.changes:
+            image = change.after or change.before or {}
+            if change.table == "orders":
+                assert change.key["id"] in bad
+            elif change.table == "payments":
+                assert image["order_id"] in bad
+            else:  # stock rows belong to a sku, applied_commands is the services' bookkeeping
+                assert change.table in ("stock", "applied_commands"), change.table

@@ -70,8 +70,8 @@ def test_start_on_a_taken_port_says_which_and_how_to_fix(broker_env: dict[str, s
     assert "Traceback" not in result.stderr
 
 
-def test_demo_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) -> None:
-    result = _rewind(broker_env, "demo")
+def test_check_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) -> None:
+    result = _rewind(broker_env, "kafka", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "committed records seen once, aborted never" in result.stdout
     assert "topics: 6 ready (6 created)" in result.stdout
