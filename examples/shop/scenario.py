@@ -24,6 +24,7 @@ from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
 from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
 from processor.devenv.connect import CaptureSpec
 from processor.devenv.postgres import Dsn
+from processor.errors import RewindError, Where
 from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.model import JournalEntry
@@ -140,13 +141,27 @@ class Scenario:
         status = _StatusReader(self.settings)
         try:
             self._workload(gateway, mailer)
-            _wait(lambda: len(mailer.sent) == self.orders, 600, "every order reached its email")
+            _wait(
+                lambda: len(mailer.sent) == self.orders,
+                600,
+                "every order reached its email",
+                "shop services",
+                "check that Debezium publishes the outbox topics and that the services consume them",
+            )
             timings["orders_s"] = time.monotonic() - t0
             expected = self.orders * 5 + len(SKUS)
-            _wait(lambda: self._journaled() >= expected, 300, f"the journal holds all {expected} actions")
+            _wait(
+                lambda: self._journaled() >= expected,
+                300,
+                f"the journal holds all {expected} actions",
+                "tap",
+                "look for tap errors above and in the dead-letter topic",
+            )
             self.say(f"journal: {expected} actions; services handled {services.handled} events")
             if not self.worker.ready.wait(120):
-                raise TimeoutError("the rollback worker did not start")
+                raise ScenarioStuck(
+                    "the rollback worker did not start in 120s", where=Where(component="worker")
+                )
             before = self._snapshot()
             final = self._roll_back(status)
             timings["rollback_s"] = time.monotonic() - t0 - timings["orders_s"]
@@ -287,11 +302,17 @@ def _progress_line(p: RequestProgress) -> str:
     return f"{p.state.value}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+class ScenarioStuck(RewindError):
+    """A stage of the scenario did not finish in time; ``where`` names the component."""
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str, component: str, hint: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting until {what}")
+            raise ScenarioStuck(
+                f"waited {timeout_s:.0f}s until {what}", where=Where(component=component), hint=hint
+            )
         time.sleep(0.2)
 
 
@@ -321,7 +342,11 @@ class _StatusReader:
             current = self.latest.get(request_id)
             if current is not None and current.state.value in states:
                 return current
-        raise TimeoutError(f"{request_id} did not reach {sorted(states)} in {timeout_s:.0f}s")
+        raise ScenarioStuck(
+            f"{request_id} did not reach {' or '.join(sorted(states))} in {timeout_s:.0f}s",
+            where=Where(component="rollback worker"),
+            hint=f"rewind status {request_id} shows where it stands",
+        )  # fmt: skip
 
     def close(self) -> None:
         self.consumer.close()
