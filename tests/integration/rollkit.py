@@ -131,6 +131,7 @@ class Services:
     topics: RollbackTopics
     journal: str
     fmt: str = "avro"
+    ignore: frozenset[str] = frozenset()  # event types these services never apply (a broken consumer)
     seen: list[dict[str, Any]] = field(default_factory=list)  # every command record, in arrival order
     applied: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -161,7 +162,8 @@ class Services:
                 command["_topic"] = msg.topic()
                 command["_key_header"] = dict(msg.headers() or [])[HEADER_KEY].decode()
                 self.seen.append(command)
-                if command["mechanism"] == "NOTIFY" or command["idempotency_key"] in self.applied:
+                ignored = command["event_type"] in self.ignore
+                if command["mechanism"] == "NOTIFY" or command["idempotency_key"] in self.applied or ignored:
                     continue
                 self.applied.add(command["idempotency_key"])
                 entry = applied_entry(command)

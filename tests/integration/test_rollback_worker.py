@@ -190,3 +190,30 @@ def test_the_cli_requests_approves_and_follows_a_rollback(
         "price-2",
         "reserve-2",
     ]
+
+
+def test_an_effect_never_confirmed_is_retried_then_failed_and_the_request_ends_partial(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(
+        kafka_bootstrap, approve_over_irreversible=10, confirm_timeout_s=1.0, max_attempts=2, backoff=1.5
+    )
+    topics.create(settings)
+    world = World()
+    world.order(1, rule="v7", price=90)
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    with Running(settings, topics, tmp_path) as run:
+        run.services.ignore = frozenset({"RefundPayment"})  # the payments service is down
+        request_id = send_request(settings, Selector(SelectorKind.CORRELATION_ID, correlation_id="order-1"))
+        final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK"}, 60)
+        commands = list(run.services.seen)
+    assert final.state.value == "PARTIALLY_ROLLED_BACK"
+    assert final.reason == "remaining: 1 failed, 2 skipped"
+    steps = {s.action_id: s for s in final.plan.steps}  # type: ignore[union-attr]
+    assert steps["pay-1"].state.value == "FAILED" and steps["pay-1"].attempts == 2
+    assert "not confirmed after 2 attempts" in (steps["pay-1"].last_error or "")
+    assert {steps[a].state.value for a in ("reserve-1", "price-1")} == {"SKIPPED"}  # causes left alone
+    refunds = [c for c in commands if c["event_type"] == "RefundPayment"]
+    assert [c["_key_header"] for c in refunds] == [refunds[0]["idempotency_key"]] * 2  # same key, retried
+    assert all(c["compensated_action_id"] in ("mail-1", "pay-1") for c in commands)
