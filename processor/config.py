@@ -119,6 +119,9 @@ class TapSettings(Section):
         False, description="services delete each outbox row in the transaction that inserted it"
     )
     tx_topic_suffix: str = ".transaction"
+    engine: Literal["auto", "native", "python"] = Field(
+        "auto", description="tap core: native (Rust, from native/) when installed, else the Python reference"
+    )
     tx_timeout_ms: int = Field(30_000, gt=0, description="journal an unfinished transaction as incomplete")
     intent_timeout_ms: int = Field(300_000, gt=0, description="journal an intent without outcome as in doubt")
     max_record_bytes: int = Field(1_048_576, gt=0)

@@ -19,8 +19,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -28,10 +30,11 @@ from processor.config import LocalBrokerSettings, Settings
 from processor.devenv.procs import free_port
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
-from processor.model import JournalEntry
 from processor.rollback.catalog import Catalog
-from processor.tap.core import DeadLetter, RecordKind, TapCore
-from processor.tap.records import SourceRecord
+from processor.tap import native
+from processor.tap.core import DeadLetter, Journaled, Produced, RecordKind, TapPipeline
+from processor.tap.engine import tap_core
+from processor.tap.records import KafkaMessage
 from processor.tap.runner import TapRunner
 from tests.integration.tapkit import TapTopics, interleave, produce, transaction
 
@@ -64,34 +67,50 @@ class _Count:
 
     def __init__(self) -> None:
         self.entries = 0
-        self.first: tuple[float, float] | None = None  # wall, cpu at the first record
 
-    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None:
-        if self.first is None:
-            self.first = (time.perf_counter(), time.process_time())
+    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None: ...
 
-    def journaled(self, entry: JournalEntry) -> None:
+    def journaled(self, entry: Journaled) -> None:
         self.entries += 1
 
     def dead_lettered(self, dead: DeadLetter) -> None: ...
 
-    def duplicate_dropped(self) -> None: ...
+    def duplicate_dropped(self, count: int = 1) -> None: ...
 
 
-def run_tap(settings: Settings, bootstrap: str, actions: int, records: int) -> Result:
+class _Timed:
+    """The tap core, noting wall and CPU time when the first batch of records reaches it."""
+
+    def __init__(self, core: TapPipeline) -> None:
+        self.core = core
+        self.first: tuple[float, float] | None = None
+
+    def consume(self, messages: Sequence[KafkaMessage], now_ms: int) -> Produced:
+        if self.first is None and messages:
+            self.first = (time.perf_counter(), time.process_time())
+        return self.core.consume(messages, now_ms)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.core, name)
+
+
+def run_tap(settings: Settings, bootstrap: str, actions: int, records: int, engine: str) -> Result:
     counter = _Count()
     stop = threading.Event()
-    runner = TapRunner(settings, bootstrap, lambda: TapCore(settings, Catalog.empty(), observer=counter))
+    settings = settings.model_copy(update={"tap": settings.tap.model_copy(update={"engine": engine})})
+    timed = _Timed(tap_core(settings, Catalog.empty(), observer=counter))
+    runner = TapRunner(settings, bootstrap, lambda: timed)  # type: ignore[arg-type, return-value]
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()
     while counter.entries < actions and thread.is_alive():
         time.sleep(0.01)
     stop.set()
     thread.join()  # includes the final commit
-    if counter.entries < actions or counter.first is None:
+    if counter.entries < actions or timed.first is None:
         raise SystemExit(f"the tap stopped after {counter.entries} of {actions} actions")
-    wall, cpu = counter.first
-    return Result("tap", records, actions, time.perf_counter() - wall, time.process_time() - cpu)
+    wall, cpu = timed.first
+    name = "tap" if engine == "native" else f"tap ({engine})"
+    return Result(name, records, actions, time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def run_raw_pipe(
@@ -137,6 +156,9 @@ def main() -> None:
     )
     parser.add_argument("--transactions", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-python", dest="python", action="store_false", help="leave out the Python reference engine"
+    )
     args = parser.parse_args()
 
     bootstrap = os.environ.get("REWIND_BENCH_BOOTSTRAP")
@@ -158,39 +180,54 @@ def main() -> None:
         sources = list(topics.map.values())
         out = f"{unique}.raw-out"
         clients.ensure_topics(clients.admin(base, bootstrap), [out], partitions=3, replication_factor=1)
-        tap_runs, raw_runs = [], []
+        engines = (
+            ["native", "python"]
+            if native.available() and args.python
+            else ["native" if native.available() else "python"]
+        )
+        runs: dict[str, list[Result]] = {}
         for i in range(args.rounds):
-            settings = base.model_copy(update={
-                "group_id": f"bench-{unique}-{i}",
-                "transactional_id_prefix": f"bench-{unique}-{i}",
-                "topics": base.topics.model_copy(update={"journal": f"{unique}.journal.{i}"}),
-                "tap": base.tap.model_copy(update={"commit_interval_ms": COMMIT_INTERVAL_MS}),
-            })  # fmt: skip
-            clients.ensure_topics(
-                clients.admin(base, bootstrap), [settings.topics.journal], partitions=3, replication_factor=1
+            runs.setdefault("raw pipe", []).append(
+                run_raw_pipe(base, bootstrap, sources, out, records, args.transactions)
             )
-            raw_runs.append(run_raw_pipe(settings, bootstrap, sources, out, records, args.transactions))
-            tap_runs.append(run_tap(settings, bootstrap, args.transactions, records))
-        report(tap_runs, raw_runs, args.transactions, records)
+            for engine in engines:
+                settings = base.model_copy(update={
+                    "group_id": f"bench-{unique}-{engine}-{i}",
+                    "transactional_id_prefix": f"bench-{unique}-{engine}-{i}",
+                    "topics": base.topics.model_copy(update={"journal": f"{unique}.journal.{engine}.{i}"}),
+                    "tap": base.tap.model_copy(update={"commit_interval_ms": COMMIT_INTERVAL_MS}),
+                })  # fmt: skip
+                clients.ensure_topics(
+                    clients.admin(base, bootstrap),
+                    [settings.topics.journal],
+                    partitions=3,
+                    replication_factor=1,
+                )
+                result = run_tap(settings, bootstrap, args.transactions, records, engine)
+                runs.setdefault(result.name, []).append(result)
+        report(runs, args.transactions, records)
     finally:
         if broker:
             broker.stop()
 
 
-def report(tap_runs: list[Result], raw_runs: list[Result], transactions: int, records: int) -> None:
-    tap = sorted(tap_runs, key=lambda r: r.wall_s)[len(tap_runs) // 2]
-    raw = sorted(raw_runs, key=lambda r: r.wall_s)[len(raw_runs) // 2]
+def report(runs: dict[str, list[Result]], transactions: int, records: int) -> None:
+    median = {name: sorted(rs, key=lambda r: r.wall_s)[len(rs) // 2] for name, rs in runs.items()}
+    raw = median["raw pipe"]
+    rounds = len(runs["raw pipe"])
     print(f"settings: {transactions} transactions = {records} records (BEGIN, row, outbox event, END each), "
-          f"3 partitions per topic, commit interval {COMMIT_INTERVAL_MS} ms, read_committed, median of {len(tap_runs)} rounds")  # fmt: skip
-    print(f"{'pipeline':<10} {'records/s':>11} {'actions/s':>11} {'CPU µs/record':>14} {'wall s':>8}")
-    for r in (tap, raw):
+          f"3 partitions per topic, commit interval {COMMIT_INTERVAL_MS} ms, read_committed, median of {rounds} rounds")  # fmt: skip
+    print(
+        f"{'pipeline':<14} {'records/s':>11} {'actions/s':>11} {'CPU µs/record':>14} {'wall s':>8} {'rate / raw':>11}"
+    )
+    for r in median.values():
         print(
-            f"{r.name:<10} {r.records_per_s:>11,.0f} {r.actions_per_s:>11,.0f} {r.cpu_us_per_record:>14,.1f} {r.wall_s:>8.2f}"
+            f"{r.name:<14} {r.records_per_s:>11,.0f} {r.actions_per_s:>11,.0f} {r.cpu_us_per_record:>14,.1f} "
+            f"{r.wall_s:>8.2f} {r.records_per_s / raw.records_per_s:>11.2f}"
         )
-    print(f"{'ratio':<10} {tap.records_per_s / raw.records_per_s:>11.2f} {'':>11} "
-          f"{tap.cpu_us_per_record / raw.cpu_us_per_record:>14.2f}   (tap / raw pipe; target rate ratio >= 0.5)")  # fmt: skip
-    print("all rounds (wall s): tap " + ", ".join(f"{r.wall_s:.2f}" for r in tap_runs)
-          + " | raw " + ", ".join(f"{r.wall_s:.2f}" for r in raw_runs))  # fmt: skip
+    print("target: the tap's rate / the raw pipe's >= 0.5")
+    print("all rounds (wall s): " + " | ".join(
+        f"{name} " + ", ".join(f"{r.wall_s:.2f}" for r in rs) for name, rs in runs.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
 from processor.rollback.catalog import Catalog, load_catalog
-from processor.tap.core import TapCore
+from processor.tap.engine import tap_core
 from processor.tap.offline import open_capture
 from processor.tap.runner import TapRunner, source_topics
 
@@ -48,7 +48,7 @@ def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
         for letter in out.dead_letters:
             click.echo(f"dead letter [{letter.reason.value}] {letter.message}", err=True)
             dead += 1
-    stats = core.assembler.stats
+    stats = core.stats
     click.echo(
         f"{entries} journal entries, {dead} dead letters, {stats.duplicates} duplicates dropped, "
         f"{stats.incomplete} incomplete, {stats.in_doubt} in doubt",
@@ -75,7 +75,7 @@ def run_tap(
     )
     lookup = registry_lookup(settings)
     runner = TapRunner(
-        settings, bootstrap, lambda: TapCore(settings, catalog, observer=metrics, lookup=lookup), metrics
+        settings, bootstrap, lambda: tap_core(settings, catalog, observer=metrics, lookup=lookup), metrics
     )
     metrics.component_started("tap")
     try:

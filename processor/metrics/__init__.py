@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
-from processor.model import JournalEntry, Phase
+from processor.model import Phase
 
 if TYPE_CHECKING:
     from processor.graph.builder import GraphStats
     from processor.rollback.plan import Step
     from processor.rollback.progress import RequestProgress
-    from processor.tap.core import DeadLetter, RecordKind, TapCore
-    from processor.tap.records import SourceRecord
+    from processor.tap.core import DeadLetter, Journaled, RecordKind, TapPipeline
 
 
 class Metrics:
@@ -133,10 +132,10 @@ class Metrics:
 
     # -- tap: the core's observer hooks -----------------------------------------------------------
 
-    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None:
-        self._consumed.labels(record.topic, kind.value if kind else "unrecognized").inc()
+    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None:
+        self._consumed.labels(topic, kind.value if kind else "unrecognized").inc(count)
 
-    def journaled(self, entry: JournalEntry) -> None:
+    def journaled(self, entry: Journaled) -> None:
         self._journaled.labels(entry.action_type, entry.reversibility.value).inc()
         if not entry.complete:
             self._incomplete.inc()
@@ -146,13 +145,13 @@ class Metrics:
     def dead_lettered(self, dead: DeadLetter) -> None:
         self._dead.labels(dead.reason.value).inc()
 
-    def duplicate_dropped(self) -> None:
-        self._duplicates.inc()
+    def duplicate_dropped(self, count: int = 1) -> None:
+        self._duplicates.inc(count)
 
-    def tap_committed(self, seconds: float, core: TapCore) -> None:
+    def tap_committed(self, seconds: float, core: TapPipeline) -> None:
         self._commit.observe(seconds)
-        self._open_tx.set(core.assembler.open_transactions)
-        self._pending.set(core.assembler.pending_intents)
+        self._open_tx.set(core.open_transactions)
+        self._pending.set(core.pending_intents)
 
     def tap_lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag.labels(topic, str(partition)).set(lag)

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from processor.config import Settings
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.model import JournalEntry
+from processor.journal.serde import journal_key, serialize
+from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.assembler import Assembler, DedupeIndex
-from processor.tap.cdc import Tombstone, parse_change
+from processor.tap.cdc import ChangeEvent, Tombstone, parse_change
 from processor.tap.decoding import SchemaLookup, decode, unwrap
-from processor.tap.outbox import parse_outbox
-from processor.tap.records import SourceRecord
-from processor.tap.transactions import looks_like_tx_metadata, parse_tx_metadata
+from processor.tap.outbox import OutboxMessage, parse_outbox
+from processor.tap.records import KafkaMessage, SourceRecord, is_error
+from processor.tap.transactions import TxBoundary, looks_like_tx_metadata, parse_tx_metadata
 
 
 class RecordKind(StrEnum):
@@ -48,20 +49,77 @@ class TapOutput:
         self.dead_letters += other.dead_letters
 
 
+@dataclass
+class Produced:
+    """What the live loop writes for a batch: journal (key, Avro value) pairs and dead letters, plus
+    the next offset per consumed partition."""
+
+    journal: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def add(self, out: TapOutput) -> None:
+        self.journal += [(journal_key(e), serialize(e)) for e in out.entries]
+        self.dead_letters += out.dead_letters
+
+
+class Journaled(Protocol):
+    """What metrics read of a journaled action (a JournalEntry, or the native engine's summary)."""
+
+    @property
+    def action_type(self) -> str: ...
+    @property
+    def reversibility(self) -> Reversibility: ...
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def phase(self) -> Phase: ...
+
+
 class TapObserver(Protocol):
     """What the metrics adapter hears; the core never touches metric objects."""
 
-    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None: ...
-    def journaled(self, entry: JournalEntry) -> None: ...
+    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None: ...
+    def journaled(self, entry: Journaled) -> None: ...
     def dead_lettered(self, dead: DeadLetter) -> None: ...
-    def duplicate_dropped(self) -> None: ...
+    def duplicate_dropped(self, count: int = 1) -> None: ...
 
 
 class _Silent:
-    def consumed(self, record: SourceRecord, kind: RecordKind | None) -> None: ...
-    def journaled(self, entry: JournalEntry) -> None: ...
+    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None: ...
+    def journaled(self, entry: Journaled) -> None: ...
     def dead_lettered(self, dead: DeadLetter) -> None: ...
-    def duplicate_dropped(self) -> None: ...
+    def duplicate_dropped(self, count: int = 1) -> None: ...
+
+
+@dataclass
+class TapStats:
+    duplicates: int = 0
+    incomplete: int = 0
+    in_doubt: int = 0
+
+
+class TapPipeline(Protocol):
+    """A tap core, Python (the reference) or native: records in, journal entries and dead letters out.
+
+    ``process``/``tick``/``finish`` give entries as objects (tests, ``rewind decode``); ``consume`` and
+    ``expire`` give the live loop bytes to produce."""
+
+    def process(self, record: SourceRecord, now_ms: int) -> TapOutput: ...
+    def tick(self, now_ms: int) -> TapOutput: ...
+    def finish(self, now_ms: int) -> TapOutput: ...
+    def consume(self, messages: Sequence[KafkaMessage], now_ms: int) -> Produced: ...
+    def expire(self, now_ms: int) -> Produced: ...
+    def seed(self, entries: Iterable[JournalEntry]) -> int: ...
+    def safe_offsets(self) -> dict[tuple[str, int], int]: ...
+    @property
+    def stats(self) -> TapStats: ...
+    @property
+    def open_transactions(self) -> int: ...
+    @property
+    def pending_intents(self) -> int: ...
+    @property
+    def dedupe_size(self) -> int: ...
 
 
 class TopicRouter:
@@ -87,7 +145,12 @@ def _matches(pattern: str, topic: str) -> bool:
     return re.fullmatch(pattern, topic) is not None if pattern.startswith("^") else pattern == topic
 
 
+Parsed = ChangeEvent | Tombstone | TxBoundary | OutboxMessage
+
+
 class TapCore:
+    """The reference pipeline, in Python."""
+
     def __init__(
         self,
         settings: Settings,
@@ -109,9 +172,21 @@ class TapCore:
         )
 
     def process(self, record: SourceRecord, now_ms: int) -> TapOutput:
-        kind = self.router.kind(record.topic)
         out = TapOutput()
         duplicates = self.assembler.stats.duplicates
+        kind, parsed = self.parse(record)
+        if isinstance(parsed, InvalidRecord):
+            out.dead_letters.append(DeadLetter(record, parsed.reason, str(parsed)))
+        elif not isinstance(parsed, Tombstone):
+            out.entries = self.assembler.add(parsed, now_ms)
+        self.observer.consumed(record.topic, kind)
+        if self.assembler.stats.duplicates > duplicates:
+            self.observer.duplicate_dropped(self.assembler.stats.duplicates - duplicates)
+        return self._observed(out)
+
+    def parse(self, record: SourceRecord) -> tuple[RecordKind | None, Parsed | InvalidRecord]:
+        """The record's kind (None when unrecognized) and what it parses to, or why it cannot."""
+        kind = self.router.kind(record.topic)
         try:
             if record.size > self.tap.max_record_bytes:
                 raise InvalidRecord(
@@ -122,24 +197,14 @@ class TapCore:
                 )
             value = decode(record.value, record, self.lookup, "value")
             kind = kind or _sniff(record, value, self.tap.outbox.event_id_header)
-            out.entries = self._parse_and_add(kind, record, value, now_ms)
+            if kind is RecordKind.TX_METADATA:
+                return kind, parse_tx_metadata(record, value)
+            key = decode(record.key, record, self.lookup, "key")
+            if kind is RecordKind.CDC:
+                return kind, parse_change(record, key, value)
+            return kind, parse_outbox(record, key, value, self.tap.outbox)
         except InvalidRecord as exc:
-            out.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
-        self.observer.consumed(record, kind)
-        for _ in range(self.assembler.stats.duplicates - duplicates):
-            self.observer.duplicate_dropped()
-        return self._observed(out)
-
-    def _parse_and_add(
-        self, kind: RecordKind, record: SourceRecord, value: Any, now_ms: int
-    ) -> list[JournalEntry]:
-        if kind is RecordKind.TX_METADATA:
-            return self.assembler.add(parse_tx_metadata(record, value), now_ms)
-        key = decode(record.key, record, self.lookup, "key")
-        if kind is RecordKind.CDC:
-            change = parse_change(record, key, value)
-            return [] if isinstance(change, Tombstone) else self.assembler.add(change, now_ms)
-        return self.assembler.add(parse_outbox(record, key, value, self.tap.outbox), now_ms)
+            return kind, exc
 
     def tick(self, now_ms: int) -> TapOutput:
         return self._observed(TapOutput(entries=self.assembler.expire(now_ms)))
@@ -147,12 +212,47 @@ class TapCore:
     def finish(self, now_ms: int) -> TapOutput:
         return self._observed(TapOutput(entries=self.assembler.finish(now_ms)))
 
+    def consume(self, messages: Sequence[KafkaMessage], now_ms: int) -> Produced:
+        produced = Produced()
+        for msg in messages:
+            if is_error(msg):
+                continue
+            record = SourceRecord.from_message(msg)
+            produced.positions[(record.topic, record.partition)] = record.offset + 1
+            produced.add(self.process(record, now_ms))
+        return produced
+
+    def expire(self, now_ms: int) -> Produced:
+        produced = Produced()
+        produced.add(self.tick(now_ms))
+        return produced
+
     def seed(self, entries: Iterable[JournalEntry]) -> int:
         count = 0
         for entry in entries:
             self.assembler.seed(entry)
             count += 1
         return count
+
+    def safe_offsets(self) -> dict[tuple[str, int], int]:
+        return self.assembler.safe_offsets()
+
+    @property
+    def stats(self) -> TapStats:
+        s = self.assembler.stats
+        return TapStats(s.duplicates, s.incomplete, s.in_doubt)
+
+    @property
+    def open_transactions(self) -> int:
+        return self.assembler.open_transactions
+
+    @property
+    def pending_intents(self) -> int:
+        return self.assembler.pending_intents
+
+    @property
+    def dedupe_size(self) -> int:
+        return len(self.assembler.dedupe)
 
     def _observed(self, out: TapOutput) -> TapOutput:
         for entry in out.entries:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from processor.config import Settings
 from processor.rollback.catalog import Catalog
-from processor.tap.core import TapCore, TapOutput, capture_has_tx_metadata
+from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
 from processor.tap.decoding import SchemaLookup
+from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord, read_capture
 
 
-def run_capture(core: TapCore, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:
+def run_capture(core: TapPipeline, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:
     """Yield outputs in order: per record, then timeouts it triggers, then what is left at the end."""
     now = 0
     for record in records:
@@ -24,10 +25,10 @@ def run_capture(core: TapCore, records: Iterable[SourceRecord]) -> Iterator[TapO
 
 def open_capture(
     settings: Settings, catalog: Catalog, path: Path, lookup: SchemaLookup | None = None
-) -> tuple[TapCore, Iterator[TapOutput]]:
+) -> tuple[TapPipeline, Iterator[TapOutput]]:
     """The tap core set up for a capture file (grouping by transaction when it holds BEGIN/END), and
     the outputs it yields over the file."""
-    core = TapCore(
+    core = tap_core(
         settings, catalog, group_transactions=capture_has_tx_metadata(read_capture(path)), lookup=lookup
     )
     return core, run_capture(core, read_capture(path))

@@ -7,15 +7,24 @@ Message cannot be built in a test.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from processor.errors import ConfigError, Where
+from processor.errors import ConfigError, KafkaError, Where
+
+logger = logging.getLogger(__name__)
+
+
+class MessageError(Protocol):
+    def fatal(self) -> bool: ...
+    def retriable(self) -> bool: ...
 
 
 class KafkaMessage(Protocol):
+    def error(self) -> MessageError | None: ...
     def topic(self) -> str | None: ...
     def partition(self) -> int | None: ...
     def offset(self) -> int | None: ...
@@ -72,6 +81,18 @@ class SourceRecord:
             headers=_headers(msg.headers()),
             timestamp_ms=ts if ts_type else None,
         )
+
+
+def is_error(msg: KafkaMessage) -> bool:
+    """A consumer event rather than a record: skipped when the client will recover by itself,
+    raised (ending the session) otherwise."""
+    error = msg.error()
+    if error is None:
+        return False
+    if error.fatal() or not error.retriable():
+        raise KafkaError(f"consumer: {error}", retryable=not error.fatal())
+    logger.warning("consumer: %s", error)
+    return True
 
 
 def _headers(

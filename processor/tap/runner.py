@@ -20,17 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from processor.config import Settings
 from processor.errors import ConfigError, KafkaError, RewindError
-from processor.journal.serde import deserialize, journal_key, serialize
+from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
 from processor.model import JournalEntry
 from processor.runtime import tune_gc
-from processor.tap.core import DeadLetter, TapCore, TapOutput
-from processor.tap.records import SourceRecord
+from processor.tap.core import DeadLetter, Produced, TapPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, str | bytes | None]
 class _Session:
     consumer: Consumer
     producer: Producer
-    core: TapCore
+    core: TapPipeline
     positions: dict[tuple[str, int], int]
     tx_started: float = 0.0
     dirty: bool = False
@@ -82,7 +81,7 @@ class TapRunner:
         self,
         settings: Settings,
         bootstrap: str,
-        make_core: Callable[[], TapCore],
+        make_core: Callable[[], TapPipeline],
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -126,7 +125,7 @@ class TapRunner:
         logger.info(
             "tap seeded with %d journal entries; dedupe holds %d identities",
             seeded,
-            len(core.assembler.dedupe),
+            core.dedupe_size,
         )
         consumer = clients.consumer(
             self.settings, self.bootstrap, self.settings.group_id,
@@ -147,10 +146,14 @@ class TapRunner:
         s.tx_started = time.monotonic()
         last_lag = 0.0
         while not stop.is_set():
-            for msg in s.consumer.consume(BATCH, timeout=min(interval, 0.1)):
-                self._handle(s, msg)
+            messages = s.consumer.consume(BATCH, timeout=min(interval, 0.1))
+            if messages:
+                produced = s.core.consume(messages, self._now_ms())
+                s.positions.update(produced.positions)
+                s.dirty = True
+                self._emit(s, produced)
             s.producer.poll(0)  # serve delivery reports once per batch
-            self._emit(s, s.core.tick(self._now_ms()))
+            self._emit(s, s.core.expire(self._now_ms()))
             if s.revoked:
                 self._abort(s, "partitions were revoked (rebalance)")
             if time.monotonic() - s.tx_started >= interval:
@@ -160,22 +163,12 @@ class TapRunner:
                 last_lag = time.monotonic()
         self._commit(s)
 
-    def _handle(self, s: _Session, msg: Message) -> None:
-        error = msg.error()
-        if error is not None:
-            if error.fatal() or not error.retriable():
-                raise KafkaException(error)
-            logger.warning("consumer: %s", error)
-            return
-        record = SourceRecord.from_message(msg)
-        s.positions[(record.topic, record.partition)] = record.offset + 1
-        s.dirty = True
-        self._emit(s, s.core.process(record, self._now_ms()))
-
-    def _emit(self, s: _Session, out: TapOutput) -> None:
+    def _emit(self, s: _Session, out: Produced) -> None:
         journal, dlq = self.settings.topics.journal, self.settings.topics.deadletter
-        for entry in out.entries:
-            s.producer.produce(journal, key=journal_key(entry), value=serialize(entry))
+        produce = s.producer.produce
+        for key, value in out.journal:
+            produce(journal, key=key, value=value)
+        if out.journal:
             s.dirty = True
         for dead in out.dead_letters:
             r = dead.record
@@ -187,7 +180,7 @@ class TapRunner:
             s.tx_started = time.monotonic()
             return
         started = time.perf_counter()
-        held = s.core.assembler.safe_offsets()
+        held = s.core.safe_offsets()
         offsets = [
             TopicPartition(topic, partition, min(next_offset, held.get((topic, partition), next_offset)))
             for (topic, partition), next_offset in s.positions.items()

@@ -108,9 +108,18 @@ def produce(bootstrap: str, topics: TapTopics, records: list[SourceRecord]) -> N
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     for r in records:
         partition = hash(r.key) % 3 if r.topic != TX_TOPIC else 0
-        producer.produce(
-            topics.map[r.topic], key=r.key, value=r.value, headers=list(r.headers), partition=abs(partition)
-        )
+        while True:
+            try:
+                producer.produce(
+                    topics.map[r.topic],
+                    key=r.key,
+                    value=r.value,
+                    headers=list(r.headers),
+                    partition=abs(partition),
+                )
+                break
+            except BufferError:  # the client's queue is full: let deliveries drain it
+                producer.poll(0.1)
     producer.flush(30)
 
 

@@ -1,0 +1,340 @@
+//! kafka-rewind's native tap engine. processor/tap (Python) is the reference it is tested against,
+//! byte for byte; this module exists for speed: a batch of consumed messages goes in, Avro journal
+//! entries come out, without a Python object per record.
+
+mod assemble;
+mod json;
+mod model;
+mod parse;
+
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use assemble::{Assembler, Item};
+use model::{Entry, Phase, Reversibility, Trace};
+use parse::{Bad, Config, Kind, Parsed, Record};
+
+/// A journal entry ready to produce: key, Avro value, and what the metrics need.
+type Out<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, String, &'static str, bool, &'static str);
+
+fn out<'py>(py: Python<'py>, e: &Entry) -> Out<'py> {
+    (
+        PyBytes::new(py, e.journal_key().as_bytes()),
+        PyBytes::new(py, &e.to_avro()),
+        e.action_type.clone(),
+        e.reversibility.name(),
+        e.complete,
+        e.phase.name(),
+    )
+}
+
+fn outs<'py>(py: Python<'py>, entries: &[Entry]) -> Vec<Out<'py>> {
+    entries.iter().map(|e| out(py, e)).collect()
+}
+
+fn setting<'py, T: FromPyObject<'py>>(config: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
+    config
+        .get_item(name)?
+        .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(format!("tap engine setting '{name}' is missing")))?
+        .extract()
+}
+
+/// What one record did, for the caller.
+enum Step {
+    Journaled(Vec<Entry>),
+    Invalid,
+    Foreign,
+}
+
+#[pyclass(module = "rewind_native")]
+struct TapEngine {
+    cfg: Config,
+    asm: Assembler,
+    router: Py<PyAny>,
+    kinds: HashMap<String, Option<Kind>>,
+}
+
+impl TapEngine {
+    fn kind(&mut self, py: Python<'_>, topic: &str) -> PyResult<Option<Kind>> {
+        if let Some(k) = self.kinds.get(topic) {
+            return Ok(*k);
+        }
+        let named: Option<String> = self.router.bind(py).call1((topic,))?.extract()?;
+        let kind = named.as_deref().and_then(Kind::parse);
+        self.kinds.insert(topic.to_string(), kind);
+        Ok(kind)
+    }
+
+    fn step(&mut self, py: Python<'_>, rec: &Record, now_ms: i64) -> PyResult<(Option<Kind>, Step)> {
+        let routed = self.kind(py, &rec.topic)?;
+        let (kind, parsed) = parse::parse(py, &self.cfg, rec, routed)?;
+        let item = match parsed {
+            Err(Bad::Invalid) => return Ok((kind, Step::Invalid)),
+            Err(Bad::Foreign) => return Ok((kind, Step::Foreign)),
+            Ok(Parsed::Tombstone) => return Ok((kind, Step::Journaled(Vec::new()))),
+            Ok(Parsed::Change(c)) => Item::Change(c),
+            Ok(Parsed::Boundary(b)) => Item::Boundary(b),
+            Ok(Parsed::Outbox(o)) => Item::Outbox(o),
+        };
+        Ok((kind, Step::Journaled(self.asm.add(py, &self.cfg, item, now_ms)?)))
+    }
+}
+
+/// Bytes or None, copied straight from the buffer (a `Vec<u8>` extraction would go item by item).
+fn bytes_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(obj.downcast::<PyBytes>()?.as_bytes().to_vec()))
+}
+
+/// Kafka headers: a list of (name, bytes or None) pairs, or None.
+fn headers_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<Vec<u8>>)>> {
+    if obj.is_none() {
+        return Ok(Vec::new());
+    }
+    obj.try_iter()?
+        .map(|item| {
+            let pair = item?;
+            let pair = pair.downcast::<PyTuple>()?;
+            Ok((pair.get_item(0)?.extract()?, bytes_of(&pair.get_item(1)?)?))
+        })
+        .collect()
+}
+
+fn message_record(msg: &Bound<'_, PyAny>) -> PyResult<Record> {
+    let py = msg.py();
+    let (ts_type, ts): (i64, i64) = msg.call_method0(intern!(py, "timestamp"))?.extract()?;
+    Ok(Record {
+        topic: msg.call_method0(intern!(py, "topic"))?.extract()?,
+        partition: msg.call_method0(intern!(py, "partition"))?.extract()?,
+        offset: msg.call_method0(intern!(py, "offset"))?.extract()?,
+        key: bytes_of(&msg.call_method0(intern!(py, "key"))?)?,
+        value: bytes_of(&msg.call_method0(intern!(py, "value"))?)?,
+        headers: headers_of(&msg.call_method0(intern!(py, "headers"))?)?,
+        ts_ms: (ts_type != 0).then_some(ts),
+    })
+}
+
+#[pymethods]
+impl TapEngine {
+    /// ``config``: the tap settings, flattened (see processor/tap/native.py); ``router(topic)`` names a
+    /// topic's kind or None; ``classify(action_type)`` gives the reversibility's name.
+    #[new]
+    fn new(config: &Bound<'_, PyDict>, router: Py<PyAny>, classify: Py<PyAny>) -> PyResult<Self> {
+        let cfg = Config {
+            max_record_bytes: setting(config, "max_record_bytes")?,
+            event_id_header: setting(config, "event_id_header")?,
+            event_type_header: setting(config, "event_type_header")?,
+            aggregate_type_header: setting(config, "aggregate_type_header")?,
+            topic_prefix: setting(config, "topic_prefix")?,
+            correlation_header: setting(config, "correlation_header")?,
+            causation_header: setting(config, "causation_header")?,
+            tx_header: setting(config, "tx_header")?,
+            traceparent_headers: setting(config, "traceparent_headers")?,
+            tracestate_headers: setting(config, "tracestate_headers")?,
+            phase_header: setting(config, "phase_header")?,
+            intent_header: setting(config, "intent_header")?,
+            external_systems_header: setting(config, "external_systems_header")?,
+            correlation_field: setting(config, "correlation_field")?,
+            causation_field: setting(config, "causation_field")?,
+            decision_fields: setting(config, "decision_fields")?,
+            decision_header_prefix: setting(config, "decision_header_prefix")?,
+            outbox_tables: setting(config, "outbox_tables")?,
+            outbox_rows_deleted_in_tx: setting(config, "outbox_rows_deleted_in_tx")?,
+            tx_timeout_ms: setting(config, "tx_timeout_ms")?,
+            intent_timeout_ms: setting(config, "intent_timeout_ms")?,
+            dedupe_window_ms: setting(config, "dedupe_window_ms")?,
+            group_transactions: setting(config, "group_transactions")?,
+        };
+        let asm = Assembler::new(cfg.dedupe_window_ms, classify);
+        Ok(TapEngine { cfg, asm, router, kinds: HashMap::new() })
+    }
+
+    /// Run ``messages[start:]`` (confluent_kafka Messages) until one needs Python: a message with an
+    /// error, or a value in Confluent's Avro wire format. Returns (entries, indexes of invalid
+    /// records, consumed [(topic, kind, count)], next offsets [(topic, partition, offset)], stop) where
+    /// ``stop`` is the index of the message left to Python, or len(messages).
+    #[allow(clippy::type_complexity)]
+    fn process_messages<'py>(
+        &mut self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        start: usize,
+        now_ms: i64,
+    ) -> PyResult<(Vec<Out<'py>>, Vec<usize>, Vec<(String, Option<&'static str>, u64)>, Vec<(String, i64, i64)>, usize)> {
+        let mut entries = Vec::new();
+        let mut invalid = Vec::new();
+        let mut consumed: Vec<(String, Option<&'static str>, u64)> = Vec::new();
+        let mut positions: Vec<(String, i64, i64)> = Vec::new();
+        let mut stop = messages.len();
+        for i in start..messages.len() {
+            let msg = messages.get_item(i)?;
+            if !msg.call_method0(intern!(py, "error"))?.is_none() {
+                stop = i;
+                break;
+            }
+            let rec = message_record(&msg)?;
+            let (kind, step) = self.step(py, &rec, now_ms)?;
+            match step {
+                Step::Foreign => {
+                    stop = i;
+                    break;
+                }
+                Step::Invalid => invalid.push(i),
+                Step::Journaled(done) => entries.extend(done.iter().map(|e| out(py, e))),
+            }
+            let kind = kind.map(Kind::name);
+            match consumed.iter_mut().find(|(t, k, _)| *t == rec.topic && *k == kind) {
+                Some(slot) => slot.2 += 1,
+                None => consumed.push((rec.topic.clone(), kind, 1)),
+            }
+            match positions.iter_mut().find(|(t, p, _)| *t == rec.topic && *p == rec.partition) {
+                Some(slot) => slot.2 = rec.offset + 1,
+                None => positions.push((rec.topic, rec.partition, rec.offset + 1)),
+            }
+        }
+        Ok((entries, invalid, consumed, positions, stop))
+    }
+
+    /// One record whose key and value are JSON (or None). Returns (entries, status, kind) with status
+    /// "ok", "invalid" (the reference names why) or "foreign" (Avro: decode it first).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, partition, offset, key, value, headers, ts_ms, now_ms))]
+    fn process_record<'py>(
+        &mut self,
+        py: Python<'py>,
+        topic: String,
+        partition: i64,
+        offset: i64,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        ts_ms: Option<i64>,
+        now_ms: i64,
+    ) -> PyResult<(Vec<Out<'py>>, &'static str, Option<&'static str>)> {
+        let rec = Record {
+            topic,
+            partition,
+            offset,
+            key: bytes_of(key)?,
+            value: bytes_of(value)?,
+            headers: headers_of(headers)?,
+            ts_ms,
+        };
+        let (kind, step) = self.step(py, &rec, now_ms)?;
+        let kind = kind.map(Kind::name);
+        Ok(match step {
+            Step::Journaled(done) => (outs(py, &done), "ok", kind),
+            Step::Invalid => (Vec::new(), "invalid", kind),
+            Step::Foreign => (Vec::new(), "foreign", kind),
+        })
+    }
+
+    /// Transactions past their timeout (incomplete) and intents past theirs (in doubt).
+    fn tick<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Vec<Out<'py>>> {
+        let done = self.asm.expire(py, &self.cfg, now_ms)?;
+        Ok(outs(py, &done))
+    }
+
+    /// End of input: every open transaction as it is, incomplete.
+    fn finish<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Vec<Out<'py>>> {
+        let done = self.asm.finish(py, &self.cfg, now_ms)?;
+        Ok(outs(py, &done))
+    }
+
+    /// Learn from a JournalEntry already in the journal: its identities, and its intent if open.
+    fn seed(&mut self, entry: &Bound<'_, PyAny>) -> PyResult<()> {
+        let identities: Vec<String> = entry.getattr("identities")?.extract()?;
+        let template = entry_template(entry)?;
+        self.asm.seed(&self.cfg, &template, &identities);
+        Ok(())
+    }
+
+    fn safe_offsets(&mut self) -> Vec<(String, i64, i64)> {
+        self.asm.safe_offsets()
+    }
+
+    #[getter]
+    fn open_transactions(&self) -> usize {
+        self.asm.open_transactions()
+    }
+
+    #[getter]
+    fn pending_intents(&self) -> usize {
+        self.asm.pending_intents()
+    }
+
+    #[getter]
+    fn dedupe_size(&self) -> usize {
+        self.asm.dedupe.len()
+    }
+
+    #[getter]
+    fn duplicates(&self) -> u64 {
+        self.asm.stats.duplicates
+    }
+
+    #[getter]
+    fn incomplete(&self) -> u64 {
+        self.asm.stats.incomplete
+    }
+
+    #[getter]
+    fn in_doubt(&self) -> u64 {
+        self.asm.stats.in_doubt
+    }
+}
+
+/// The parts of a Python JournalEntry that a seeded intent needs to be journaled as in doubt later.
+fn entry_template(e: &Bound<'_, PyAny>) -> PyResult<Entry> {
+    let trace = e.getattr("trace")?;
+    let trace = if trace.is_none() {
+        None
+    } else {
+        Some(Trace {
+            traceparent: trace.getattr("traceparent")?.extract()?,
+            trace_id: trace.getattr("trace_id")?.extract()?,
+            span_id: trace.getattr("span_id")?.extract()?,
+            tracestate: trace.getattr("tracestate")?.extract()?,
+        })
+    };
+    let decision: Vec<(String, String)> = e
+        .getattr("decision")?
+        .downcast::<PyDict>()?
+        .iter()
+        .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+        .collect::<PyResult<_>>()?;
+    let external: Vec<String> = e.getattr("external_systems")?.downcast::<PyTuple>()?.extract()?;
+    Ok(Entry {
+        action_id: e.getattr("action_id")?.extract()?,
+        action_type: e.getattr("action_type")?.extract()?,
+        changes: Vec::new(),
+        journal_ts_ms: e.getattr("journal_ts_ms")?.extract()?,
+        service: e.getattr("service")?.extract()?,
+        aggregate_type: e.getattr("aggregate_type")?.extract()?,
+        aggregate_id: e.getattr("aggregate_id")?.extract()?,
+        event: None,
+        commit_ts_ms: None,
+        tx_id: None,
+        complete: true,
+        causation_ids: Vec::new(),
+        correlation_id: e.getattr("correlation_id")?.extract()?,
+        trace,
+        decision,
+        entities: Vec::new(),
+        external_systems: external,
+        phase: Phase::parse(&e.getattr("phase")?.extract::<String>()?),
+        intent_id: e.getattr("intent_id")?.extract()?,
+        reversibility: Reversibility::parse(&e.getattr("reversibility")?.extract::<String>()?),
+    })
+}
+
+#[pymodule]
+fn rewind_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TapEngine>()?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+"""Which tap core runs: the native engine when it is installed (REWIND_TAP__ENGINE=auto), else Python."""
+
+from __future__ import annotations
+
+from processor.config import Settings
+from processor.errors import ConfigError
+from processor.rollback.catalog import Catalog
+from processor.tap import native
+from processor.tap.core import TapCore, TapObserver, TapPipeline
+from processor.tap.decoding import SchemaLookup
+
+
+def tap_core(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    group_transactions: bool | None = None,
+    lookup: SchemaLookup | None = None,
+    observer: TapObserver | None = None,
+) -> TapPipeline:
+    engine = settings.tap.engine
+    if engine == "native" and not native.available():
+        raise ConfigError(
+            "REWIND_TAP__ENGINE=native, but the native tap engine is not installed",
+            hint="`pip install ./native` (needs a Rust toolchain), or set REWIND_TAP__ENGINE=python",
+        )
+    if engine == "python" or not native.available():
+        return TapCore(
+            settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer
+        )
+    return native.NativeTapCore(
+        settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer
+    )

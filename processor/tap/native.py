@@ -1,0 +1,241 @@
+"""The native tap engine (Rust, ``native/``) behind the same interface as the Python ``TapCore``.
+
+The engine takes a whole consumed batch and returns Avro journal entries, without a Python object per
+record: the tap's hot path. ``TapCore`` stays the reference: tests hold both to byte-identical
+journal output, and the engine hands back what it does not do itself:
+
+- an invalid record: the reference parser names the reason and the message for the dead letter;
+- a record in Confluent's Avro wire format: the reference decodes it through the schema registry and
+  checks it, and the engine takes it as JSON from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import orjson
+
+from processor.config import Settings
+from processor.errors import DeadLetterReason, InvalidRecord
+from processor.journal.serde import deserialize
+from processor.model import JournalEntry, Phase, Reversibility
+from processor.rollback.catalog import Catalog
+from processor.tap.core import (
+    DeadLetter,
+    Produced,
+    RecordKind,
+    TapCore,
+    TapObserver,
+    TapOutput,
+    TapStats,
+    _Silent,
+)
+from processor.tap.decoding import AVRO_MAGIC, SchemaLookup, decode
+from processor.tap.records import KafkaMessage, SourceRecord, is_error
+
+rewind_native: ModuleType | None
+try:
+    import rewind_native
+except ImportError:  # not built: the Python engine serves
+    rewind_native = None
+
+logger = logging.getLogger(__name__)
+
+# (journal key, Avro value, action type, reversibility, complete, phase), as the engine returns them
+_Out = tuple[bytes, bytes, str, str, bool, str]
+
+
+_REVERSIBILITY = {r.value: r for r in Reversibility}
+_PHASE = {p.value: p for p in Phase}
+
+
+def available() -> bool:
+    return rewind_native is not None
+
+
+class Summary(NamedTuple):
+    """What metrics read of an entry the engine journaled, without decoding it."""
+
+    action_type: str
+    reversibility: Reversibility
+    complete: bool
+    phase: Phase
+
+
+def engine_config(settings: Settings, group_transactions: bool) -> dict[str, Any]:
+    tap, conv = settings.tap, settings.tap.outbox
+    return {
+        **conv.model_dump(),
+        "max_record_bytes": tap.max_record_bytes,
+        "outbox_tables": tap.outbox_tables,
+        "outbox_rows_deleted_in_tx": tap.outbox_rows_deleted_in_tx,
+        "tx_timeout_ms": tap.tx_timeout_ms,
+        "intent_timeout_ms": tap.intent_timeout_ms,
+        "dedupe_window_ms": int(tap.dedupe_window_hours * 3_600_000),
+        "group_transactions": group_transactions,
+    }
+
+
+class NativeTapCore:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        group_transactions: bool | None = None,
+        lookup: SchemaLookup | None = None,
+        observer: TapObserver | None = None,
+    ) -> None:
+        if rewind_native is None:
+            raise RuntimeError("the native tap engine is not installed (pip install ./native)")
+        group = bool(settings.topics.tx_metadata) if group_transactions is None else group_transactions
+        self.observer: TapObserver = observer or _Silent()
+        self.lookup = lookup
+        # The reference parses what the engine hands back; its own assembler stays unused.
+        self.reference = TapCore(settings, catalog, group_transactions=group, lookup=lookup)
+        router = self.reference.router
+        self.engine = rewind_native.TapEngine(
+            engine_config(settings, group),
+            lambda topic: router.kind(topic),
+            lambda action_type: catalog.reversibility(action_type).value,
+        )
+        self._duplicates = 0
+
+    # -- the live loop ----------------------------------------------------------------------------
+
+    def consume(self, messages: Sequence[KafkaMessage], now_ms: int) -> Produced:
+        produced = Produced()
+        start = 0
+        while start < len(messages):
+            outs, invalid, consumed, positions, stop = self.engine.process_messages(messages, start, now_ms)
+            self._journal(outs, produced)
+            for i in invalid:
+                produced.dead_letters.append(self._dead_letter(SourceRecord.from_message(messages[i])))
+            for topic, kind, count in consumed:
+                self.observer.consumed(topic, RecordKind(kind) if kind else None, count)
+            for topic, partition, offset in positions:
+                produced.positions[(topic, partition)] = offset
+            if stop < len(messages) and not is_error(messages[stop]):  # Avro: through the reference
+                record = SourceRecord.from_message(messages[stop])
+                produced.positions[(record.topic, record.partition)] = record.offset + 1
+                outs, refused = self._process(record, now_ms)
+                self._journal(outs, produced)
+                produced.dead_letters += refused
+            start = stop + 1
+        self._observe_duplicates()
+        for dead in produced.dead_letters:
+            self.observer.dead_lettered(dead)
+        return produced
+
+    def expire(self, now_ms: int) -> Produced:
+        produced = Produced()
+        self._journal(self.engine.tick(now_ms), produced)
+        return produced
+
+    def _journal(self, outs: list[_Out], produced: Produced) -> None:
+        for key, value, action_type, reversibility, complete, phase in outs:
+            produced.journal.append((key, value))
+            summary = Summary(action_type, _REVERSIBILITY[reversibility], complete, _PHASE[phase])
+            self.observer.journaled(summary)
+
+    # -- one record at a time (tests, rewind decode) ----------------------------------------------
+
+    def process(self, record: SourceRecord, now_ms: int) -> TapOutput:
+        outs, dead = self._process(record, now_ms)
+        self._observe_duplicates()
+        for letter in dead:
+            self.observer.dead_lettered(letter)
+        return TapOutput(entries=self._entries(outs), dead_letters=dead)
+
+    def tick(self, now_ms: int) -> TapOutput:
+        return TapOutput(entries=self._entries(self.engine.tick(now_ms)))
+
+    def finish(self, now_ms: int) -> TapOutput:
+        return TapOutput(entries=self._entries(self.engine.finish(now_ms)))
+
+    def _entries(self, outs: list[_Out]) -> list[JournalEntry]:
+        entries = [deserialize(value) for _key, value, *_ in outs]
+        for entry in entries:
+            self.observer.journaled(entry)
+        return entries
+
+    def _process(self, record: SourceRecord, now_ms: int) -> tuple[list[_Out], list[DeadLetter]]:
+        key, value = record.key, record.value
+        kind: str | None
+        if _framed(key) or _framed(value):
+            kind_, parsed = self.reference.parse(record)
+            if isinstance(parsed, InvalidRecord):
+                self.observer.consumed(record.topic, kind_)
+                return [], [DeadLetter(record, parsed.reason, str(parsed))]
+            key, value = self._as_json(record, key, "key"), self._as_json(record, value, "value")
+        outs, status, kind = self.engine.process_record(
+            record.topic, record.partition, record.offset, key, value, list(record.headers),
+            record.timestamp_ms, now_ms,
+        )  # fmt: skip
+        self.observer.consumed(record.topic, RecordKind(kind) if kind else None)
+        if status == "ok":
+            return outs, []
+        return [], [self._dead_letter(record)]
+
+    def _as_json(self, record: SourceRecord, data: bytes | None, part: str) -> bytes | None:
+        """A registry-framed key or value as JSON text (the reference has accepted the record)."""
+        if not _framed(data):
+            return data
+        try:
+            return orjson.dumps(decode(data, record, self.lookup, part), default=str)
+        except InvalidRecord:  # a key the record's kind never reads (transaction metadata)
+            return None
+
+    def _dead_letter(self, record: SourceRecord) -> DeadLetter:
+        _kind, parsed = self.reference.parse(record)
+        if isinstance(parsed, InvalidRecord):
+            return DeadLetter(record, parsed.reason, str(parsed))
+        logger.error("native tap engine refused a record the reference accepts: %s", record.where)
+        return DeadLetter(
+            record,
+            DeadLetterReason.UNRECOGNIZED,
+            f"the native tap engine refused this record, the reference accepts it (at {record.where}); "
+            "report it, and set REWIND_TAP__ENGINE=python meanwhile",
+        )
+
+    def _observe_duplicates(self) -> None:
+        total = self.engine.duplicates
+        if total > self._duplicates:
+            self.observer.duplicate_dropped(total - self._duplicates)
+            self._duplicates = total
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def seed(self, entries: Iterable[JournalEntry]) -> int:
+        count = 0
+        for entry in entries:
+            self.engine.seed(entry)
+            count += 1
+        return count
+
+    def safe_offsets(self) -> dict[tuple[str, int], int]:
+        return {(topic, partition): offset for topic, partition, offset in self.engine.safe_offsets()}
+
+    @property
+    def stats(self) -> TapStats:
+        e = self.engine
+        return TapStats(e.duplicates, e.incomplete, e.in_doubt)
+
+    @property
+    def open_transactions(self) -> int:
+        return int(self.engine.open_transactions)
+
+    @property
+    def pending_intents(self) -> int:
+        return int(self.engine.pending_intents)
+
+    @property
+    def dedupe_size(self) -> int:
+        return int(self.engine.dedupe_size)
+
+
+def _framed(data: bytes | None) -> bool:
+    return data is not None and len(data) >= 5 and data[0] == AVRO_MAGIC
