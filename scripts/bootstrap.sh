@@ -34,5 +34,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The native tap engine (native/, Rust via maturin): built when a Rust toolchain is present (rustup puts
+# it in ~/.cargo/bin); without one the tap runs its Python core, and CI's tests say so. The cargo target
+# directory lives in the cache, so a second run only rebuilds what changed.
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+native_stamp="$VENV/.native-installed"
+if command -v cargo >/dev/null; then
+  if [ ! -f "$native_stamp" ] || [ -n "$(find native -type f -newer "$native_stamp" -not -path 'native/target/*' | head -1)" ]; then
+    echo "bootstrap: building the native tap engine (native/, Rust)"
+    CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kafka-rewind/cargo-target} \
+      "$VENV/bin/python" -m pip install -q ./native
+    touch "$native_stamp"
+  fi
+else
+  echo "bootstrap: no Rust toolchain (cargo): the tap runs its Python core; install Rust (https://rustup.rs) for the native engine" >&2
+fi
+
 "$VENV/bin/rewind" kafka fetch
 "$VENV/bin/rewind" cdc fetch

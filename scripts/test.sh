@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: lint and type-check processor/, then the whole suite against a real broker.
+# The test command: lint and type-check processor/ (and the native engine's Rust), then the whole
+# suite against a real broker.
 # pytest's exit 5 (no tests collected) is a failure here, never a silent pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,12 @@ VENV=${VENV:-.venv}
 
 "$VENV/bin/ruff" check . || exit 1
 "$VENV/bin/mypy" || exit 1
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+if command -v cargo >/dev/null; then  # the native tap engine: formatted and lint-free too
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kafka-rewind/cargo-target} \
+    cargo clippy -q --release --manifest-path native/Cargo.toml -- -D warnings || exit 1
+  cargo fmt --manifest-path native/Cargo.toml --check || exit 1
+fi
 
 "$VENV/bin/python" -m pytest "$@"
 code=$?

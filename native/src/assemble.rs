@@ -98,7 +98,11 @@ pub enum Item {
 impl Assembler {
     pub fn new(window_ms: i64, classify: Py<PyAny>) -> Self {
         Assembler {
-            dedupe: Dedupe { window_ms, seen: HashSet::new(), order: VecDeque::new() },
+            dedupe: Dedupe {
+                window_ms,
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+            },
             stats: Stats::default(),
             next_serial: 0,
             open: HashMap::new(),
@@ -119,7 +123,13 @@ impl Assembler {
         self.intents.len()
     }
 
-    pub fn add(&mut self, py: Python<'_>, cfg: &Config, item: Item, now_ms: i64) -> PyResult<Vec<Entry>> {
+    pub fn add(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        item: Item,
+        now_ms: i64,
+    ) -> PyResult<Vec<Entry>> {
         match item {
             Item::Boundary(b) => self.add_boundary(py, cfg, b, now_ms),
             Item::Change(c) => self.add_change(py, cfg, c, now_ms),
@@ -127,7 +137,13 @@ impl Assembler {
         }
     }
 
-    fn add_boundary(&mut self, py: Python<'_>, cfg: &Config, b: Boundary, now_ms: i64) -> PyResult<Vec<Entry>> {
+    fn add_boundary(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        b: Boundary,
+        now_ms: i64,
+    ) -> PyResult<Vec<Entry>> {
         if !cfg.group_transactions {
             return Ok(Vec::new());
         }
@@ -137,7 +153,12 @@ impl Assembler {
         }
         let tx_id = b.tx_id.clone();
         let serial = self.tx(&tx_id, now_ms);
-        self.hold(&b.position.topic, b.position.partition, b.position.offset, serial);
+        self.hold(
+            &b.position.topic,
+            b.position.partition,
+            b.position.offset,
+            serial,
+        );
         let tx = self.open.get_mut(&tx_id).expect("just opened");
         if b.end {
             tx.end = Some(b);
@@ -145,7 +166,13 @@ impl Assembler {
         self.close_if_complete(py, cfg, &tx_id, now_ms)
     }
 
-    fn add_change(&mut self, py: Python<'_>, cfg: &Config, change: Change, now_ms: i64) -> PyResult<Vec<Entry>> {
+    fn add_change(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        change: Change,
+        now_ms: i64,
+    ) -> PyResult<Vec<Entry>> {
         let row = change.row;
         if self.dedupe.contains(&row.identity) {
             self.stats.duplicates += 1;
@@ -164,14 +191,27 @@ impl Assembler {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
-        let (topic, partition, offset) = (row.position.topic.clone(), row.position.partition, row.position.offset);
+        let (topic, partition, offset) = (
+            row.position.topic.clone(),
+            row.position.partition,
+            row.position.offset,
+        );
         tx.rows.push(row);
         self.hold(&topic, partition, offset, serial);
         self.close_if_complete(py, cfg, &tx_id, now_ms)
     }
 
-    fn add_outbox(&mut self, py: Python<'_>, cfg: &Config, message: Outbox, now_ms: i64) -> PyResult<Vec<Entry>> {
-        if self.dedupe.contains(&event_identity(&message.event.event_id)) {
+    fn add_outbox(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        message: Outbox,
+        now_ms: i64,
+    ) -> PyResult<Vec<Entry>> {
+        if self
+            .dedupe
+            .contains(&event_identity(&message.event.event_id))
+        {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
@@ -181,7 +221,11 @@ impl Assembler {
         };
         let serial = self.tx(&tx_id, now_ms);
         let tx = self.open.get_mut(&tx_id).expect("just opened");
-        if tx.events.iter().any(|m| m.event.event_id == message.event.event_id) {
+        if tx
+            .events
+            .iter()
+            .any(|m| m.event.event_id == message.event.event_id)
+        {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
@@ -235,7 +279,10 @@ impl Assembler {
         let open = &self.open_order;
         let mut low = Vec::new();
         for ((topic, partition), held) in self.held.iter_mut() {
-            while held.front().is_some_and(|(_, serial)| !open.contains_key(serial)) {
+            while held
+                .front()
+                .is_some_and(|(_, serial)| !open.contains_key(serial))
+            {
                 held.pop_front();
             }
             if let Some((offset, _)) = held.front() {
@@ -266,7 +313,14 @@ impl Assembler {
         self.next_serial += 1;
         self.open.insert(
             tx_id.to_string(),
-            OpenTx { serial, first_seen_ms: now_ms, rows: Vec::new(), events: Vec::new(), end: None, row_identities: HashSet::new() },
+            OpenTx {
+                serial,
+                first_seen_ms: now_ms,
+                rows: Vec::new(),
+                events: Vec::new(),
+                end: None,
+                row_identities: HashSet::new(),
+            },
         );
         self.open_order.insert(serial, tx_id.to_string());
         serial
@@ -283,16 +337,32 @@ impl Assembler {
         }
         end.collections.iter().all(|(collection, count)| {
             let (have, need) = if cfg.outbox_tables.contains(collection) {
-                let need = if cfg.outbox_rows_deleted_in_tx { count.div_euclid(2) } else { *count };
+                let need = if cfg.outbox_rows_deleted_in_tx {
+                    count.div_euclid(2)
+                } else {
+                    *count
+                };
                 (tx.events.len() as i64, need)
             } else {
-                (tx.rows.iter().filter(|r| &r.collection == collection).count() as i64, *count)
+                (
+                    tx.rows
+                        .iter()
+                        .filter(|r| &r.collection == collection)
+                        .count() as i64,
+                    *count,
+                )
             };
             have >= need
         })
     }
 
-    fn close_if_complete(&mut self, py: Python<'_>, cfg: &Config, tx_id: &str, now_ms: i64) -> PyResult<Vec<Entry>> {
+    fn close_if_complete(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        tx_id: &str,
+        now_ms: i64,
+    ) -> PyResult<Vec<Entry>> {
         if Self::is_complete(cfg, &self.open[tx_id]) {
             self.close(py, cfg, tx_id, now_ms, true)
         } else {
@@ -300,7 +370,14 @@ impl Assembler {
         }
     }
 
-    fn close(&mut self, py: Python<'_>, cfg: &Config, tx_id: &str, now_ms: i64, complete: bool) -> PyResult<Vec<Entry>> {
+    fn close(
+        &mut self,
+        py: Python<'_>,
+        cfg: &Config,
+        tx_id: &str,
+        now_ms: i64,
+        complete: bool,
+    ) -> PyResult<Vec<Entry>> {
         let tx = self.open.remove(tx_id).expect("open");
         self.open_order.remove(&tx.serial);
         if !complete {
@@ -313,14 +390,30 @@ impl Assembler {
         let mut entries = Vec::new();
         if tx.events.is_empty() {
             if !rows.is_empty() {
-                entries.push(self.entry(py, rows, None, tx_id_owned, complete, now_ms, commit_ts)?);
+                entries.push(self.entry(
+                    py,
+                    rows,
+                    None,
+                    tx_id_owned,
+                    complete,
+                    now_ms,
+                    commit_ts,
+                )?);
             }
         } else {
             // The rows belong to the transaction's first event; further events stand on their own.
             let mut rows = Some(rows);
             for message in tx.events {
                 let own = rows.take().unwrap_or_default();
-                entries.push(self.entry(py, own, Some(message), tx_id_owned.clone(), complete, now_ms, commit_ts)?);
+                entries.push(self.entry(
+                    py,
+                    own,
+                    Some(message),
+                    tx_id_owned.clone(),
+                    complete,
+                    now_ms,
+                    commit_ts,
+                )?);
             }
         }
         self.dedupe.add(&transaction_identity(tx_id), now_ms);
@@ -355,7 +448,9 @@ impl Assembler {
         for identity in identities {
             self.dedupe.add(identity, entry.journal_ts_ms);
         }
-        let Some(intent_id) = entry.intent_id.clone().filter(|i| !i.is_empty()) else { return };
+        let Some(intent_id) = entry.intent_id.clone().filter(|i| !i.is_empty()) else {
+            return;
+        };
         match entry.phase {
             Phase::Intent => {
                 let deadline_ms = entry.journal_ts_ms + cfg.intent_timeout_ms;
@@ -368,7 +463,14 @@ impl Assembler {
                         s
                     }
                 };
-                self.intents.insert(intent_id, Pending { serial, deadline_ms, entry: entry.clone() });
+                self.intents.insert(
+                    intent_id,
+                    Pending {
+                        serial,
+                        deadline_ms,
+                        entry: entry.clone(),
+                    },
+                );
             }
             Phase::Outcome | Phase::InDoubt => {
                 if let Some(p) = self.intents.remove(&intent_id) {
@@ -506,7 +608,9 @@ fn derived_id(tx_id: Option<&str>, rows: &[RowChange]) -> String {
     match tx_id {
         Some(tx) if rows.len() > 1 => format!("tx:{connector}:{tx}"),
         _ => {
-            let digest = sha1_smol::Sha1::from(rows[0].identity.as_bytes()).digest().to_string();
+            let digest = sha1_smol::Sha1::from(rows[0].identity.as_bytes())
+                .digest()
+                .to_string();
             format!("row:{connector}:{}", &digest[..24])
         }
     }

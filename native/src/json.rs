@@ -59,7 +59,9 @@ pub fn py_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::String(x), Value::String(y)) => x == y,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
@@ -112,7 +114,10 @@ pub fn py_int(v: &Value) -> Option<i64> {
 /// `int(v)` or None when it raises (cdc._int_or_none).
 pub fn int_or_none(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)).or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|u| u as i64))
+            .or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
         Value::Bool(b) => Some(*b as i64),
         Value::String(s) => parse_py_int(s),
         _ => None,
@@ -126,7 +131,11 @@ fn parse_py_int(s: &str) -> Option<i64> {
         b'+' => (1, &t[1..]),
         _ => (1, t),
     };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
         return None;
     }
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
@@ -154,7 +163,8 @@ pub fn truthy(v: &Value) -> bool {
 }
 
 fn to_python<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.call_method1("loads", (serde_json::to_string(v).expect("serializable"),))
+    py.import("json")?
+        .call_method1("loads", (serde_json::to_string(v).expect("serializable"),))
 }
 
 /// `str(v)` of the decoded value.
@@ -178,7 +188,9 @@ pub fn py_dumps(py: Python<'_>, v: &Value, sort_keys: bool) -> PyResult<String> 
         other => {
             let kwargs = pyo3::types::PyDict::new(py);
             kwargs.set_item("sort_keys", sort_keys)?;
-            py.import("json")?.call_method("dumps", (to_python(py, other)?,), Some(&kwargs))?.extract()?
+            py.import("json")?
+                .call_method("dumps", (to_python(py, other)?,), Some(&kwargs))?
+                .extract()?
         }
     })
 }

@@ -18,7 +18,14 @@ use model::{Entry, Phase, Reversibility, Trace};
 use parse::{Bad, Config, Kind, Parsed, Record};
 
 /// A journal entry ready to produce: key, Avro value, and what the metrics need.
-type Out<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, String, &'static str, bool, &'static str);
+type Out<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    String,
+    &'static str,
+    bool,
+    &'static str,
+);
 
 fn out<'py>(py: Python<'py>, e: &Entry) -> Out<'py> {
     (
@@ -38,7 +45,9 @@ fn outs<'py>(py: Python<'py>, entries: &[Entry]) -> Vec<Out<'py>> {
 fn setting<'py, T: FromPyObject<'py>>(config: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
     config
         .get_item(name)?
-        .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(format!("tap engine setting '{name}' is missing")))?
+        .ok_or_else(|| {
+            pyo3::exceptions::PyKeyError::new_err(format!("tap engine setting '{name}' is missing"))
+        })?
         .extract()
 }
 
@@ -68,7 +77,12 @@ impl TapEngine {
         Ok(kind)
     }
 
-    fn step(&mut self, py: Python<'_>, rec: &Record, now_ms: i64) -> PyResult<(Option<Kind>, Step)> {
+    fn step(
+        &mut self,
+        py: Python<'_>,
+        rec: &Record,
+        now_ms: i64,
+    ) -> PyResult<(Option<Kind>, Step)> {
         let routed = self.kind(py, &rec.topic)?;
         let (kind, parsed) = parse::parse(py, &self.cfg, rec, routed)?;
         let item = match parsed {
@@ -79,7 +93,10 @@ impl TapEngine {
             Ok(Parsed::Boundary(b)) => Item::Boundary(b),
             Ok(Parsed::Outbox(o)) => Item::Outbox(o),
         };
-        Ok((kind, Step::Journaled(self.asm.add(py, &self.cfg, item, now_ms)?)))
+        Ok((
+            kind,
+            Step::Journaled(self.asm.add(py, &self.cfg, item, now_ms)?),
+        ))
     }
 }
 
@@ -151,7 +168,12 @@ impl TapEngine {
             group_transactions: setting(config, "group_transactions")?,
         };
         let asm = Assembler::new(cfg.dedupe_window_ms, classify);
-        Ok(TapEngine { cfg, asm, router, kinds: HashMap::new() })
+        Ok(TapEngine {
+            cfg,
+            asm,
+            router,
+            kinds: HashMap::new(),
+        })
     }
 
     /// Run ``messages[start:]`` (confluent_kafka Messages) until one needs Python: a message with an
@@ -165,7 +187,13 @@ impl TapEngine {
         messages: &Bound<'py, PyList>,
         start: usize,
         now_ms: i64,
-    ) -> PyResult<(Vec<Out<'py>>, Vec<usize>, Vec<(String, Option<&'static str>, u64)>, Vec<(String, i64, i64)>, usize)> {
+    ) -> PyResult<(
+        Vec<Out<'py>>,
+        Vec<usize>,
+        Vec<(String, Option<&'static str>, u64)>,
+        Vec<(String, i64, i64)>,
+        usize,
+    )> {
         let mut entries = Vec::new();
         let mut invalid = Vec::new();
         let mut consumed: Vec<(String, Option<&'static str>, u64)> = Vec::new();
@@ -188,11 +216,17 @@ impl TapEngine {
                 Step::Journaled(done) => entries.extend(done.iter().map(|e| out(py, e))),
             }
             let kind = kind.map(Kind::name);
-            match consumed.iter_mut().find(|(t, k, _)| *t == rec.topic && *k == kind) {
+            match consumed
+                .iter_mut()
+                .find(|(t, k, _)| *t == rec.topic && *k == kind)
+            {
                 Some(slot) => slot.2 += 1,
                 None => consumed.push((rec.topic.clone(), kind, 1)),
             }
-            match positions.iter_mut().find(|(t, p, _)| *t == rec.topic && *p == rec.partition) {
+            match positions
+                .iter_mut()
+                .find(|(t, p, _)| *t == rec.topic && *p == rec.partition)
+            {
                 Some(slot) => slot.2 = rec.offset + 1,
                 None => positions.push((rec.topic, rec.partition, rec.offset + 1)),
             }
@@ -308,7 +342,10 @@ fn entry_template(e: &Bound<'_, PyAny>) -> PyResult<Entry> {
         .iter()
         .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
         .collect::<PyResult<_>>()?;
-    let external: Vec<String> = e.getattr("external_systems")?.downcast::<PyTuple>()?.extract()?;
+    let external: Vec<String> = e
+        .getattr("external_systems")?
+        .downcast::<PyTuple>()?
+        .extract()?;
     Ok(Entry {
         action_id: e.getattr("action_id")?.extract()?,
         action_type: e.getattr("action_type")?.extract()?,

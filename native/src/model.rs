@@ -225,7 +225,11 @@ impl Entry {
                 w.string(&e.event_type);
                 w.opt_string(&e.aggregate_type);
                 w.opt_string(&e.aggregate_id);
-                w.opt_json(if e.payload.is_null() { None } else { Some(&e.payload) });
+                w.opt_json(if e.payload.is_null() {
+                    None
+                } else {
+                    Some(&e.payload)
+                });
                 w.pairs(&e.headers);
                 w.position(&e.position);
             }

@@ -79,12 +79,18 @@ impl Record {
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Vec::len)
             + self.value.as_ref().map_or(0, Vec::len)
-            + self.headers.iter().map(|(k, v)| k.chars().count() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
     }
 
     fn header(&self, name: &str) -> Option<String> {
         let (_, value) = self.headers.iter().rev().find(|(k, _)| k == name)?;
-        value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+        value
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// All headers as text, a repeated name keeping its first place and its last value (a dict).
@@ -106,7 +112,9 @@ fn upsert<V>(map: &mut Vec<(String, V)>, key: &str, value: V) {
 }
 
 fn get<'a>(map: &'a [(String, Option<String>)], key: &str) -> Option<&'a str> {
-    map.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref())
+    map.iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.as_deref())
 }
 
 pub struct Change {
@@ -157,7 +165,12 @@ pub enum Bad {
 type Parse<T> = Result<T, Bad>;
 
 /// The record's kind (configured, else sniffed; None when unrecognized) and what it parses to.
-pub fn parse(py: Python<'_>, cfg: &Config, rec: &Record, routed: Option<Kind>) -> PyResult<(Option<Kind>, Parse<Parsed>)> {
+pub fn parse(
+    py: Python<'_>,
+    cfg: &Config,
+    rec: &Record,
+    routed: Option<Kind>,
+) -> PyResult<(Option<Kind>, Parse<Parsed>)> {
     if rec.size() > cfg.max_record_bytes {
         return Ok((routed, Err(Bad::Invalid)));
     }
@@ -184,17 +197,23 @@ pub fn parse(py: Python<'_>, cfg: &Config, rec: &Record, routed: Option<Kind>) -
 }
 
 fn decode(data: Option<&[u8]>) -> Parse<Value> {
-    let Some(data) = data else { return Ok(Value::Null) };
+    let Some(data) = data else {
+        return Ok(Value::Null);
+    };
     if data.len() >= 5 && data[0] == 0 {
         return Err(Bad::Foreign);
     }
-    serde_json::from_slice(data).map(unwrap).map_err(|_| Bad::Invalid)
+    serde_json::from_slice(data)
+        .map(unwrap)
+        .map_err(|_| Bad::Invalid)
 }
 
 /// The JSON converter with schemas.enable wraps each value as {schema, payload}.
 fn unwrap(v: Value) -> Value {
     match v {
-        Value::Object(mut m) if m.len() == 2 && m.contains_key("schema") && m.contains_key("payload") => {
+        Value::Object(mut m)
+            if m.len() == 2 && m.contains_key("schema") && m.contains_key("payload") =>
+        {
             m.swap_remove("payload").expect("checked")
         }
         other => other,
@@ -205,7 +224,11 @@ fn sniff(cfg: &Config, rec: &Record, value: &Value) -> Option<Kind> {
     if looks_like_tx_metadata(value) {
         return Some(Kind::TxMetadata);
     }
-    if value.is_null() || value.as_object().is_some_and(|m| m.contains_key("op") && m.contains_key("source")) {
+    if value.is_null()
+        || value
+            .as_object()
+            .is_some_and(|m| m.contains_key("op") && m.contains_key("source"))
+    {
         return Some(Kind::Cdc);
     }
     rec.header(&cfg.event_id_header).map(|_| Kind::Outbox)
@@ -215,7 +238,8 @@ fn sniff(cfg: &Config, rec: &Record, value: &Value) -> Option<Kind> {
 
 fn looks_like_tx_metadata(v: &Value) -> bool {
     v.as_object().is_some_and(|m| {
-        matches!(m.get("status"), Some(Value::String(s)) if s == "BEGIN" || s == "END") && m.contains_key("id")
+        matches!(m.get("status"), Some(Value::String(s)) if s == "BEGIN" || s == "END")
+            && m.contains_key("id")
     })
 }
 
@@ -223,7 +247,9 @@ fn looks_like_tx_metadata(v: &Value) -> bool {
 pub fn normalize_tx_id(text: &str) -> String {
     let head = py_strip(text.split(':').next().unwrap_or(""));
     if !head.is_empty() && head.bytes().all(|b| b.is_ascii_digit()) {
-        let reduced = head.bytes().fold(0u64, |acc, b| (acc * 10 + u64::from(b - b'0')) % (1u64 << 32));
+        let reduced = head.bytes().fold(0u64, |acc, b| {
+            (acc * 10 + u64::from(b - b'0')) % (1u64 << 32)
+        });
         reduced.to_string()
     } else {
         head.to_string()
@@ -250,7 +276,10 @@ fn parse_tx(py: Python<'_>, rec: &Record, value: &Value) -> PyResult<Parse<Bound
             Some(Value::Array(items)) => {
                 for item in items {
                     let name = item.get("data_collection").and_then(Value::as_str);
-                    let n = item.as_object().and_then(|o| o.get("event_count")).and_then(py_int);
+                    let n = item
+                        .as_object()
+                        .and_then(|o| o.get("event_count"))
+                        .and_then(py_int);
                     match (name, n) {
                         (Some(name), Some(n)) => upsert(&mut collections, name, n),
                         _ => return Ok(Err(Bad::Invalid)),
@@ -260,7 +289,9 @@ fn parse_tx(py: Python<'_>, rec: &Record, value: &Value) -> PyResult<Parse<Bound
             Some(other) if truthy(other) => return Ok(Err(Bad::Invalid)),
             _ => {}
         }
-        if !collections.is_empty() && collections.iter().map(|(_, n)| n).sum::<i64>() != count.unwrap_or(0) {
+        if !collections.is_empty()
+            && collections.iter().map(|(_, n)| n).sum::<i64>() != count.unwrap_or(0)
+        {
             return Ok(Err(Bad::Invalid));
         }
     }
@@ -305,8 +336,14 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
     if value.is_null() {
         return Ok(Ok(Parsed::Tombstone));
     }
-    let Value::Object(mut m) = value else { return Ok(Err(Bad::Invalid)) };
-    let Some(op) = m.get("op").and_then(Value::as_str).and_then(Op::from_debezium) else {
+    let Value::Object(mut m) = value else {
+        return Ok(Err(Bad::Invalid));
+    };
+    let Some(op) = m
+        .get("op")
+        .and_then(Value::as_str)
+        .and_then(Op::from_debezium)
+    else {
         return Ok(Err(Bad::Invalid));
     };
     let source = match m.swap_remove("source") {
@@ -321,7 +358,9 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
     if (needs_after && after.is_none()) || (op == Op::Delete && before.is_none()) {
         return Ok(Err(Bad::Invalid));
     }
-    let Ok(row_key) = row_key(op, key, before.as_ref(), after.as_ref()) else { return Ok(Err(Bad::Invalid)) };
+    let Ok(row_key) = row_key(op, key, before.as_ref(), after.as_ref()) else {
+        return Ok(Err(Bad::Invalid));
+    };
     let tx_id = match m.get("transaction") {
         Some(Value::Object(t)) if t.contains_key("id") => Some(normalize_value(py, &t["id"])?),
         _ => None,
@@ -340,7 +379,10 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
         ts_ms: int_or_none(source.get("ts_ms")),
     };
     let (table, schema) = if op == Op::Message {
-        let prefix = m.get("message").and_then(Value::as_object).and_then(|msg| msg.get("prefix"));
+        let prefix = m
+            .get("message")
+            .and_then(Value::as_object)
+            .and_then(|msg| msg.get("prefix"));
         let prefix = match prefix {
             Some(p) if truthy(p) => py_str(py, p)?,
             _ => "unknown".to_string(),
@@ -348,7 +390,9 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
         (format!("message.{prefix}"), None)
     } else {
         match source.get("table") {
-            Some(Value::String(t)) if !t.is_empty() => (t.clone(), str_or_none(py, source.get("schema"))?),
+            Some(Value::String(t)) if !t.is_empty() => {
+                (t.clone(), str_or_none(py, source.get("schema"))?)
+            }
             _ => return Ok(Err(Bad::Invalid)),
         }
     };
@@ -368,7 +412,11 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
         key_json
     );
     let entity = entity_ref(py, &collection, &row_key, &key_json)?;
-    let after = if op == Op::Message { m.get("message").filter(|v| !v.is_null()).cloned() } else { after };
+    let after = if op == Op::Message {
+        m.get("message").filter(|v| !v.is_null()).cloned()
+    } else {
+        after
+    };
     let row = RowChange {
         database: str_or_none(py, source.get("db"))?,
         schema,
@@ -388,7 +436,12 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
     Ok(Ok(Parsed::Change(Change { row, tx_id })))
 }
 
-fn row_key(op: Op, key: Value, before: Option<&Value>, after: Option<&Value>) -> Result<Map<String, Value>, ()> {
+fn row_key(
+    op: Op,
+    key: Value,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<Map<String, Value>, ()> {
     let key = unwrap(key);
     if !matches!(op, Op::Create | Op::Read | Op::Update | Op::Delete) {
         return Ok(match key {
@@ -396,7 +449,9 @@ fn row_key(op: Op, key: Value, before: Option<&Value>, after: Option<&Value>) ->
             _ => Map::new(),
         });
     }
-    let Value::Object(key) = key else { return Err(()) };
+    let Value::Object(key) = key else {
+        return Err(());
+    };
     if key.is_empty() || key.values().any(Value::is_null) {
         return Err(());
     }
@@ -409,18 +464,29 @@ fn row_key(op: Op, key: Value, before: Option<&Value>, after: Option<&Value>) ->
 }
 
 fn keys(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_object).map_or_else(Vec::new, |m| m.keys().cloned().collect())
+    v.and_then(Value::as_object)
+        .map_or_else(Vec::new, |m| m.keys().cloned().collect())
 }
 
-fn changed_fields(op: Op, before: Option<&Value>, after: Option<&Value>, key: &Map<String, Value>) -> Vec<String> {
+fn changed_fields(
+    op: Op,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    key: &Map<String, Value>,
+) -> Vec<String> {
     if op == Op::Delete {
         return keys(before);
     }
-    let (Some(Value::Object(b)), Some(Value::Object(a))) = (before, after) else { return keys(after) };
+    let (Some(Value::Object(b)), Some(Value::Object(a))) = (before, after) else {
+        return keys(after);
+    };
     if op != Op::Update || !before_is_complete(op, before, key) {
         return keys(after);
     }
-    a.iter().filter(|(f, v)| b.get(*f).is_none_or(|old| !py_eq(old, v))).map(|(f, _)| f.clone()).collect()
+    a.iter()
+        .filter(|(f, v)| b.get(*f).is_none_or(|old| !py_eq(old, v)))
+        .map(|(f, _)| f.clone())
+        .collect()
 }
 
 /// False when the before-image is missing or holds only the key (REPLICA IDENTITY DEFAULT).
@@ -428,16 +494,26 @@ fn before_is_complete(op: Op, before: Option<&Value>, key: &Map<String, Value>) 
     if matches!(op, Op::Create | Op::Read | Op::Message) {
         return true;
     }
-    let Some(Value::Object(b)) = before else { return false };
+    let Some(Value::Object(b)) = before else {
+        return false;
+    };
     let mut others = b.iter().filter(|(f, _)| !key.contains_key(*f)).peekable();
     others.peek().is_some() && others.any(|(_, v)| !v.is_null())
 }
 
 /// 'public.orders:1042' for a one-column key, else 'public.lines:{"line":2,"order":1042}'.
-fn entity_ref(py: Python<'_>, collection: &str, key: &Map<String, Value>, key_json: &str) -> PyResult<String> {
+fn entity_ref(
+    py: Python<'_>,
+    collection: &str,
+    key: &Map<String, Value>,
+    key_json: &str,
+) -> PyResult<String> {
     Ok(match key.len() {
         0 => format!("{collection}:*"),
-        1 => format!("{collection}:{}", py_str(py, key.values().next().expect("one"))?),
+        1 => format!(
+            "{collection}:{}",
+            py_str(py, key.values().next().expect("one"))?
+        ),
         _ => format!("{collection}:{key_json}"),
     })
 }
@@ -463,12 +539,18 @@ fn other_key(rec: &Record, op: Op) -> Option<Value> {
 /// Header values set through the JSON header converter arrive quoted; strip that.
 fn clean(text: Option<&str>) -> Option<String> {
     let t = py_strip(text?);
-    let t = if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') { &t[1..t.len() - 1] } else { t };
+    let t = if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        &t[1..t.len() - 1]
+    } else {
+        t
+    };
     (!t.is_empty()).then(|| t.to_string())
 }
 
 fn field(py: Python<'_>, payload: &Value, names: &[&str]) -> PyResult<Option<String>> {
-    let Some(m) = payload.as_object() else { return Ok(None) };
+    let Some(m) = payload.as_object() else {
+        return Ok(None);
+    };
     for name in names {
         match m.get(*name) {
             None | Some(Value::Null) => continue,
@@ -482,10 +564,16 @@ fn field(py: Python<'_>, payload: &Value, names: &[&str]) -> PyResult<Option<Str
 
 /// 'a', 'a,b', or a JSON array '["a","b"]' -> [a, b].
 fn id_list(py: Python<'_>, raw: Option<&str>) -> PyResult<Vec<String>> {
-    let Some(text) = clean(raw.filter(|r| !r.is_empty())) else { return Ok(Vec::new()) };
+    let Some(text) = clean(raw.filter(|r| !r.is_empty())) else {
+        return Ok(Vec::new());
+    };
     if text.starts_with('[') {
         if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&text) {
-            return items.iter().filter(|i| truthy(i)).map(|i| py_str(py, i)).collect();
+            return items
+                .iter()
+                .filter(|i| truthy(i))
+                .map(|i| py_str(py, i))
+                .collect();
         }
     }
     Ok(text
@@ -504,8 +592,17 @@ fn first(headers: &[(String, Option<String>)], names: &[String]) -> Option<Strin
 fn trace(traceparent: Option<String>, tracestate: Option<String>) -> Option<Trace> {
     let tp = py_strip(traceparent.as_deref()?).to_lowercase();
     let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if parts.len() != 4 || !hex(parts[0], 2) || !hex(parts[1], 32) || !hex(parts[2], 16) || !hex(parts[3], 2) {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if parts.len() != 4
+        || !hex(parts[0], 2)
+        || !hex(parts[1], 32)
+        || !hex(parts[2], 16)
+        || !hex(parts[3], 2)
+    {
         return None;
     }
     if parts[1].bytes().all(|b| b == b'0') || parts[2].bytes().all(|b| b == b'0') {
@@ -526,11 +623,19 @@ fn payload_of(value: Value) -> Value {
     }
 }
 
-fn parse_outbox(py: Python<'_>, cfg: &Config, rec: &Record, key: Value, value: Value) -> PyResult<Parse<Outbox>> {
+fn parse_outbox(
+    py: Python<'_>,
+    cfg: &Config,
+    rec: &Record,
+    key: Value,
+    value: Value,
+) -> PyResult<Parse<Outbox>> {
     let payload = payload_of(value);
     let headers = rec.header_map();
     let h = |name: &str| get(&headers, name);
-    let Some(event_id) = clean(h(&cfg.event_id_header)) else { return Ok(Err(Bad::Invalid)) };
+    let Some(event_id) = clean(h(&cfg.event_id_header)) else {
+        return Ok(Err(Bad::Invalid));
+    };
     let event_type = match clean(h(&cfg.event_type_header)) {
         Some(t) => t,
         None => match field(py, &payload, &["type", "eventType"])? {
@@ -538,7 +643,11 @@ fn parse_outbox(py: Python<'_>, cfg: &Config, rec: &Record, key: Value, value: V
             None => return Ok(Err(Bad::Invalid)),
         },
     };
-    let aggregate_type = clean(h(&cfg.aggregate_type_header)).or_else(|| rec.topic.strip_prefix(cfg.topic_prefix.as_str()).map(str::to_string));
+    let aggregate_type = clean(h(&cfg.aggregate_type_header)).or_else(|| {
+        rec.topic
+            .strip_prefix(cfg.topic_prefix.as_str())
+            .map(str::to_string)
+    });
     let tx_id = clean(h(&cfg.tx_header)).map(|t| normalize_tx_id(&t));
     let aggregate_id = match unwrap(key) {
         Value::Null => None,
@@ -554,8 +663,14 @@ fn parse_outbox(py: Python<'_>, cfg: &Config, rec: &Record, key: Value, value: V
         None => field(py, &payload, &[cfg.causation_field.as_str()])?,
     };
     let causation_ids = id_list(py, causation_raw.as_deref())?;
-    let trace = trace(first(&headers, &cfg.traceparent_headers), first(&headers, &cfg.tracestate_headers));
-    let phase = match clean(h(&cfg.phase_header)).map(|p| p.to_lowercase()).as_deref() {
+    let trace = trace(
+        first(&headers, &cfg.traceparent_headers),
+        first(&headers, &cfg.tracestate_headers),
+    );
+    let phase = match clean(h(&cfg.phase_header))
+        .map(|p| p.to_lowercase())
+        .as_deref()
+    {
         Some("intent") => Phase::Intent,
         Some("outcome") => Phase::Outcome,
         _ => Phase::Action,

@@ -105,6 +105,8 @@ class TapPipeline(Protocol):
     ``process``/``tick``/``finish`` give entries as objects (tests, ``rewind decode``); ``consume`` and
     ``expire`` give the live loop bytes to produce."""
 
+    engine: str  # "python" or "native", for logs
+
     def process(self, record: SourceRecord, now_ms: int) -> TapOutput: ...
     def tick(self, now_ms: int) -> TapOutput: ...
     def finish(self, now_ms: int) -> TapOutput: ...
@@ -150,6 +152,8 @@ Parsed = ChangeEvent | Tombstone | TxBoundary | OutboxMessage
 
 class TapCore:
     """The reference pipeline, in Python."""
+
+    engine = "python"
 
     def __init__(
         self,

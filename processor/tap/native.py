@@ -80,6 +80,8 @@ def engine_config(settings: Settings, group_transactions: bool) -> dict[str, Any
 
 
 class NativeTapCore:
+    engine = "native"
+
     def __init__(
         self,
         settings: Settings,
@@ -97,7 +99,7 @@ class NativeTapCore:
         # The reference parses what the engine hands back; its own assembler stays unused.
         self.reference = TapCore(settings, catalog, group_transactions=group, lookup=lookup)
         router = self.reference.router
-        self.engine = rewind_native.TapEngine(
+        self._engine = rewind_native.TapEngine(
             engine_config(settings, group),
             lambda topic: router.kind(topic),
             lambda action_type: catalog.reversibility(action_type).value,
@@ -110,7 +112,7 @@ class NativeTapCore:
         produced = Produced()
         start = 0
         while start < len(messages):
-            outs, invalid, consumed, positions, stop = self.engine.process_messages(messages, start, now_ms)
+            outs, invalid, consumed, positions, stop = self._engine.process_messages(messages, start, now_ms)
             self._journal(outs, produced)
             for i in invalid:
                 produced.dead_letters.append(self._dead_letter(SourceRecord.from_message(messages[i])))
@@ -132,7 +134,7 @@ class NativeTapCore:
 
     def expire(self, now_ms: int) -> Produced:
         produced = Produced()
-        self._journal(self.engine.tick(now_ms), produced)
+        self._journal(self._engine.tick(now_ms), produced)
         return produced
 
     def _journal(self, outs: list[_Out], produced: Produced) -> None:
@@ -151,10 +153,10 @@ class NativeTapCore:
         return TapOutput(entries=self._entries(outs), dead_letters=dead)
 
     def tick(self, now_ms: int) -> TapOutput:
-        return TapOutput(entries=self._entries(self.engine.tick(now_ms)))
+        return TapOutput(entries=self._entries(self._engine.tick(now_ms)))
 
     def finish(self, now_ms: int) -> TapOutput:
-        return TapOutput(entries=self._entries(self.engine.finish(now_ms)))
+        return TapOutput(entries=self._entries(self._engine.finish(now_ms)))
 
     def _entries(self, outs: list[_Out]) -> list[JournalEntry]:
         entries = [deserialize(value) for _key, value, *_ in outs]
@@ -171,7 +173,7 @@ class NativeTapCore:
                 self.observer.consumed(record.topic, kind_)
                 return [], [DeadLetter(record, parsed.reason, str(parsed))]
             key, value = self._as_json(record, key, "key"), self._as_json(record, value, "value")
-        outs, status, kind = self.engine.process_record(
+        outs, status, kind = self._engine.process_record(
             record.topic, record.partition, record.offset, key, value, list(record.headers),
             record.timestamp_ms, now_ms,
         )  # fmt: skip
@@ -202,7 +204,7 @@ class NativeTapCore:
         )
 
     def _observe_duplicates(self) -> None:
-        total = self.engine.duplicates
+        total = self._engine.duplicates
         if total > self._duplicates:
             self.observer.duplicate_dropped(total - self._duplicates)
             self._duplicates = total
@@ -212,29 +214,29 @@ class NativeTapCore:
     def seed(self, entries: Iterable[JournalEntry]) -> int:
         count = 0
         for entry in entries:
-            self.engine.seed(entry)
+            self._engine.seed(entry)
             count += 1
         return count
 
     def safe_offsets(self) -> dict[tuple[str, int], int]:
-        return {(topic, partition): offset for topic, partition, offset in self.engine.safe_offsets()}
+        return {(topic, partition): offset for topic, partition, offset in self._engine.safe_offsets()}
 
     @property
     def stats(self) -> TapStats:
-        e = self.engine
+        e = self._engine
         return TapStats(e.duplicates, e.incomplete, e.in_doubt)
 
     @property
     def open_transactions(self) -> int:
-        return int(self.engine.open_transactions)
+        return int(self._engine.open_transactions)
 
     @property
     def pending_intents(self) -> int:
-        return int(self.engine.pending_intents)
+        return int(self._engine.pending_intents)
 
     @property
     def dedupe_size(self) -> int:
-        return int(self.engine.dedupe_size)
+        return int(self._engine.dedupe_size)
 
 
 def _framed(data: bytes | None) -> bool:

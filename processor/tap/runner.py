@@ -123,7 +123,8 @@ class TapRunner:
         seeded = core.seed(self._journal_entries())
         tune_gc()
         logger.info(
-            "tap seeded with %d journal entries; dedupe holds %d identities",
+            "tap (%s engine) seeded with %d journal entries; dedupe holds %d identities",
+            core.engine,
             seeded,
             core.dedupe_size,
         )

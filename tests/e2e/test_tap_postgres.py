@@ -20,7 +20,7 @@ from processor.devenv.connect import CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.kafka import clients
 from processor.rollback.catalog import Catalog
-from processor.tap.core import TapCore
+from processor.tap.engine import tap_core
 from processor.tap.runner import TapRunner
 from tests.e2e.conftest import ConnectLauncher
 from tests.integration.tapkit import read_journal
@@ -120,7 +120,7 @@ def test_concurrent_database_transactions_are_journaled_as_their_actions(
         clients.admin(settings, kafka_bootstrap), settings.topics.own(), partitions=3, replication_factor=1
     )
     done = threading.Event()
-    runner = TapRunner(settings, kafka_bootstrap, lambda: TapCore(settings, Catalog.empty()))
+    runner = TapRunner(settings, kafka_bootstrap, lambda: tap_core(settings, Catalog.empty()))
     thread = threading.Thread(target=runner.run, args=(done,), daemon=True)
     thread.start()
     entries = read_journal(kafka_bootstrap, settings.topics.journal, expect=len(expected), timeout_s=120)

@@ -7,7 +7,7 @@ from collections import Counter
 
 from processor.config import Settings
 from processor.rollback.catalog import Catalog
-from processor.tap.core import TapCore
+from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
 from processor.tap.runner import TapRunner
 from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, read_topic, transaction
@@ -15,7 +15,9 @@ from tests.unit.tap.builders import OUTBOX_TOPIC
 
 
 def run_tap_until(settings: Settings, done: threading.Event) -> threading.Thread:
-    runner = TapRunner(settings, settings.bootstrap_servers or "", lambda: TapCore(settings, Catalog.empty()))
+    runner = TapRunner(
+        settings, settings.bootstrap_servers or "", lambda: tap_core(settings, Catalog.empty())
+    )
     thread = threading.Thread(target=runner.run, args=(done,), daemon=True)
     thread.start()
     return thread

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from processor.tap import native
 from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, transaction
 
 TRANSACTIONS = 400
@@ -89,6 +90,8 @@ def test_kill_9_at_random_points_journals_every_action_exactly_once(
     )
     assert len(entries) == TRANSACTIONS
     assert kills_while_feeding >= 2, "the kills did not land mid-work"
+    engine = "native" if native.available() else "python"
+    assert f"tap ({engine} engine) seeded" in log.read_text(), "the tap that was killed is the one users run"
     for e in entries:
         tx = int(e.action_id.removeprefix("evt-")) - 10_000
         assert len(e.changes) == (2 if tx % 4 == 0 else 1) and e.complete, e.action_id

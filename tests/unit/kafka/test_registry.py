@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +12,14 @@ import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryError
 
-from processor.config import Settings, TopicSettings
+from processor.config import Settings, TapSettings, TopicSettings
 from processor.errors import DeadLetterReason
 from processor.kafka.registry import RegistryLookup, RegistryUnavailable
 from processor.model import Op
 from processor.rollback.catalog import Catalog
-from processor.tap.core import TapCore
+from processor.tap import native
+from processor.tap.core import TapPipeline
+from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
 
 ROW = {"type": "record", "name": "Value", "namespace": "shop.public.orders", "fields": [
@@ -78,9 +81,24 @@ def record(value_id: int = 2) -> SourceRecord:
     )
 
 
-def core(registry: FakeRegistry) -> TapCore:
-    settings = Settings(topics=TopicSettings(cdc=["shop.public.orders"]))
-    return TapCore(settings, Catalog.empty(), lookup=RegistryLookup(registry))
+ENGINES = ["python", "native"] if native.available() else ["python"]
+_engine = ["python"]
+
+
+@pytest.fixture(autouse=True, params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both tap cores: the native engine hands registry-framed records to the reference to decode."""
+    _engine[0] = request.param
+    yield request.param
+    _engine[0] = "python"
+
+
+def core(registry: FakeRegistry | None) -> TapPipeline:
+    settings = Settings(
+        topics=TopicSettings(cdc=["shop.public.orders"]),
+        tap=TapSettings(engine=_engine[0]),  # type: ignore[arg-type]
+    )
+    return tap_core(settings, Catalog.empty(), lookup=RegistryLookup(registry) if registry else None)
 
 
 def test_avro_change_event_is_decoded_through_the_registry() -> None:
@@ -111,6 +129,5 @@ def test_registry_outage_is_retryable_not_a_dead_letter() -> None:
 
 
 def test_avro_without_a_registry_names_the_setting() -> None:
-    settings = Settings(topics=TopicSettings(cdc=["shop.public.orders"]))
-    [dead] = TapCore(settings, Catalog.empty()).process(record(), 0).dead_letters
+    [dead] = core(None).process(record(), 0).dead_letters
     assert dead.reason is DeadLetterReason.BAD_AVRO and "REWIND_TAP__SCHEMA_REGISTRY_URL" in dead.message

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from processor.config import Settings, TapSettings
 from processor.metrics import Metrics
 from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
+from processor.tap import native
 from processor.tap.core import TapCore
+from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
-from tests.unit.tap.builders import TS, begin, change, end, outbox
+from tests.unit.tap.builders import TS, FakeMessage, begin, change, end, outbox
 
 
 def value(m: Metrics, name: str, **labels: str) -> float:
     return m.registry.get_sample_value(name, labels) or 0.0
 
 
-def test_tap_counts_what_it_did() -> None:
+PATHS = [("python", "process"), ("python", "consume")]
+if native.available():
+    PATHS += [("native", "process"), ("native", "consume")]
+
+
+@pytest.mark.parametrize(("engine", "path"), PATHS)
+def test_tap_counts_what_it_did(engine: str, path: str) -> None:
+    """Per record (rewind decode) and per batch (the live loop), on both tap cores."""
     metrics = Metrics(CollectorRegistry())
     catalog = Catalog({"OrderPlaced": ActionSpec("OrderPlaced", Mechanism.COMPENSATE)})
-    core = TapCore(
-        Settings(tap=TapSettings(tx_timeout_ms=1000)), catalog, group_transactions=True, observer=metrics
-    )
+    settings = Settings(tap=TapSettings(tx_timeout_ms=1000, engine=engine))  # type: ignore[arg-type]
+    core = tap_core(settings, catalog, group_transactions=True, observer=metrics)
     records = [
         begin(1),
         change("orders", "c", {"id": 1}, after={"id": 1}, tx=1),
@@ -32,9 +41,13 @@ def test_tap_counts_what_it_did() -> None:
         begin(2),
         change("orders", "c", {"id": 2}, after={"id": 2}, tx=2),  # never ends
     ]
-    for r in records:
-        core.process(r, TS)
-    core.tick(TS + 1000)
+    if path == "process":
+        for r in records:
+            core.process(r, TS)
+        core.tick(TS + 1000)
+    else:
+        core.consume([FakeMessage(r) for r in records], TS)
+        core.expire(TS + 1000)
     assert (
         value(
             metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from processor.tap.records import SourceRecord
@@ -96,3 +97,35 @@ def outbox(
         topic, 0, offset, json.dumps(aggregate_id).encode(), body.encode(),
         tuple((k, None if v is None else v.encode()) for k, v in headers), ts,
     )  # fmt: skip
+
+
+@dataclass
+class FakeMessage:
+    """The parts of confluent_kafka.Message the tap reads; a real one cannot be built in a test."""
+
+    record: SourceRecord
+    err: Any = None
+
+    def error(self) -> Any:
+        return self.err
+
+    def topic(self) -> str:
+        return self.record.topic
+
+    def partition(self) -> int:
+        return self.record.partition
+
+    def offset(self) -> int:
+        return self.record.offset
+
+    def key(self) -> bytes | None:
+        return self.record.key
+
+    def value(self) -> bytes | None:
+        return self.record.value
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return list(self.record.headers) or None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self.record.timestamp_ms) if self.record.timestamp_ms is not None else (0, -1)

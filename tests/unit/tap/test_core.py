@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from processor.errors import DeadLetterReason
 from processor.journal.serde import deserialize, serialize, to_json_view
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
-from processor.tap.core import TapCore, TapOutput, capture_has_tx_metadata
+from processor.tap import native
+from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
+from processor.tap.engine import tap_core
 from processor.tap.offline import run_capture
 from processor.tap.records import SourceRecord, read_capture
 from tests.unit.tap.builders import TS, begin, change, end, outbox, tombstone
@@ -22,11 +25,24 @@ from tests.unit.tap.builders import TS, begin, change, end, outbox, tombstone
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "pg_outbox_pgoutput.jsonl"
 
 
-def core(group: bool = True, catalog: Catalog | None = None, **tap: object) -> TapCore:
-    return TapCore(Settings(tap=TapSettings(**tap)), catalog or Catalog.empty(), group_transactions=group)  # type: ignore[arg-type]
+ENGINES = ["python", "native"] if native.available() else ["python"]
+_engine = ["python"]
 
 
-def feed(c: TapCore, records: list[SourceRecord], now: int = TS) -> TapOutput:
+@pytest.fixture(autouse=True, params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on both tap cores: the Python reference and the native engine."""
+    _engine[0] = request.param
+    yield request.param
+    _engine[0] = "python"
+
+
+def core(group: bool = True, catalog: Catalog | None = None, **tap: object) -> TapPipeline:
+    settings = Settings(tap=TapSettings(engine=_engine[0], **tap))  # type: ignore[arg-type]
+    return tap_core(settings, catalog or Catalog.empty(), group_transactions=group)
+
+
+def feed(c: TapPipeline, records: list[SourceRecord], now: int = TS) -> TapOutput:
     out = TapOutput()
     for r in records:
         out.extend(c.process(r, now))
@@ -56,8 +72,8 @@ def test_nothing_is_journaled_before_end_counts_are_met() -> None:
     c = core()
     records = order_placed_tx()
     assert feed(c, records[:3]).entries == []
-    assert c.assembler.open_transactions == 1
-    assert len(feed(c, records[3:]).entries) == 1 and c.assembler.open_transactions == 0
+    assert c.open_transactions == 1
+    assert len(feed(c, records[3:]).entries) == 1 and c.open_transactions == 0
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -102,8 +118,8 @@ def test_unfinished_transaction_is_journaled_incomplete_after_the_timeout() -> N
     feed(c, records[:2])  # BEGIN and one row, never the END
     assert c.tick(TS + 999).entries == []
     [entry] = c.tick(TS + 1000).entries
-    assert not entry.complete and len(entry.changes) == 1 and c.assembler.stats.incomplete == 1
-    assert c.assembler.safe_offsets() == {}
+    assert not entry.complete and len(entry.changes) == 1 and c.stats.incomplete == 1
+    assert c.safe_offsets() == {}
 
 
 def test_safe_offsets_never_pass_a_held_record() -> None:
@@ -111,7 +127,7 @@ def test_safe_offsets_never_pass_a_held_record() -> None:
     feed(c, [begin(1, offset=5), change("orders", "c", {"id": 1}, after={"id": 1}, tx=1, offset=40)])
     feed(c, [begin(2, offset=6), change("orders", "c", {"id": 2}, after={"id": 2}, tx=2, offset=41),
              end(2, {"public.orders": 1}, offset=7)])  # fmt: skip
-    assert c.assembler.safe_offsets() == {("shop.transaction", 0): 5, ("shop.public.orders", 0): 40}
+    assert c.safe_offsets() == {("shop.transaction", 0): 5, ("shop.public.orders", 0): 40}
 
 
 def test_debezium_redelivery_is_journaled_once() -> None:
@@ -121,7 +137,7 @@ def test_debezium_redelivery_is_journaled_once() -> None:
         c, order_placed_tx(base=100)
     )  # the same changes at new offsets, as after a connector restart
     assert len(first.entries) == 1 and again.entries == []
-    assert c.assembler.stats.duplicates == 4 and c.assembler.open_transactions == 0
+    assert c.stats.duplicates == 4 and c.open_transactions == 0
 
 
 def test_duplicates_are_known_across_a_restart_through_the_journal() -> None:
@@ -130,7 +146,7 @@ def test_duplicates_are_known_across_a_restart_through_the_journal() -> None:
     restarted = core()
     restarted.seed(deserialize(serialize(e)) for e in journaled)  # what start-up reads back from the journal
     assert feed(restarted, order_placed_tx()).entries == []
-    assert restarted.assembler.open_transactions == 0
+    assert restarted.open_transactions == 0
 
 
 def test_duplicate_row_inside_an_open_transaction_is_dropped() -> None:
@@ -161,7 +177,7 @@ def test_intent_without_outcome_becomes_in_doubt() -> None:
     c = core(group=False, intent_timeout_ms=60_000)
     [intent] = feed(c, [outbox("i-evt", "ChargeRequested", {}, extra=[("phase", "intent"), ("intentId", "i-1")],
                                causation="order-1")]).entries  # fmt: skip
-    assert intent.phase is Phase.INTENT and c.assembler.pending_intents == 1
+    assert intent.phase is Phase.INTENT and c.pending_intents == 1
     assert c.tick(TS + 59_999).entries == []
     [doubt] = c.tick(TS + 60_000).entries
     assert doubt.phase is Phase.IN_DOUBT and doubt.action_id == "i-evt:in-doubt"
@@ -175,7 +191,7 @@ def test_outcome_resolves_its_intent_and_points_back_to_it() -> None:
         c, [outbox("o-evt", "ChargeSucceeded", {}, extra=[("phase", "outcome"), ("intentId", "i-1")])]
     ).entries
     assert outcome.phase is Phase.OUTCOME and "i-evt" in outcome.causation_ids
-    assert c.assembler.pending_intents == 0 and c.tick(TS + 120_000).entries == []
+    assert c.pending_intents == 0 and c.tick(TS + 120_000).entries == []
 
 
 def test_pending_intents_survive_a_restart_through_the_journal() -> None:
@@ -231,7 +247,7 @@ def test_oversized_record_is_a_dead_letter() -> None:
 
 def decode_fixture() -> list[JournalEntry]:
     records = list(read_capture(FIXTURE))
-    c = TapCore(Settings(), Catalog.empty(), group_transactions=capture_has_tx_metadata(records))
+    c = core(group=capture_has_tx_metadata(records))
     return [e for out in run_capture(c, records) for e in out.entries]
 
 

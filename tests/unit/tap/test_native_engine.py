@@ -1,0 +1,263 @@
+"""The native tap engine against the Python reference: the same records must give the same journal
+bytes, the same dead letters, the same counts and the same safe offsets, whatever the stream holds."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processor.config import Settings, TapSettings, TopicSettings
+from processor.errors import ConfigError
+from processor.journal.serde import deserialize, journal_key, serialize
+from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
+from processor.tap import native
+from processor.tap.core import TapCore, TapPipeline
+from processor.tap.engine import tap_core
+from processor.tap.records import SourceRecord
+from tests.unit.tap.builders import OUTBOX_TOPIC, TS, TX_TOPIC, FakeMessage, begin, change, end, outbox
+
+needs_native = pytest.mark.skipif(not native.available(), reason="the native engine is not built")
+
+CATALOG = Catalog({
+    "OrderPlaced": ActionSpec("OrderPlaced", Mechanism.COMPENSATE),
+    "public.orders.update": ActionSpec("public.orders.update", Mechanism.RESTORE),
+})  # fmt: skip
+
+
+def test_ci_builds_the_native_engine() -> None:
+    """CI installs the engine (scripts/bootstrap.sh); without it the tap would quietly run slower."""
+    if os.environ.get("CI") == "true":
+        assert native.available(), "the native tap engine is not installed: pip install ./native"
+
+
+def test_asking_for_a_missing_native_engine_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "rewind_native", None)
+    with pytest.raises(ConfigError, match="REWIND_TAP__ENGINE=native"):
+        tap_core(Settings(tap=TapSettings(engine="native")), Catalog.empty())
+    assert isinstance(tap_core(Settings(), Catalog.empty()), TapCore)  # auto falls back
+
+
+# -- generated streams ----------------------------------------------------------------------------
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | st.text(max_size=6)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+keys = st.integers(1, 6)
+tables = st.sampled_from(["orders", "notes"])
+fields = st.dictionaries(st.sampled_from(["status", "total", "note", "at"]), json_values, max_size=3)
+
+
+@st.composite
+def row_changes(draw: st.DrawFn, tx: int | None, lsn: int) -> SourceRecord:
+    table, key = draw(tables), draw(keys)
+    op = draw(st.sampled_from(["c", "u", "d", "r", "u", "t", "m"]))
+    before: dict[str, Any] | None = {"id": key, **draw(fields)}
+    after: dict[str, Any] | None = {"id": key, **draw(fields)}
+    if draw(st.booleans()):
+        before = {"id": key}  # REPLICA IDENTITY DEFAULT
+    if op == "c":
+        before = None
+    if op == "d":
+        after = None
+    extra = []
+    if op in ("c", "d") and draw(st.booleans()):
+        header = "__debezium.oldkey" if op == "c" else "__debezium.newkey"
+        extra.append(
+            (
+                header,
+                draw(st.sampled_from(['{"id": 9}', "7", "not json", '{"schema":{},"payload":{"id":3}}'])),
+            )
+        )
+    return change(table, op, {"id": key}, before=before, after=after, tx=tx, lsn=lsn, headers=extra,
+                  schemas=draw(st.booleans()))  # fmt: skip
+
+
+@st.composite
+def outbox_events(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
+    phase = draw(st.sampled_from([None, "intent", "outcome", '"INTENT"', "other"]))
+    extra: list[tuple[str, str | None]] = [
+        ("phase", phase),
+        ("intentId", draw(st.sampled_from([None, "i-1", "i-2", '"i-1"', ""]))),
+        ("decision.rule", draw(st.sampled_from([None, "r9"]))),
+        ("externalSystems", draw(st.sampled_from([None, "stripe", "stripe, mail", '["a", 0, "b"]']))),
+        ("tracestate", draw(st.sampled_from([None, "", "k=v"]))),
+    ]
+    if draw(st.booleans()):
+        extra.append(("__debezium.context.taskId", "0"))
+    payload = {"order_id": draw(keys), "rule_version": draw(st.sampled_from(["v6", "v7", 7, None, ""]))}
+    payload.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["correlation_id", "causation_id", "type", "rule"]), json_values, max_size=2
+            )
+        )
+    )
+    return outbox(
+        f"evt-{tx}-{n}" if draw(st.booleans()) else f"evt-{draw(keys)}",
+        draw(st.sampled_from(["OrderPlaced", "ChargeRequested", "ChargeSucceeded", '"Quoted"'])),
+        payload,
+        tx=tx,
+        aggregate_id=draw(st.sampled_from(["1", "order-2"])),
+        correlation=draw(st.sampled_from([None, "wf-1", "wf-2", ' "wf-3" '])),
+        causation=draw(st.sampled_from([None, "", "a", "a,b", '["x","y"]', "[broken"])),
+        traceparent=draw(st.sampled_from([
+            None, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "garbage", " 00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01 ",
+        ])),
+        extra=extra,
+        escaped=draw(st.booleans()),
+    )  # fmt: skip
+
+
+BROKEN = [
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b"{oops"),
+    SourceRecord("shop.public.orders", 0, 0, b"not json", b'{"op":"c","source":{},"after":{}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"x","source":{"table":"orders"}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"c","source":{"table":"orders"},"after":[1]}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":null}', b'{"op":"c","source":{"table":"orders"},"after":{"id":1}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"x":1}', b'{"op":"c","source":{"table":"orders"},"after":{"id":1}}'),
+    SourceRecord("shop.public.orders", 0, 0, None, b'{"op":"u","source":{"table":"orders"},"after":{"id":1}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"d","source":{"table":"orders"}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"c","source":{"table":""},"after":{"id":1}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b"[1, 2]"),
+    SourceRecord(TX_TOPIC, 0, 0, None, b'{"status":"END","id":"5","event_count":-1}'),
+    SourceRecord(TX_TOPIC, 0, 0, None, b'{"status":"END","id":"5","event_count":2,"data_collections":[{"data_collection":"a","event_count":1}]}'),
+    SourceRecord(TX_TOPIC, 0, 0, None, b'{"status":"BEGIN"}'),
+    SourceRecord(OUTBOX_TOPIC, 0, 0, b'"1"', b'{"a":1}', (("eventType", b"T"),)),
+    SourceRecord(OUTBOX_TOPIC, 0, 0, b'"1"', b'{"a":1}', (("id", b"e-x"),)),
+    SourceRecord("elsewhere", 0, 0, None, b'{"hello":"world"}'),
+    SourceRecord("elsewhere", 0, 0, b'"k"', b'{"a":1}', (("id", b"e-y"), ("eventType", b"Sniffed"))),
+    SourceRecord("elsewhere", 0, 0, None, b'{"status":"BEGIN","id":"77:1"}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"c","source":{"table":"orders"},"after":{"id":1,"big":"' + b"x" * 3000 + b'"}}'),
+]  # fmt: skip
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
+    """Records as Kafka would hand them over (offsets in order per partition), each with the time."""
+    records: list[SourceRecord] = []
+    for tx in range(1, draw(st.integers(1, 6)) + 1):
+        grouped = draw(st.booleans())
+        tx_id = 700 + tx if grouped else None
+        rows = [draw(row_changes(tx_id, 10 * tx + i)) for i in range(draw(st.integers(0, 3)))]
+        events = [draw(outbox_events(tx_id, i)) for i in range(draw(st.integers(0, 2)))]
+        body = rows + events
+        if grouped and draw(st.integers(0, 4)):  # sometimes the END never comes
+            counts: dict[str, int] = {}
+            for r in rows:
+                table = f"public.{r.topic.rsplit('.', 1)[-1]}"
+                counts[table] = counts.get(table, 0) + 1
+            if events:
+                counts["public.outbox"] = len(events)
+            body = [begin(tx_id or 0), *body, end(tx_id or 0, counts)]
+        records += body
+    records += draw(st.lists(st.sampled_from(BROKEN), max_size=3))
+    if records:
+        records += draw(st.lists(st.sampled_from(records), max_size=4))  # Debezium's redeliveries
+    records = draw(st.permutations(records))
+    offsets: dict[tuple[str, int], int] = {}
+    out, now = [], TS
+    for r in records:
+        offset = offsets.get((r.topic, r.partition), 0)
+        offsets[(r.topic, r.partition)] = offset + 1
+        now += draw(st.sampled_from([0, 1, 500, 40_000]))
+        out.append((replace(r, offset=offset, timestamp_ms=now), now))
+    return out
+
+
+def tap_settings(**tap: Any) -> Settings:
+    return Settings(
+        topics=TopicSettings(cdc=["shop.public.orders", "shop.public.notes"], tx_metadata=[TX_TOPIC],
+                             outbox=[OUTBOX_TOPIC]),
+        tap=TapSettings(tx_timeout_ms=30_000, intent_timeout_ms=60_000, max_record_bytes=2048, **tap),
+    )  # fmt: skip
+
+
+def run(core: TapPipeline, stream: list[tuple[SourceRecord, int]]) -> list[Any]:
+    seen: list[Any] = []
+    for record, now in stream:
+        out = core.process(record, now)
+        seen += [("entry", serialize(e)) for e in out.entries]
+        seen += [("dead", d.reason, d.message, d.record.offset) for d in out.dead_letters]
+        seen += [("tick", serialize(e)) for e in core.tick(now).entries]
+        seen.append(("state", core.open_transactions, core.pending_intents, core.safe_offsets()))
+    seen += [("finish", serialize(e)) for e in core.finish(stream[-1][1] if stream else TS).entries]
+    seen.append(("stats", core.stats, core.dedupe_size))
+    return seen
+
+
+@needs_native
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams(), group=st.booleans(), deleted_in_tx=st.booleans())
+def test_native_engine_matches_the_reference_record_by_record(
+    stream: list[tuple[SourceRecord, int]], group: bool, deleted_in_tx: bool
+) -> None:
+    s = tap_settings(outbox_rows_deleted_in_tx=deleted_in_tx)
+    reference = TapCore(s, CATALOG, group_transactions=group)
+    engine = native.NativeTapCore(s, CATALOG, group_transactions=group)
+    assert run(engine, stream) == run(reference, stream)
+
+
+# -- the batch path the live loop uses ------------------------------------------------------------
+
+
+class RetriableError:
+    def fatal(self) -> bool:
+        return False
+
+    def retriable(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return "broker transport failure"
+
+
+def consume_all(core: TapPipeline, stream: list[tuple[SourceRecord, int]], batch: int) -> list[Any]:
+    seen: list[Any] = []
+    messages: list[Any] = [FakeMessage(r) for r, _ in stream]
+    if stream:  # a consumer event among the records: logged and skipped
+        messages.insert(len(messages) // 2, FakeMessage(stream[0][0], err=RetriableError()))
+    for i in range(0, len(messages), batch):
+        produced = core.consume(messages[i : i + batch], TS + i)
+        seen.append(
+            (produced.journal, [(d.reason, d.message) for d in produced.dead_letters], produced.positions)
+        )
+        seen.append(core.expire(TS + i).journal)
+    return seen
+
+
+@needs_native
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams(), batch=st.integers(1, 7))
+def test_native_batches_match_the_reference(stream: list[tuple[SourceRecord, int]], batch: int) -> None:
+    s = tap_settings()
+    assert consume_all(native.NativeTapCore(s, CATALOG), stream, batch) == consume_all(
+        TapCore(s, CATALOG), stream, batch
+    )
+
+
+@needs_native
+def test_batch_output_is_what_the_reference_journals() -> None:
+    """The bytes the live loop produces decode to the entries the reference builds."""
+    records = [begin(5), change("orders", "c", {"id": 1}, after={"id": 1, "s": "é"}, tx=5),
+               outbox("e-5", "OrderPlaced", {"n": 1.5}, tx=5), end(5, {"public.orders": 1, "public.outbox": 1})]  # fmt: skip
+    records = [replace(r, offset=i) for i, r in enumerate(records)]
+    produced = native.NativeTapCore(tap_settings(), CATALOG).consume([FakeMessage(r) for r in records], TS)
+    reference = TapCore(tap_settings(), CATALOG)
+    [entry] = [e for r in records for e in reference.process(r, TS).entries]
+    assert produced.journal == [(journal_key(entry), serialize(entry))]
+    assert deserialize(produced.journal[0][1]).changes[0].after == {"id": 1, "s": "é"}
