@@ -14,6 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use assemble::{Assembler, Item};
+
+// Parsing allocates many small maps and strings per record; glibc's per-thread arenas spent a fifth of
+// the engine's time in malloc/realloc/mprotect (bench/tap).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use model::{Entry, Phase, Reversibility, Trace};
 use parse::{Bad, Config, Kind, Parsed, Record};
 
