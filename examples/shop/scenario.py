@@ -41,7 +41,7 @@ from processor.rollback.request import (
 )
 from processor.rollback.serde import decode_status, encode_control, encode_request
 from processor.rollback.worker import RollbackWorker
-from processor.tap.core import TapCore
+from processor.tap.engine import tap_core
 from processor.tap.runner import TapRunner
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
@@ -132,7 +132,7 @@ class Scenario:
         command_topics = tuple(t for t in self.command_topics if ".commands." in t)
         services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer),
                               ShopTopics(f"{self.unique}.outbox.", command_topics))  # fmt: skip
-        tap = TapRunner(self.settings, self.bootstrap, lambda: TapCore(self.settings, self.catalog))
+        tap = TapRunner(self.settings, self.bootstrap, lambda: tap_core(self.settings, self.catalog))
         threads = [
             threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (services, tap, self.worker)
         ]
