@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,15 +11,15 @@ import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryError
 
-from processor.config import Settings, TapSettings, TopicSettings
+from processor.config import Settings, TopicSettings
 from processor.errors import DeadLetterReason
 from processor.kafka.registry import RegistryLookup, RegistryUnavailable
 from processor.model import Op
 from processor.rollback.catalog import Catalog
-from processor.tap import native
 from processor.tap.core import TapPipeline
 from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
+from tests.unit.tap.builders import each_tap_engine, tap_settings  # noqa: F401
 
 ROW = {"type": "record", "name": "Value", "namespace": "shop.public.orders", "fields": [
     {"name": "id", "type": "long"}, {"name": "status", "type": ["null", "string"], "default": None}]}  # fmt: skip
@@ -81,22 +80,14 @@ def record(value_id: int = 2) -> SourceRecord:
     )
 
 
-ENGINES = ["python", "native"] if native.available() else ["python"]
-_engine = ["python"]
-
-
-@pytest.fixture(autouse=True, params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Both tap cores: the native engine hands registry-framed records to the reference to decode."""
-    _engine[0] = request.param
-    yield request.param
-    _engine[0] = "python"
+# Both tap cores: the native engine hands registry-framed records to the reference to decode.
+pytestmark = pytest.mark.usefixtures("each_tap_engine")
 
 
 def core(registry: FakeRegistry | None) -> TapPipeline:
     settings = Settings(
         topics=TopicSettings(cdc=["shop.public.orders"]),
-        tap=TapSettings(engine=_engine[0]),  # type: ignore[arg-type]
+        tap=tap_settings(),
     )
     return tap_core(settings, Catalog.empty(), lookup=RegistryLookup(registry) if registry else None)
 

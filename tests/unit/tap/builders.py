@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
+from processor.config import TapSettings
+from processor.tap import native
 from processor.tap.records import SourceRecord
+
+TAP_ENGINES = ["python", "native"] if native.available() else ["python"]
+_engine = ["python"]
+
+
+@pytest.fixture(params=TAP_ENGINES)
+def each_tap_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test on both tap cores, the Python reference and the native engine; the tests' core
+    builders read the current one through ``tap_settings``. Use with pytest.mark.usefixtures."""
+    _engine[0] = request.param
+    yield request.param
+    _engine[0] = "python"
+
+
+def tap_settings(**tap: Any) -> TapSettings:
+    """Tap settings for the engine the current test runs on."""
+    return TapSettings(engine=_engine[0], **tap)
+
 
 PREFIX = "shop"
 TX_TOPIC = f"{PREFIX}.transaction"

@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.config import Settings, TapSettings
+from processor.config import Settings
 from processor.errors import DeadLetterReason
 from processor.journal.serde import deserialize, serialize, to_json_view
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
-from processor.tap import native
 from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
 from processor.tap.engine import tap_core
 from processor.tap.offline import run_capture
 from processor.tap.records import SourceRecord, read_capture
-from tests.unit.tap.builders import TS, begin, change, end, outbox, tombstone
+from tests.unit.tap.builders import TS, begin, change, each_tap_engine, end, outbox, tap_settings, tombstone  # noqa: F401
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "pg_outbox_pgoutput.jsonl"
 
 
-ENGINES = ["python", "native"] if native.available() else ["python"]
-_engine = ["python"]
-
-
-@pytest.fixture(autouse=True, params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs on both tap cores: the Python reference and the native engine."""
-    _engine[0] = request.param
-    yield request.param
-    _engine[0] = "python"
+pytestmark = pytest.mark.usefixtures("each_tap_engine")  # every test here runs on both tap cores
 
 
 def core(group: bool = True, catalog: Catalog | None = None, **tap: object) -> TapPipeline:
-    settings = Settings(tap=TapSettings(engine=_engine[0], **tap))  # type: ignore[arg-type]
+    settings = Settings(tap=tap_settings(**tap))
     return tap_core(settings, catalog or Catalog.empty(), group_transactions=group)
 
 
