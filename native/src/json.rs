@@ -167,6 +167,22 @@ fn to_python<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
         .call_method1("loads", (serde_json::to_string(v).expect("serializable"),))
 }
 
+/// Python's `json.loads(text)` as a value, or None where it raises. serde_json answers first; Python
+/// decides what serde refuses (it also reads NaN and Infinity), and orjson gives its result back as
+/// JSON, as canonical_json would write it (NaN as null).
+pub fn py_loads(py: Python<'_>, text: &str) -> PyResult<Option<Value>> {
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(Some(v));
+    }
+    let Ok(obj) = py.import("json")?.call_method1("loads", (text,)) else {
+        return Ok(None);
+    };
+    let Ok(dumped) = py.import("orjson")?.call_method1("dumps", (obj,)) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(dumped.downcast::<pyo3::types::PyBytes>()?.as_bytes()).ok())
+}
+
 /// `str(v)` of the decoded value.
 pub fn py_str(py: Python<'_>, v: &Value) -> PyResult<String> {
     Ok(match v {

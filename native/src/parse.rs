@@ -5,7 +5,9 @@
 use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::json::{canonical_map, int_or_none, py_dumps, py_eq, py_int, py_str, py_strip, truthy};
+use crate::json::{
+    canonical_map, int_or_none, py_dumps, py_eq, py_int, py_loads, py_str, py_strip, truthy,
+};
 use crate::model::{Event, Op, Phase, Position, RowChange, Trace};
 
 const NEW_KEY_HEADER: &str = "__debezium.newkey";
@@ -427,7 +429,7 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
         after,
         changed_fields,
         before_complete,
-        other_key: other_key(rec, op),
+        other_key: other_key(py, rec, op)?,
         position,
         collection,
         identity,
@@ -518,20 +520,22 @@ fn entity_ref(
     })
 }
 
-fn other_key(rec: &Record, op: Op) -> Option<Value> {
+fn other_key(py: Python<'_>, rec: &Record, op: Op) -> PyResult<Option<Value>> {
     let name = match op {
         Op::Delete => NEW_KEY_HEADER,
         Op::Create => OLD_KEY_HEADER,
-        _ => return None,
+        _ => return Ok(None),
     };
-    let text = rec.header(name)?;
-    Some(match serde_json::from_str::<Value>(&text) {
-        Err(_) => Value::Object(Map::from_iter([("raw".to_string(), Value::String(text))])),
-        Ok(v) => match unwrap(v) {
+    let Some(text) = rec.header(name) else {
+        return Ok(None);
+    };
+    Ok(Some(match py_loads(py, &text)? {
+        None => Value::Object(Map::from_iter([("raw".to_string(), Value::String(text))])),
+        Some(v) => match unwrap(v) {
             obj @ Value::Object(_) => obj,
             other => Value::Object(Map::from_iter([("value".to_string(), other)])),
         },
-    })
+    }))
 }
 
 // -- outbox -----------------------------------------------------------------------------------
@@ -616,11 +620,11 @@ fn trace(traceparent: Option<String>, tracestate: Option<String>) -> Option<Trac
     })
 }
 
-fn payload_of(value: Value) -> Value {
-    match unwrap(value) {
-        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+fn payload_of(py: Python<'_>, value: Value) -> PyResult<Value> {
+    Ok(match unwrap(value) {
+        Value::String(s) => py_loads(py, &s)?.unwrap_or(Value::String(s)),
         other => other,
-    }
+    })
 }
 
 fn parse_outbox(
@@ -630,7 +634,7 @@ fn parse_outbox(
     key: Value,
     value: Value,
 ) -> PyResult<Parse<Outbox>> {
-    let payload = payload_of(value);
+    let payload = payload_of(py, value)?;
     let headers = rec.header_map();
     let h = |name: &str| get(&headers, name);
     let Some(event_id) = clean(h(&cfg.event_id_header)) else {

@@ -13,13 +13,14 @@ from confluent_kafka.schema_registry import SchemaRegistryError
 
 from processor.config import Settings, TopicSettings
 from processor.errors import DeadLetterReason
+from processor.journal.serde import journal_key, serialize
 from processor.kafka.registry import RegistryLookup, RegistryUnavailable
 from processor.model import Op
 from processor.rollback.catalog import Catalog
 from processor.tap.core import TapPipeline
 from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
-from tests.unit.tap.builders import each_tap_engine, tap_settings  # noqa: F401
+from tests.unit.tap.builders import FakeMessage, change, each_tap_engine, tap_settings  # noqa: F401
 
 ROW = {"type": "record", "name": "Value", "namespace": "shop.public.orders", "fields": [
     {"name": "id", "type": "long"}, {"name": "status", "type": ["null", "string"], "default": None}]}  # fmt: skip
@@ -105,6 +106,22 @@ def test_avro_change_event_is_decoded_through_the_registry() -> None:
     )
     c.process(record(), 0)
     assert registry.calls == 2, "schemas are fetched once per id"
+
+
+def test_the_live_loop_takes_avro_records_between_json_ones() -> None:
+    """The native engine stops its batch at a registry-framed record, hands it to the reference to
+    decode, and goes on; the journal is the same as record by record."""
+    registry = FakeRegistry({1: KEY, 2: ENVELOPE})
+    rows = [
+        change("orders", "c", {"id": i}, after={"id": i, "status": "NEW"}, lsn=i, offset=i) for i in (2, 4)
+    ]
+    records = [rows[0], record(), rows[1]]
+    produced = core(registry).consume([FakeMessage(r) for r in records], 0)
+    reference = core(registry)
+    expected = [e for r in records for e in reference.process(r, 0).entries]
+    assert produced.journal == [(journal_key(e), serialize(e)) for e in expected]
+    assert [e.changes[0].key for e in expected] == [{"id": 2}, {"id": 7}, {"id": 4}]
+    assert produced.positions == {("shop.public.orders", 0): 5} and produced.dead_letters == []
 
 
 def test_unknown_schema_id_is_a_dead_letter() -> None:

@@ -98,7 +98,11 @@ def outbox_events(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
     ]
     if draw(st.booleans()):
         extra.append(("__debezium.context.taskId", "0"))
-    payload = {"order_id": draw(keys), "rule_version": draw(st.sampled_from(["v6", "v7", 7, None, ""]))}
+    payload = {
+        "order_id": draw(keys),
+        "rule_version": draw(st.sampled_from(["v6", "v7", 7, None, ""])),
+        "score": draw(st.sampled_from([1.5, float("nan"), float("inf")])),  # Python's json writes NaN
+    }
     payload.update(
         draw(
             st.dictionaries(
