@@ -1,8 +1,9 @@
 """Tap throughput and CPU per record, side by side with a raw transactional consume -> produce pipe.
 
-The tap (native engine; and the Python reference unless --no-python) and the raw pipe read the same
-Debezium-shaped records (BEGIN, a row, an outbox event, END per transaction) from the same broker,
-read_committed, and write transactionally with offsets at the same commit interval. They run
+The tap (native engine; and the Python reference unless --no-python), with its Prometheus metrics as
+`rewind tap` runs it, and the raw pipe read the same Debezium-shaped records (BEGIN, a row, an outbox
+event, END per transaction) from the same broker, read_committed, and write transactionally with
+offsets at the same commit interval. They run
 alternately, ROUNDS times each; the table shows the median round. Time and CPU are counted from the
 first batch of records consumed to the commit that carries the last output, so consumer-group
 start-up and shutdown, which vary by seconds from run to run, are left out of both. (The raw pipe
@@ -27,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from processor.config import LocalBrokerSettings, Settings
 from processor.devenv.procs import free_port
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
+from processor.metrics import Metrics
 from processor.rollback.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import DeadLetter, Journaled, Produced, RecordKind, TapPipeline
@@ -65,19 +68,25 @@ class Result:
 
 
 class _Count:
-    """A TapObserver that only counts journal entries, so the run knows when it is done."""
+    """The tap's Prometheus metrics, as `rewind tap` has them, plus a count of journal entries so the
+    run knows when it is done."""
 
     def __init__(self) -> None:
         self.entries = 0
+        self.metrics = Metrics(CollectorRegistry())
 
-    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None: ...
+    def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None:
+        self.metrics.consumed(topic, kind, count)
 
     def journaled(self, entry: Journaled) -> None:
         self.entries += 1
+        self.metrics.journaled(entry)
 
-    def dead_lettered(self, dead: DeadLetter) -> None: ...
+    def dead_lettered(self, dead: DeadLetter) -> None:
+        self.metrics.dead_lettered(dead)
 
-    def duplicate_dropped(self, count: int = 1) -> None: ...
+    def duplicate_dropped(self, count: int = 1) -> None:
+        self.metrics.duplicate_dropped(count)
 
 
 class _Timed:
@@ -97,17 +106,19 @@ class _Timed:
 
 
 class _CommitClock:
-    """Stands in for the runner's metrics: notes wall and CPU time when a commit carries the last entry."""
+    """The runner's metrics, noting wall and CPU time when a commit carries the last entry."""
 
     def __init__(self, counter: _Count, actions: int) -> None:
         self.counter, self.actions = counter, actions
         self.last: tuple[float, float] | None = None
 
     def tap_committed(self, seconds: float, core: TapPipeline) -> None:
+        self.counter.metrics.tap_committed(seconds, core)
         if self.last is None and self.counter.entries >= self.actions:
             self.last = (time.perf_counter(), time.process_time())
 
-    def tap_lag(self, topic: str, partition: int, lag: int) -> None: ...
+    def tap_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.counter.metrics.tap_lag(topic, partition, lag)
 
 
 def run_tap(settings: Settings, bootstrap: str, actions: int, records: int, engine: str) -> Result:
