@@ -294,6 +294,13 @@ impl Assembler {
 
     fn hold(&mut self, topic: &str, partition: i64, offset: i64, serial: u64) {
         let held = self.held.entry((topic.to_string(), partition)).or_default();
+        // What safe_offsets would drop: `rewind decode` never asks for them.
+        while held
+            .front()
+            .is_some_and(|(_, s)| !self.open_order.contains_key(s))
+        {
+            held.pop_front();
+        }
         if held.back().is_some_and(|(last, _)| offset < *last) {
             // Never from Kafka (in order per partition); keep the queue sorted anyway.
             let at = held.partition_point(|(o, _)| *o <= offset);

@@ -226,6 +226,8 @@ class Assembler:
 
     def _hold(self, position: SourcePosition, tx: _OpenTx) -> None:
         held = self._held.setdefault((position.topic, position.partition), deque())
+        while held and held[0][1].closed:  # what safe_offsets would drop: `rewind decode` never asks
+            held.popleft()
         if held and position.offset < held[-1][0]:  # never from Kafka (in order per partition)
             bisect.insort(held, (position.offset, tx), key=lambda item: item[0])
         else:
