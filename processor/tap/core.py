@@ -85,7 +85,7 @@ class TapObserver(Protocol):
     def duplicate_dropped(self, count: int = 1) -> None: ...
 
 
-class _Silent:
+class SilentObserver:
     def consumed(self, topic: str, kind: RecordKind | None, count: int = 1) -> None: ...
     def journaled(self, entry: Journaled) -> None: ...
     def dead_lettered(self, dead: DeadLetter) -> None: ...
@@ -168,7 +168,7 @@ class TapCore:
         self.settings = settings
         self.tap = settings.tap
         self.lookup = lookup
-        self.observer: TapObserver = observer or _Silent()
+        self.observer: TapObserver = observer or SilentObserver()
         self.router = TopicRouter(settings.topics.cdc, settings.topics.tx_metadata, settings.topics.outbox)
         group = bool(settings.topics.tx_metadata) if group_transactions is None else group_transactions
         self.assembler = Assembler(

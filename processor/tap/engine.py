@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from processor.config import Settings
-from processor.errors import ConfigError
 from processor.rollback.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import TapCore, TapObserver, TapPipeline
@@ -19,12 +18,7 @@ def tap_core(
     observer: TapObserver | None = None,
 ) -> TapPipeline:
     engine = settings.tap.engine
-    if engine == "native" and not native.available():
-        raise ConfigError(
-            "REWIND_TAP__ENGINE=native, but the native tap engine is not installed",
-            hint="`pip install ./native` (needs a Rust toolchain), or set REWIND_TAP__ENGINE=python",
-        )
-    if engine == "python" or not native.available():
+    if engine == "python" or (engine == "auto" and not native.available()):
         return TapCore(
             settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer
         )

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from processor.config import Settings
-from processor.errors import DeadLetterReason, InvalidRecord
+from processor.errors import ConfigError, DeadLetterReason, InvalidRecord
 from processor.journal.serde import deserialize
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
@@ -27,11 +27,11 @@ from processor.tap.core import (
     DeadLetter,
     Produced,
     RecordKind,
+    SilentObserver,
     TapCore,
     TapObserver,
     TapOutput,
     TapStats,
-    _Silent,
 )
 from processor.tap.decoding import AVRO_MAGIC, SchemaLookup, decode
 from processor.tap.records import KafkaMessage, SourceRecord, is_error
@@ -92,9 +92,12 @@ class NativeTapCore:
         observer: TapObserver | None = None,
     ) -> None:
         if rewind_native is None:
-            raise RuntimeError("the native tap engine is not installed (pip install ./native)")
+            raise ConfigError(
+                "the native tap engine is not installed",
+                hint="`pip install ./native` (needs a Rust toolchain), or set REWIND_TAP__ENGINE=python",
+            )
         group = bool(settings.topics.tx_metadata) if group_transactions is None else group_transactions
-        self.observer: TapObserver = observer or _Silent()
+        self.observer: TapObserver = observer or SilentObserver()
         self.lookup = lookup
         # The reference parses what the engine hands back; its own assembler stays unused.
         self.reference = TapCore(settings, catalog, group_transactions=group, lookup=lookup)
