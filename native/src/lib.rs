@@ -3,6 +3,7 @@
 //! entries come out, without a Python object per record.
 
 mod assemble;
+mod journal;
 mod json;
 mod model;
 mod parse;
@@ -14,13 +15,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use assemble::{Assembler, Item};
+use model::{Entry, Phase, Reversibility, Trace};
+use parse::{Bad, Config, Kind, Parsed, Record};
 
 // Parsing allocates many small maps and strings per record; glibc's per-thread arenas spent a fifth of
 // the engine's time in malloc/realloc/mprotect (bench/tap).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use model::{Entry, Phase, Reversibility, Trace};
-use parse::{Bad, Config, Kind, Parsed, Record};
 
 /// A journal entry ready to produce: key, Avro value, and what the metrics need.
 type Out<'py> = (
@@ -288,9 +289,30 @@ impl TapEngine {
     /// Learn from a JournalEntry already in the journal: its identities, and its intent if open.
     fn seed(&mut self, entry: &Bound<'_, PyAny>) -> PyResult<()> {
         let identities: Vec<String> = entry.getattr("identities")?.extract()?;
-        let template = entry_template(entry)?;
+        let phase = Phase::parse(&entry.getattr("phase")?.extract::<String>()?);
+        let template = if phase == Phase::Intent {
+            entry_template(entry)? // kept until its outcome comes, or journaled as in doubt
+        } else {
+            Entry::bare(
+                entry.getattr("journal_ts_ms")?.extract()?,
+                phase,
+                entry.getattr("intent_id")?.extract()?,
+            )
+        };
         self.asm.seed(&self.cfg, &template, &identities);
         Ok(())
+    }
+
+    /// Learn from journal entries as Avro bytes (what start-up reads back). Returns the index of the
+    /// first value that does not read as a journal entry, or None when all did: the caller names it.
+    fn seed_journal(&mut self, values: &Bound<'_, PyList>) -> PyResult<Option<usize>> {
+        for (i, value) in values.iter().enumerate() {
+            let Ok(seeded) = journal::read(value.downcast::<PyBytes>()?.as_bytes()) else {
+                return Ok(Some(i));
+            };
+            self.asm.seed(&self.cfg, &seeded.entry, &seeded.identities);
+        }
+        Ok(None)
     }
 
     fn safe_offsets(&mut self) -> Vec<(String, i64, i64)> {

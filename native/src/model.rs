@@ -183,6 +183,32 @@ pub fn transaction_identity(tx_id: &str) -> String {
 }
 
 impl Entry {
+    /// Only what dedupe and intent tracking read of an entry seeded from the journal.
+    pub fn bare(journal_ts_ms: i64, phase: Phase, intent_id: Option<String>) -> Entry {
+        Entry {
+            action_id: String::new(),
+            action_type: String::new(),
+            changes: Vec::new(),
+            journal_ts_ms,
+            service: None,
+            aggregate_type: None,
+            aggregate_id: None,
+            event: None,
+            commit_ts_ms: None,
+            tx_id: None,
+            complete: true,
+            causation_ids: Vec::new(),
+            correlation_id: None,
+            trace: None,
+            decision: Vec::new(),
+            entities: Vec::new(),
+            external_systems: Vec::new(),
+            phase,
+            intent_id,
+            reversibility: Reversibility::Unclassified,
+        }
+    }
+
     /// What a duplicate delivery of this action's inputs would repeat (JournalEntry.identities).
     pub fn identities(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.changes.iter().map(|c| c.identity.clone()).collect();

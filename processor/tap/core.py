@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from processor.config import Settings
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.journal.serde import journal_key, serialize
+from processor.journal.serde import deserialize, journal_key, serialize
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.assembler import Assembler, DedupeIndex
@@ -113,6 +113,7 @@ class TapPipeline(Protocol):
     def consume(self, messages: Sequence[KafkaMessage], now_ms: int) -> Produced: ...
     def expire(self, now_ms: int) -> Produced: ...
     def seed(self, entries: Iterable[JournalEntry]) -> int: ...
+    def seed_journal(self, values: Sequence[bytes]) -> int: ...
     def safe_offsets(self) -> dict[tuple[str, int], int]: ...
     @property
     def stats(self) -> TapStats: ...
@@ -237,6 +238,10 @@ class TapCore:
             self.assembler.seed(entry)
             count += 1
         return count
+
+    def seed_journal(self, values: Sequence[bytes]) -> int:
+        """Learn from journal entries as Avro bytes, as start-up reads them back."""
+        return self.seed(deserialize(v) for v in values)
 
     def safe_offsets(self) -> dict[tuple[str, int], int]:
         return self.assembler.safe_offsets()

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from processor.config import Settings
-from processor.errors import ConfigError, DeadLetterReason, InvalidRecord
+from processor.errors import ConfigError, DeadLetterReason, InvalidRecord, SchemaError
 from processor.journal.serde import deserialize
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
@@ -220,6 +220,15 @@ class NativeTapCore:
             self._engine.seed(entry)
             count += 1
         return count
+
+    def seed_journal(self, values: Sequence[bytes]) -> int:
+        """Learn from journal entries as Avro bytes, read by the engine (no Python object per entry)."""
+        values = list(values)
+        bad = self._engine.seed_journal(values)
+        if bad is not None:
+            deserialize(values[bad])  # names what is wrong with it
+            raise SchemaError(f"journal entry {bad} of those read back at start-up does not read as one")
+        return len(values)
 
     def safe_offsets(self) -> dict[tuple[str, int], int]:
         return {(topic, partition): offset for topic, partition, offset in self._engine.safe_offsets()}

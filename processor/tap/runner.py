@@ -24,10 +24,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from processor.config import Settings
 from processor.errors import ConfigError, KafkaError, RewindError
-from processor.journal.serde import deserialize
 from processor.kafka import clients
 from processor.metrics import Metrics
-from processor.model import JournalEntry
 from processor.runtime import tune_gc
 from processor.tap.core import DeadLetter, Produced, TapPipeline
 
@@ -120,7 +118,7 @@ class TapRunner:
         producer = clients.producer(self.settings, self.bootstrap, transactional_id=self.transactional_id)
         producer.init_transactions(60)
         core = self.make_core()
-        seeded = core.seed(self._journal_entries())
+        seeded = core.seed_journal(self._journal_values())
         tune_gc()
         logger.info(
             "tap (%s engine) seeded with %d journal entries; dedupe holds %d identities",
@@ -208,8 +206,8 @@ class TapRunner:
 
     # -- start-up and lag -------------------------------------------------------------------------
 
-    def _journal_entries(self) -> list[JournalEntry]:
-        """Committed journal entries within the dedupe window, read once at session start."""
+    def _journal_values(self) -> list[bytes]:
+        """Committed journal entries (Avro bytes) within the dedupe window, read once at session start."""
         topic = self.settings.topics.journal
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-seed")
         try:
@@ -224,22 +222,20 @@ class TapRunner:
         finally:
             reader.close()
 
-    def _read_until(
-        self, reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]
-    ) -> list[JournalEntry]:
-        entries: list[JournalEntry] = []
+    def _read_until(self, reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]) -> list[bytes]:
+        values: list[bytes] = []
         if not todo:
-            return entries
+            return values
         reader.assign(todo)
         deadline = time.monotonic() + 300
         while True:
             for msg in reader.consume(BATCH, timeout=0.5):
                 value = msg.value()
                 if msg.error() is None and value is not None:
-                    entries.append(deserialize(value))
+                    values.append(value)
             positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
             if all(tp.offset >= ends[tp.partition] for tp in positions):
-                return entries
+                return values
             if time.monotonic() > deadline:
                 # A partial seed would let duplicates through: better not to start.
                 raise KafkaError(
