@@ -276,15 +276,9 @@ impl Assembler {
 
     /// Per partition, the lowest offset still held: committing below it loses nothing on a crash.
     pub fn safe_offsets(&mut self) -> Vec<(String, i64, i64)> {
-        let open = &self.open_order;
         let mut low = Vec::new();
         for ((topic, partition), held) in self.held.iter_mut() {
-            while held
-                .front()
-                .is_some_and(|(_, serial)| !open.contains_key(serial))
-            {
-                held.pop_front();
-            }
+            drop_closed(held, &self.open_order);
             if let Some((offset, _)) = held.front() {
                 low.push((topic.clone(), *partition, *offset));
             }
@@ -294,13 +288,7 @@ impl Assembler {
 
     fn hold(&mut self, topic: &str, partition: i64, offset: i64, serial: u64) {
         let held = self.held.entry((topic.to_string(), partition)).or_default();
-        // What safe_offsets would drop: `rewind decode` never asks for them.
-        while held
-            .front()
-            .is_some_and(|(_, s)| !self.open_order.contains_key(s))
-        {
-            held.pop_front();
-        }
+        drop_closed(held, &self.open_order); // here too: `rewind decode` never asks for safe offsets
         if held.back().is_some_and(|(last, _)| offset < *last) {
             // Never from Kafka (in order per partition); keep the queue sorted anyway.
             let at = held.partition_point(|(o, _)| *o <= offset);
@@ -606,6 +594,16 @@ impl Assembler {
             intent_id: Some(intent_id.to_string()),
             reversibility: intent.reversibility,
         }
+    }
+}
+
+/// Release the front of a partition's held queue from transactions that have closed since.
+fn drop_closed(held: &mut VecDeque<(i64, u64)>, open: &BTreeMap<u64, String>) {
+    while held
+        .front()
+        .is_some_and(|(_, serial)| !open.contains_key(serial))
+    {
+        held.pop_front();
     }
 }
 

@@ -218,16 +218,14 @@ class Assembler:
         """Per partition, the lowest offset still held: committing below it loses nothing on a crash."""
         low: dict[TopicPartitionKey, int] = {}
         for key, held in self._held.items():
-            while held and held[0][1].closed:  # released by a transaction that has closed since
-                held.popleft()
+            _drop_closed(held)
             if held:
                 low[key] = held[0][0]
         return low
 
     def _hold(self, position: SourcePosition, tx: _OpenTx) -> None:
         held = self._held.setdefault((position.topic, position.partition), deque())
-        while held and held[0][1].closed:  # what safe_offsets would drop: `rewind decode` never asks
-            held.popleft()
+        _drop_closed(held)  # here too: `rewind decode` never asks for safe offsets
         if held and position.offset < held[-1][0]:  # never from Kafka (in order per partition)
             bisect.insort(held, (position.offset, tx), key=lambda item: item[0])
         else:
@@ -370,6 +368,12 @@ class Assembler:
             intent_id=intent_id,
             reversibility=intent.reversibility,
         )
+
+
+def _drop_closed(held: deque[tuple[int, _OpenTx]]) -> None:
+    """Release the front of a partition's held queue from transactions that have closed since."""
+    while held and held[0][1].closed:
+        held.popleft()
 
 
 def _derived_id(tx_id: str | None, rows: Iterable[RowChange]) -> str:

@@ -96,12 +96,11 @@ class NativeTapCore:
                 "the native tap engine is not installed",
                 hint="`pip install ./native` (needs a Rust toolchain), or set REWIND_TAP__ENGINE=python",
             )
-        group = bool(settings.topics.tx_metadata) if group_transactions is None else group_transactions
         self.observer: TapObserver = observer or SilentObserver()
         self.lookup = lookup
         # The reference parses what the engine hands back; its own assembler stays unused.
-        self.reference = TapCore(settings, catalog, group_transactions=group, lookup=lookup)
-        router = self.reference.router
+        self.reference = TapCore(settings, catalog, group_transactions=group_transactions, lookup=lookup)
+        router, group = self.reference.router, self.reference.assembler.group_transactions
         self._engine = rewind_native.TapEngine(
             engine_config(settings, group),
             lambda topic: router.kind(topic),
