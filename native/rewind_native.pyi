@@ -44,3 +44,6 @@ class TapEngine:
     def incomplete(self) -> int: ...
     @property
     def in_doubt(self) -> int: ...
+
+def canonical_json(data: bytes) -> str | None:
+    """A JSON text's canonical form by the engine's rules (processor.jsonvalue), or None."""

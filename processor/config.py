@@ -84,8 +84,16 @@ class OutboxConvention(Section):
     """Where outbox messages carry each fact: header names (extra outbox columns placed as headers)
     and payload fields used as fallbacks."""
 
-    event_id_header: str = "id"
-    event_type_header: str = "eventType"
+    envelope: bool = Field(
+        False,
+        description="the router places extra columns in the value beside 'payload' "
+        "(table.fields.additional.placement=...:envelope:...); each fact below is read from its header, "
+        "else from the envelope field of the same name",
+    )
+    event_id_header: str = Field("id", description="the router's 'id' header (table.field.event.id)")
+    event_type_header: str = Field(
+        "eventType", description="placed by table.fields.additional.placement=type:header:eventType"
+    )
     aggregate_type_header: str = "aggregateType"
     topic_prefix: str = Field(
         "outbox.event.", description="EventRouter topic prefix; the rest names the aggregate type"

@@ -90,6 +90,7 @@ class DeadLetterReason(StrEnum):
     BAD_TX_METADATA = "bad_tx_metadata"
     BAD_OUTBOX = "bad_outbox"
     UNRECOGNIZED = "unrecognized"
+    UNSUPPORTED_SOURCE = "unsupported_source"  # a connector whose positions rewind cannot read
     BAD_REQUEST = "bad_request"  # a rollback request record that is not Avro of the request schema
     BAD_CONTROL = "bad_control"
 

@@ -6,13 +6,12 @@ journal boundary turns them into the Avro schema's JSON-text fields and back.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import orjson
+from processor.jsonvalue import canonical_json, text_of
 
 JsonObject = dict[str, Any]
 
@@ -56,12 +55,7 @@ class Reversibility(StrEnum):
     UNCLASSIFIED = "UNCLASSIFIED"
 
 
-def canonical_json(value: Any) -> str:
-    """One text per value: sorted keys, no spaces. Used for keys, identities and comparisons."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:  # values orjson does not know (Decimal from Avro sources): their text
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+__all__ = ["canonical_json"]  # the journal's one text per value, defined in processor.jsonvalue
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +69,8 @@ class SourcePosition:
     tx_id: str | None = None
     connector: str | None = None
     ts_ms: int | None = None
+    # Where the change sits in a log without LSNs: MySQL/MariaDB binlog 'file:pos:row'.
+    log_position: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +90,10 @@ class RowChange:
 
     @property
     def collection(self) -> str:
-        """'schema.table', as Debezium names data collections in transaction metadata."""
-        return f"{self.schema}.{self.table}" if self.schema else self.table
+        """As Debezium names data collections in transaction metadata: 'schema.table' (PostgreSQL),
+        'database.table' (MySQL, MariaDB: no schemas)."""
+        prefix = self.schema or (self.database if self.op is not Op.MESSAGE else None)
+        return f"{prefix}.{self.table}" if prefix else self.table
 
     @property
     def entity(self) -> str:
@@ -103,16 +101,21 @@ class RowChange:
 
     @property
     def identity(self) -> str:
-        """Same change, delivered twice by Debezium, has the same identity: (txId, LSN, table, key)."""
-        p = self.position
-        return f"row|{p.connector}|{p.tx_id}|{p.lsn}|{self.collection}|{canonical_json(self.key)}"
+        """Same change, delivered twice by Debezium, has the same identity: (txId, log position,
+        table, key), the log position being the LSN or the binlog file:pos:row."""
+        return row_identity(self.position, self.collection, canonical_json(self.key))
+
+
+def row_identity(p: SourcePosition, collection: str, key_json: str) -> str:
+    where = p.lsn if p.log_position is None else p.log_position
+    return f"row|{p.connector}|{p.tx_id}|{where}|{collection}|{key_json}"
 
 
 def entity_ref(collection: str, key: JsonObject) -> str:
     """'public.orders:1042' for a one-column key, else 'public.lines:{"line":2,"order":1042}'."""
     if not key:
         return f"{collection}:*"  # the whole table, e.g. a TRUNCATE
-    text = str(next(iter(key.values()))) if len(key) == 1 else canonical_json(key)
+    text = text_of(next(iter(key.values()))) if len(key) == 1 else canonical_json(key)
     return f"{collection}:{text}"
 
 
@@ -146,6 +149,8 @@ class OutboxEvent:
     payload: Any
     headers: dict[str, str]
     position: SourcePosition
+    # No event type came with it (the router's default configuration): the aggregate type stands in.
+    type_fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,15 @@ use std::hash::{Hash, Hasher};
 
 use pyo3::prelude::*;
 
-use crate::model::{event_identity, transaction_identity, Entry, Phase, Reversibility, RowChange};
-use crate::parse::{Boundary, Change, Config, Outbox};
+use crate::journal::SeededRow;
+use crate::model::{
+    event_identity, transaction_identity, Entry, Op, Phase, Reversibility, RowChange,
+};
+use crate::parse::{Boundary, Change, Config, Outbox, POSTGRES};
 
-/// Identities journaled within the window, as 64-bit hashes, pruned by age.
+/// Identities journaled within the window, as 64-bit hashes, pruned by age (never, without one).
 pub struct Dedupe {
-    window_ms: i64,
+    window_ms: Option<i64>,
     seen: HashSet<u64>,
     order: VecDeque<(i64, u64)>,
 }
@@ -37,8 +40,11 @@ impl Dedupe {
     }
 
     fn prune(&mut self, now_ms: i64) {
+        let Some(window_ms) = self.window_ms else {
+            return;
+        };
         while let Some(&(ts, h)) = self.order.front() {
-            if ts >= now_ms - self.window_ms {
+            if ts >= now_ms.saturating_sub(window_ms) {
                 break;
             }
             self.seen.remove(&h);
@@ -86,6 +92,34 @@ pub struct Assembler {
     held: HashMap<(String, i64), VecDeque<(i64, u64)>>,
     classify: Py<PyAny>,
     classes: HashMap<String, Reversibility>,
+    // Per table, what its updates showed: whole old rows (true, REPLICA IDENTITY FULL) or none.
+    identity_full: HashMap<String, bool>,
+}
+
+/// An update tells its table's replica identity (assembler.learn_identity).
+fn learn_identity(
+    known: &mut HashMap<String, bool>,
+    op: Op,
+    before_null: bool,
+    complete: bool,
+    table: &str,
+) {
+    if op != Op::Update {
+        return;
+    }
+    if before_null {
+        known.insert(table.to_string(), false);
+    } else if complete {
+        known.insert(table.to_string(), true);
+    }
+}
+
+fn table_key(row: &RowChange) -> String {
+    format!(
+        "{}|{}",
+        row.position.connector.as_deref().unwrap_or("None"),
+        row.collection
+    )
 }
 
 /// Where an item goes: the rows and events of a transaction, or an entry of its own.
@@ -96,7 +130,7 @@ pub enum Item {
 }
 
 impl Assembler {
-    pub fn new(window_ms: i64, classify: Py<PyAny>) -> Self {
+    pub fn new(window_ms: Option<i64>, classify: Py<PyAny>) -> Self {
         Assembler {
             dedupe: Dedupe {
                 window_ms,
@@ -112,6 +146,42 @@ impl Assembler {
             held: HashMap::new(),
             classify,
             classes: HashMap::new(),
+            identity_full: HashMap::new(),
+        }
+    }
+
+    /// A PostgreSQL delete's before-image is the old row only if its table sends whole rows: what
+    /// its updates showed decides over the look of the image itself.
+    fn judge_before(&mut self, change: &Change) -> Option<bool> {
+        if change.kind.as_deref() != Some(POSTGRES) {
+            return None;
+        }
+        let row = &change.row;
+        let key = table_key(row);
+        learn_identity(
+            &mut self.identity_full,
+            row.op,
+            row.before.is_none(),
+            row.before_complete,
+            &key,
+        );
+        if row.op != Op::Delete {
+            return None;
+        }
+        let full = *self.identity_full.get(&key)?;
+        Some(full && change.image_complete)
+    }
+
+    /// What journaled rows show of their tables (at start-up).
+    pub fn learn(&mut self, rows: &[SeededRow]) {
+        for r in rows {
+            learn_identity(
+                &mut self.identity_full,
+                r.op,
+                r.before_null,
+                r.before_complete,
+                &r.table_key,
+            );
         }
     }
 
@@ -173,7 +243,11 @@ impl Assembler {
         change: Change,
         now_ms: i64,
     ) -> PyResult<Vec<Entry>> {
-        let row = change.row;
+        let judged = self.judge_before(&change);
+        let mut row = change.row;
+        if let Some(complete) = judged {
+            row.before_complete = complete;
+        }
         if self.dedupe.contains(&row.identity) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
@@ -379,7 +453,7 @@ impl Assembler {
             self.stats.incomplete += 1;
         }
         let mut rows = tx.rows;
-        rows.sort_by_key(|r| (r.position.lsn.unwrap_or(0), r.position.offset));
+        rows.sort_by_cached_key(|r| r.position.log_order());
         let commit_ts = tx.end.as_ref().and_then(|e| e.ts_ms);
         let tx_id_owned = Some(tx_id.to_string());
         let mut entries = Vec::new();

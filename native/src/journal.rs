@@ -2,11 +2,25 @@
 //! tracking need (identities, time, phase, intent), and the whole entry for an intent still open.
 //! The reader follows schemas/journal_entry.avsc field by field, as model.rs writes it.
 
-use crate::model::{event_identity, transaction_identity, Entry, Phase, Reversibility, Trace};
+use crate::model::{event_identity, transaction_identity, Entry, Op, Phase, Reversibility, Trace};
 
 pub struct Seeded {
     pub entry: Entry,
     pub identities: Vec<String>,
+    pub rows: Vec<SeededRow>,
+}
+
+/// What a journaled row change tells of its table (assemble::Assembler::learn_identity).
+pub struct SeededRow {
+    pub op: Op,
+    pub before_null: bool,
+    pub before_complete: bool,
+    pub table_key: String,
+}
+
+struct ChangeRead {
+    identity: String,
+    row: SeededRow,
 }
 
 struct Reader<'a> {
@@ -113,8 +127,9 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    /// SourcePosition: (lsn, tx_id, connector); topic, partition, offset and ts are skipped.
-    fn position(&mut self) -> Read<(Option<i64>, Option<String>, Option<String>)> {
+    /// SourcePosition: (lsn, tx_id, connector, log_position); topic, partition, offset, ts skipped.
+    #[allow(clippy::type_complexity)]
+    fn position(&mut self) -> Read<(Option<i64>, Option<String>, Option<String>, Option<String>)> {
         self.bytes()?;
         self.long()?;
         self.long()?;
@@ -122,35 +137,60 @@ impl<'a> Reader<'a> {
         let tx_id = self.opt_string()?;
         let connector = self.opt_string()?;
         self.opt_long()?;
-        Ok((lsn, tx_id, connector))
+        let log_position = self.opt_string()?;
+        Ok((lsn, tx_id, connector, log_position))
     }
 
-    /// A RowChange's dedupe identity (RowChange.identity).
-    fn change_identity(&mut self) -> Read<String> {
-        self.opt_string()?; // database
+    /// A RowChange's dedupe identity (RowChange.identity) and what it tells of its table.
+    fn change(&mut self) -> Read<ChangeRead> {
+        let database = self.opt_string()?;
         let schema = self.opt_string()?;
         let table = self.string()?;
         let key_json = self.string()?;
-        self.long()?; // op
-        self.opt_string()?; // before_json
+        let op = op(self.long()?)?;
+        let before_null = self.opt_string()?.is_none(); // before_json
         self.opt_string()?; // after_json
         self.blocks(|r| r.bytes().map(drop))?; // changed_fields
-        self.boolean()?;
+        let before_complete = self.boolean()?;
         self.opt_string()?; // other_key_json
-        let (lsn, tx_id, connector) = self.position()?;
-        let collection = match schema {
-            Some(s) if !s.is_empty() => format!("{s}.{table}"),
-            _ => table,
+        let (lsn, tx_id, connector, log_position) = self.position()?;
+        let prefix = schema
+            .filter(|s| !s.is_empty())
+            .or(database.filter(|d| op != Op::Message && !d.is_empty()));
+        let collection = match prefix {
+            Some(p) => format!("{p}.{table}"),
+            None => table,
         };
-        Ok(format!(
-            "row|{}|{}|{}|{}|{}",
-            connector.as_deref().unwrap_or("None"),
+        let connector = connector.as_deref().unwrap_or("None").to_string();
+        let at = match (log_position, lsn) {
+            (Some(log), _) => log,
+            (None, Some(l)) => l.to_string(),
+            (None, None) => "None".to_string(),
+        };
+        let identity = format!(
+            "row|{connector}|{}|{at}|{collection}|{key_json}",
             tx_id.as_deref().unwrap_or("None"),
-            lsn.map_or("None".to_string(), |l| l.to_string()),
-            collection,
-            key_json
-        ))
+        );
+        let row = SeededRow {
+            op,
+            before_null,
+            before_complete,
+            table_key: format!("{connector}|{collection}"),
+        };
+        Ok(ChangeRead { identity, row })
     }
+}
+
+fn op(index: i64) -> Read<Op> {
+    Ok(match index {
+        0 => Op::Create,
+        1 => Op::Update,
+        2 => Op::Delete,
+        3 => Op::Read,
+        4 => Op::Truncate,
+        5 => Op::Message,
+        _ => return Err(()),
+    })
 }
 
 fn phase(index: i64) -> Read<Phase> {
@@ -182,8 +222,11 @@ pub fn read(data: &[u8]) -> Read<Seeded> {
     let aggregate_type = r.opt_string()?;
     let aggregate_id = r.opt_string()?;
     let mut identities = Vec::new();
+    let mut rows = Vec::new();
     r.blocks(|r| {
-        identities.push(r.change_identity()?);
+        let change = r.change()?;
+        identities.push(change.identity);
+        rows.push(change.row);
         Ok(())
     })?;
     if r.present()? {
@@ -195,6 +238,7 @@ pub fn read(data: &[u8]) -> Read<Seeded> {
         r.opt_string()?; // payload_json
         r.pairs()?; // headers
         r.position()?;
+        r.boolean()?; // type_fallback
     }
     r.opt_long()?; // commit_ts_ms
     let journal_ts_ms = r.long()?;
@@ -250,5 +294,9 @@ pub fn read(data: &[u8]) -> Read<Seeded> {
         intent_id,
         reversibility,
     };
-    Ok(Seeded { entry, identities })
+    Ok(Seeded {
+        entry,
+        identities,
+        rows,
+    })
 }

@@ -1,10 +1,229 @@
-//! JSON values as Python sees them: canonical text (orjson, sorted keys), equality, str(), truthiness.
-//! Rare shapes (floats, nested values) are handed to Python itself, so the text is exactly Python's.
+//! JSON text <-> values, exactly, by the rules of processor/jsonvalue.py (read them there): strict
+//! UTF-8 RFC 8259, at most MAX_DEPTH levels, every number kept as written (serde_json's
+//! arbitrary_precision) and written canonically as Python writes str(int) and str(Decimal).
 
-use pyo3::prelude::*;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// One text per value: sorted keys, no spaces (processor.model.canonical_json).
+pub const MAX_DEPTH: usize = 256;
+const MAX_EXPONENT: i128 = 1_000_000_000_000_000; // 10^15
+
+/// The value of a JSON text, or None where processor.jsonvalue.loads raises.
+pub fn parse(data: &[u8]) -> Option<Value> {
+    if nesting(data) > MAX_DEPTH {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = Value::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    numbers_in_range(data).then_some(value)
+}
+
+/// The deepest nesting of arrays and objects, counted outside strings (a valid text's exact depth).
+fn nesting(data: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in data {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    return deepest;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Every number token of a (valid) text within MAX_EXPONENT, a repeated key's dropped value too.
+fn numbers_in_range(data: &[u8]) -> bool {
+    let (mut i, mut in_string, mut escaped) = (0usize, false, false);
+    while i < data.len() {
+        let b = data[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = true;
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < data.len()
+                && matches!(data[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = std::str::from_utf8(&data[start..i]).expect("ascii");
+            if Dec::of(token).is_none_or(|d| d.exp.abs() >= MAX_EXPONENT) {
+                return false;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+// -- numbers --------------------------------------------------------------------------------------
+
+/// A number literal as Python's Decimal holds it: sign, coefficient digits, exponent.
+struct Dec {
+    neg: bool,
+    digits: String, // no leading zeros; "0" for zero
+    exp: i128,
+    integer: bool, // written without fraction or exponent: Python reads it as an int
+}
+
+impl Dec {
+    fn of(literal: &str) -> Option<Dec> {
+        let (neg, rest) = match literal.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, literal),
+        };
+        let (mantissa, written_exp) = match rest.find(['e', 'E']) {
+            Some(i) => (&rest[..i], exponent(&rest[i + 1..])?),
+            None => (rest, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let joined = format!("{int}{frac}");
+        let trimmed = joined.trim_start_matches('0');
+        Some(Dec {
+            neg,
+            digits: if trimmed.is_empty() {
+                "0".into()
+            } else {
+                trimmed.into()
+            },
+            exp: written_exp - frac.len() as i128,
+            integer: !rest.contains(['.', 'e', 'E']),
+        })
+    }
+
+    fn is_zero(&self) -> bool {
+        self.digits == "0"
+    }
+
+    /// Python's Decimal.adjusted(): the exponent of the most significant digit.
+    fn adjusted(&self) -> i128 {
+        self.exp + self.digits.len() as i128 - 1
+    }
+
+    /// str(int) for an integer literal, str(Decimal) (to-scientific-string) for any other.
+    fn text(&self) -> String {
+        if self.integer {
+            return if self.is_zero() {
+                "0".into()
+            } else {
+                format!("{}{}", if self.neg { "-" } else { "" }, self.digits)
+            };
+        }
+        let sign = if self.neg { "-" } else { "" };
+        let n = self.digits.len() as i128;
+        let left = self.exp + n;
+        let dot = if self.exp <= 0 && left > -6 { left } else { 1 };
+        let (int_part, frac_part) = if dot <= 0 {
+            (
+                "0".to_string(),
+                format!(".{}{}", "0".repeat((-dot) as usize), self.digits),
+            )
+        } else if dot >= n {
+            (
+                format!("{}{}", self.digits, "0".repeat((dot - n) as usize)),
+                String::new(),
+            )
+        } else {
+            let (a, b) = self.digits.split_at(dot as usize);
+            (a.to_string(), format!(".{b}"))
+        };
+        let exp_part = if left == dot {
+            String::new()
+        } else {
+            format!("E{:+}", left - dot)
+        };
+        format!("{sign}{int_part}{frac_part}{exp_part}")
+    }
+
+    /// The value with trailing zeros of the coefficient folded into the exponent (zero as 0E0).
+    fn normalized(&self) -> (bool, &str, i128) {
+        if self.is_zero() {
+            return (false, "0", 0);
+        }
+        let digits = self.digits.trim_end_matches('0');
+        let shift = (self.digits.len() - digits.len()) as i128;
+        (self.neg, digits, self.exp + shift)
+    }
+
+    /// int(Decimal) toward zero, within 64 bits (processor.tap.fields.int_or_none).
+    fn truncated(&self) -> Option<i64> {
+        if self.is_zero() || self.adjusted() < 0 {
+            return Some(0);
+        }
+        if self.adjusted() >= 19 {
+            return None;
+        }
+        let whole = if self.exp >= 0 {
+            format!("{}{}", self.digits, "0".repeat(self.exp as usize))
+        } else {
+            self.digits[..(self.digits.len() as i128 + self.exp) as usize].to_string()
+        };
+        let n: i128 = whole.parse().ok()?;
+        i64::try_from(if self.neg { -n } else { n }).ok()
+    }
+}
+
+/// A written exponent ('+17', '-007'): saturated far past MAX_EXPONENT when it has too many digits.
+fn exponent(text: &str) -> Option<i128> {
+    let (neg, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits = digits.trim_start_matches('0');
+    let n: i128 = if digits.len() > 30 {
+        MAX_EXPONENT * 1000
+    } else if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    Some(if neg { -n } else { n })
+}
+
+fn dec(v: &Value) -> Option<Dec> {
+    match v {
+        Value::Number(n) => Dec::of(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// A decimal number with ``digits`` (signed) times 10^-scale, as a JSON value.
+pub fn decimal_value(unscaled: &str, scale: i64) -> Value {
+    serde_json::from_str(&format!("{unscaled}E{}", -scale)).expect("a valid number literal")
+}
+
+// -- canonical text -------------------------------------------------------------------------------
+
+/// One text per value: sorted keys, no spaces, exact numbers (processor.jsonvalue.canonical_json).
 pub fn canonical(v: &Value) -> String {
     let mut out = String::with_capacity(64);
     write(v, &mut out);
@@ -31,6 +250,7 @@ fn write(v: &Value, out: &mut String) {
             out.push(']');
         }
         Value::String(s) => write_str(s, out),
+        Value::Number(n) => out.push_str(&Dec::of(&n.to_string()).expect("parsed").text()),
         other => out.push_str(&other.to_string()),
     }
 }
@@ -54,7 +274,17 @@ fn write_str(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).expect("a str always serializes"));
 }
 
-/// Python's `==` between decoded JSON values (1 == 1.0, True == 1).
+/// Text as is; any other value as its canonical JSON (processor.jsonvalue.text_of).
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => canonical(other),
+    }
+}
+
+// -- values as Python compares them --------------------------------------------------------------
+
+/// Python's `==` between decoded values: numbers by exact value, true == 1.
 pub fn py_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
@@ -66,83 +296,70 @@ pub fn py_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
         _ => match (numeric(a), numeric(b)) {
-            (Some(Num::Int(x)), Some(Num::Int(y))) => x == y,
-            (Some(x), Some(y)) => x.as_f64() == y.as_f64(),
+            (Some(x), Some(y)) => x.normalized() == y.normalized(),
             _ => false,
         },
     }
 }
 
-#[derive(Clone, Copy)]
-enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-impl Num {
-    fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::Float(f) => f,
-        }
-    }
-}
-
-fn numeric(v: &Value) -> Option<Num> {
+fn numeric(v: &Value) -> Option<Dec> {
     match v {
-        Value::Bool(b) => Some(Num::Int(*b as i128)),
-        Value::Number(n) => Some(if let Some(i) = n.as_i64() {
-            Num::Int(i as i128)
-        } else if let Some(u) = n.as_u64() {
-            Num::Int(u as i128)
-        } else {
-            Num::Float(n.as_f64().unwrap_or(f64::NAN))
-        }),
-        _ => None,
+        Value::Bool(b) => Dec::of(if *b { "1" } else { "0" }),
+        other => dec(other),
     }
 }
 
-/// An int in Python's sense (bool included), as `isinstance(v, int)` sees it.
+/// A number, not a boolean, equal to zero.
+pub fn is_zero_number(v: &Value) -> bool {
+    dec(v).is_some_and(|d| d.is_zero())
+}
+
+/// An int in Python's sense (a boolean included, as `isinstance(v, int)` sees it), within 64 bits.
 pub fn py_int(v: &Value) -> Option<i64> {
     match v {
         Value::Bool(b) => Some(*b as i64),
-        Value::Number(n) => n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)),
+        Value::Number(n) if dec(v).is_some_and(|d| d.integer) => n.as_i64(),
         _ => None,
     }
 }
 
-/// `int(v)` or None when it raises (cdc._int_or_none).
+/// An integer literal (not a boolean).
+pub fn is_integer(v: &Value) -> bool {
+    dec(v).is_some_and(|d| d.integer)
+}
+
+/// An integer Python reads as an int: at most 4,300 digits (past that it is a Decimal).
+pub fn is_py_int(v: &Value) -> bool {
+    dec(v).is_some_and(|d| d.integer && d.digits.len() <= 4300)
+}
+
+/// processor.tap.fields.int_or_none: a number toward zero, a boolean, or ASCII digits; within 64 bits.
 pub fn int_or_none(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_u64().map(|u| u as i64))
-            .or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
         Value::Bool(b) => Some(*b as i64),
-        Value::String(s) => parse_py_int(s),
+        n @ Value::Number(_) => dec(n)?.truncated(),
+        Value::String(s) => parse_int_text(s),
         _ => None,
     }
 }
 
-fn parse_py_int(s: &str) -> Option<i64> {
-    let t = py_strip(s);
-    let (sign, digits) = match t.as_bytes().first()? {
-        b'-' => (-1, &t[1..]),
-        b'+' => (1, &t[1..]),
-        _ => (1, t),
+fn parse_int_text(s: &str) -> Option<i64> {
+    let t = s.trim_matches([' ', '\t', '\n', '\r']);
+    let (neg, digits) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
     };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    if !clean.bytes().all(|b| b.is_ascii_digit()) {
+    let stripped = digits.trim_start_matches('0');
+    let stripped = if stripped.is_empty() { "0" } else { stripped };
+    if stripped.len() > 19 {
         return None;
     }
-    clean.parse::<i64>().ok().map(|v| sign * v)
+    let n: i128 = stripped.parse().ok()?;
+    i64::try_from(if neg { -n } else { n }).ok()
 }
 
 /// str.strip(): Python's whitespace includes the ASCII separators 0x1c-0x1f.
@@ -155,58 +372,9 @@ pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::Number(_) => !is_zero_number(v),
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
     }
-}
-
-fn to_python<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?
-        .call_method1("loads", (serde_json::to_string(v).expect("serializable"),))
-}
-
-/// Python's `json.loads(text)` as a value, or None where it raises. serde_json answers first; Python
-/// decides what serde refuses (it also reads NaN and Infinity), and orjson gives its result back as
-/// JSON, as canonical_json would write it (NaN as null).
-pub fn py_loads(py: Python<'_>, text: &str) -> PyResult<Option<Value>> {
-    if let Ok(v) = serde_json::from_str(text) {
-        return Ok(Some(v));
-    }
-    let Ok(obj) = py.import("json")?.call_method1("loads", (text,)) else {
-        return Ok(None);
-    };
-    let Ok(dumped) = py.import("orjson")?.call_method1("dumps", (obj,)) else {
-        return Ok(None);
-    };
-    Ok(serde_json::from_slice(dumped.downcast::<pyo3::types::PyBytes>()?.as_bytes()).ok())
-}
-
-/// `str(v)` of the decoded value.
-pub fn py_str(py: Python<'_>, v: &Value) -> PyResult<String> {
-    Ok(match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        other => to_python(py, other)?.str()?.to_string(),
-    })
-}
-
-/// `json.dumps(v)` (Python's defaults: ", " and ": " separators, ASCII only).
-pub fn py_dumps(py: Python<'_>, v: &Value, sort_keys: bool) -> PyResult<String> {
-    Ok(match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        other => {
-            let kwargs = pyo3::types::PyDict::new(py);
-            kwargs.set_item("sort_keys", sort_keys)?;
-            py.import("json")?
-                .call_method("dumps", (to_python(py, other)?,), Some(&kwargs))?
-                .extract()?
-        }
-    })
 }

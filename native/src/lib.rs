@@ -3,6 +3,7 @@
 //! entries come out, without a Python object per record.
 
 mod assemble;
+mod connect;
 mod journal;
 mod json;
 mod model;
@@ -15,7 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use assemble::{Assembler, Item};
-use model::{Entry, Phase, Reversibility, Trace};
+use journal::SeededRow;
+use model::{Entry, Op, Phase, Reversibility, Trace};
 use parse::{Bad, Config, Kind, Parsed, Record};
 
 // Parsing allocates many small maps and strings per record; glibc's per-thread arenas spent a fifth of
@@ -90,11 +92,13 @@ impl TapEngine {
         now_ms: i64,
     ) -> PyResult<(Option<Kind>, Step)> {
         let routed = self.kind(py, &rec.topic)?;
-        let (kind, parsed) = parse::parse(py, &self.cfg, rec, routed)?;
+        let (kind, parsed) = parse::parse(&self.cfg, rec, routed);
         let item = match parsed {
             Err(Bad::Invalid) => return Ok((kind, Step::Invalid)),
             Err(Bad::Foreign) => return Ok((kind, Step::Foreign)),
-            Ok(Parsed::Tombstone) => return Ok((kind, Step::Journaled(Vec::new()))),
+            Ok(Parsed::Tombstone | Parsed::Routine) => {
+                return Ok((kind, Step::Journaled(Vec::new())))
+            }
             Ok(Parsed::Change(c)) => Item::Change(c),
             Ok(Parsed::Boundary(b)) => Item::Boundary(b),
             Ok(Parsed::Outbox(o)) => Item::Outbox(o),
@@ -150,6 +154,7 @@ impl TapEngine {
     fn new(config: &Bound<'_, PyDict>, router: Py<PyAny>, classify: Py<PyAny>) -> PyResult<Self> {
         let cfg = Config {
             max_record_bytes: setting(config, "max_record_bytes")?,
+            envelope: setting(config, "envelope")?,
             event_id_header: setting(config, "event_id_header")?,
             event_type_header: setting(config, "event_type_header")?,
             aggregate_type_header: setting(config, "aggregate_type_header")?,
@@ -289,6 +294,7 @@ impl TapEngine {
     /// Learn from a JournalEntry already in the journal: its identities, and its intent if open.
     fn seed(&mut self, entry: &Bound<'_, PyAny>) -> PyResult<()> {
         let identities: Vec<String> = entry.getattr("identities")?.extract()?;
+        self.asm.learn(&seeded_rows(entry)?);
         let phase = Phase::parse(&entry.getattr("phase")?.extract::<String>()?);
         let template = if phase == Phase::Intent {
             entry_template(entry)? // kept until its outcome comes, or journaled as in doubt
@@ -310,6 +316,7 @@ impl TapEngine {
             let Ok(seeded) = journal::read(value.downcast::<PyBytes>()?.as_bytes()) else {
                 return Ok(Some(i));
             };
+            self.asm.learn(&seeded.rows);
             self.asm.seed(&self.cfg, &seeded.entry, &seeded.identities);
         }
         Ok(None)
@@ -348,6 +355,38 @@ impl TapEngine {
     fn in_doubt(&self) -> u64 {
         self.asm.stats.in_doubt
     }
+}
+
+/// What a Python JournalEntry's row changes tell of their tables.
+fn seeded_rows(entry: &Bound<'_, PyAny>) -> PyResult<Vec<SeededRow>> {
+    let mut rows = Vec::new();
+    for change in entry.getattr("changes")?.try_iter()? {
+        let c = change?;
+        let op: String = c.getattr("op")?.getattr("value")?.extract()?;
+        let connector: Option<String> = c.getattr("position")?.getattr("connector")?.extract()?;
+        let collection: String = c.getattr("collection")?.extract()?;
+        rows.push(SeededRow {
+            op: match op.as_str() {
+                "CREATE" => Op::Create,
+                "UPDATE" => Op::Update,
+                "DELETE" => Op::Delete,
+                "READ" => Op::Read,
+                "TRUNCATE" => Op::Truncate,
+                _ => Op::Message,
+            },
+            before_null: c.getattr("before")?.is_none(),
+            before_complete: c.getattr("before_complete")?.extract()?,
+            table_key: format!("{}|{collection}", connector.as_deref().unwrap_or("None")),
+        });
+    }
+    Ok(rows)
+}
+
+/// A JSON text's canonical form by the engine's rules, or None where it does not read (for tests:
+/// processor.jsonvalue must give the same).
+#[pyfunction]
+fn canonical_json(data: &[u8]) -> Option<String> {
+    json::parse(data).map(|v| json::canonical(&v))
 }
 
 /// The parts of a Python JournalEntry that a seeded intent needs to be journaled as in doubt later.
@@ -400,5 +439,6 @@ fn entry_template(e: &Bound<'_, PyAny>) -> PyResult<Entry> {
 #[pymodule]
 fn rewind_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TapEngine>()?;
+    m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
     Ok(())
 }

@@ -110,6 +110,22 @@ pub struct Position {
     pub tx_id: Option<String>,
     pub connector: Option<String>,
     pub ts_ms: Option<i64>,
+    pub log_position: Option<String>, // MySQL/MariaDB binlog 'file:pos:row'
+}
+
+impl Position {
+    /// Where the change sits in its database's log: LSN, or binlog file, pos and row
+    /// (processor.tap.assembler.log_order, with the offset last).
+    pub fn log_order(&self) -> (i64, String, i64, i64, i64) {
+        let (mut file, mut pos, mut row) = (String::new(), 0, 0);
+        if let Some(log) = &self.log_position {
+            let mut parts = log.rsplitn(3, ':');
+            row = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+            pos = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            file = parts.next().unwrap_or("").to_string();
+        }
+        (self.lsn.unwrap_or(0), file, pos, row, self.offset)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +164,7 @@ pub struct Event {
     pub payload: Value, // Null: no payload
     pub headers: Vec<(String, String)>,
     pub position: Position,
+    pub type_fallback: bool, // no event type came: the aggregate type stands in
 }
 
 #[derive(Clone, Debug)]
@@ -258,6 +275,7 @@ impl Entry {
                 });
                 w.pairs(&e.headers);
                 w.position(&e.position);
+                w.boolean(e.type_fallback);
             }
         }
         w.opt_long(self.commit_ts_ms);
@@ -369,6 +387,7 @@ impl Writer {
         self.opt_string(&p.tx_id);
         self.opt_string(&p.connector);
         self.opt_long(p.ts_ms);
+        self.opt_string(&p.log_position);
     }
 
     fn change(&mut self, c: &RowChange) {

@@ -1,21 +1,27 @@
-//! Source records to parsed items: Debezium change events, transaction BEGIN/END, outbox messages.
-//! The same decisions as processor/tap/{decoding,cdc,transactions,outbox}.py. Only validity is
-//! decided here: an invalid record is handed back, and the Python reference names the reason.
+//! Source records to parsed items: Debezium change events, transaction BEGIN/END, outbox messages,
+//! and the routine records (heartbeats, schema changes) read but not journaled. The same decisions as
+//! processor/tap/{decoding,cdc,connect,fields,transactions,outbox}.py. Only validity is decided here:
+//! an invalid record is handed back, and the Python reference names the reason.
 
-use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::connect::{field_maps, image_field_maps, placeholder_image, read_decimals};
 use crate::json::{
-    canonical_map, int_or_none, py_dumps, py_eq, py_int, py_loads, py_str, py_strip, truthy,
+    canonical, canonical_map, int_or_none, is_py_int, parse as parse_json, py_eq, py_int, py_strip,
+    text_of, truthy,
 };
 use crate::model::{Event, Op, Phase, Position, RowChange, Trace};
 
 const NEW_KEY_HEADER: &str = "__debezium.newkey";
 const OLD_KEY_HEADER: &str = "__debezium.oldkey";
 const DEBEZIUM_CONTEXT: &str = "__debezium.context.";
+const HEARTBEAT_TOPIC_PREFIX: &str = "__debezium-heartbeat";
+const ENVELOPE_PAYLOAD: &str = "payload";
+pub const POSTGRES: &str = "postgresql";
 
 pub struct Config {
     pub max_record_bytes: usize,
+    pub envelope: bool,
     pub event_id_header: String,
     pub event_type_header: String,
     pub aggregate_type_header: String,
@@ -36,7 +42,7 @@ pub struct Config {
     pub outbox_rows_deleted_in_tx: bool,
     pub tx_timeout_ms: i64,
     pub intent_timeout_ms: i64,
-    pub dedupe_window_ms: i64,
+    pub dedupe_window_ms: Option<i64>,
     pub group_transactions: bool,
 }
 
@@ -45,6 +51,8 @@ pub enum Kind {
     Cdc,
     TxMetadata,
     Outbox,
+    Heartbeat,
+    SchemaChange,
 }
 
 impl Kind {
@@ -53,6 +61,8 @@ impl Kind {
             Kind::Cdc => "cdc",
             Kind::TxMetadata => "tx_metadata",
             Kind::Outbox => "outbox",
+            Kind::Heartbeat => "heartbeat",
+            Kind::SchemaChange => "schema_change",
         }
     }
 
@@ -61,6 +71,8 @@ impl Kind {
             "cdc" => Some(Kind::Cdc),
             "tx_metadata" => Some(Kind::TxMetadata),
             "outbox" => Some(Kind::Outbox),
+            "heartbeat" => Some(Kind::Heartbeat),
+            "schema_change" => Some(Kind::SchemaChange),
             _ => None,
         }
     }
@@ -122,6 +134,8 @@ fn get<'a>(map: &'a [(String, Option<String>)], key: &str) -> Option<&'a str> {
 pub struct Change {
     pub row: RowChange,
     pub tx_id: Option<String>, // only from the event's transaction block
+    pub kind: Option<String>,  // source.connector: 'postgresql', 'mysql', 'mariadb'
+    pub image_complete: bool,  // the before-image holds more than the key (placeholders aside)
 }
 
 pub struct Boundary {
@@ -152,6 +166,7 @@ impl Outbox {
 
 pub enum Parsed {
     Tombstone,
+    Routine,
     Change(Change),
     Boundary(Boundary),
     Outbox(Outbox),
@@ -167,59 +182,113 @@ pub enum Bad {
 type Parse<T> = Result<T, Bad>;
 
 /// The record's kind (configured, else sniffed; None when unrecognized) and what it parses to.
-pub fn parse(
-    py: Python<'_>,
-    cfg: &Config,
-    rec: &Record,
-    routed: Option<Kind>,
-) -> PyResult<(Option<Kind>, Parse<Parsed>)> {
+pub fn parse(cfg: &Config, rec: &Record, routed: Option<Kind>) -> (Option<Kind>, Parse<Parsed>) {
     if rec.size() > cfg.max_record_bytes {
-        return Ok((routed, Err(Bad::Invalid)));
+        return (routed, Err(Bad::Invalid));
     }
-    let value = match decode(rec.value.as_deref()) {
+    if routed == Some(Kind::Outbox) {
+        let parsed = decode_text(rec.value.as_deref())
+            .and_then(|value| parse_outbox(cfg, rec, value).map(Parsed::Outbox));
+        return (routed, parsed);
+    }
+    let (value, value_schema) = match decode_enveloped(rec.value.as_deref()) {
         Ok(v) => v,
-        Err(bad) => return Ok((routed, Err(bad))),
+        Err(bad) => return (routed, Err(bad)),
     };
-    let Some(kind) = routed.or_else(|| sniff(cfg, rec, &value)) else {
-        return Ok((None, Err(Bad::Invalid)));
-    };
-    if kind == Kind::TxMetadata {
-        return Ok((Some(kind), parse_tx(py, rec, &value)?.map(Parsed::Boundary)));
+    if matches!(routed, None | Some(Kind::Cdc)) {
+        if let Some(kind) = routine_kind(rec, &value) {
+            return (Some(kind), Ok(Parsed::Routine));
+        }
     }
-    let key = match decode(rec.key.as_deref()) {
-        Ok(k) => k,
-        Err(bad) => return Ok((Some(kind), Err(bad))),
+    let Some(kind) = routed.or_else(|| sniff(cfg, rec, &value)) else {
+        return (None, Err(Bad::Invalid));
     };
-    let parsed = if kind == Kind::Cdc {
-        parse_change(py, rec, key, value)?
-    } else {
-        parse_outbox(py, cfg, rec, key, value)?.map(Parsed::Outbox)
+    let parsed = match kind {
+        Kind::TxMetadata => parse_tx(rec, &value).map(Parsed::Boundary),
+        Kind::Outbox => parse_outbox(cfg, rec, value).map(Parsed::Outbox),
+        _ => decode_enveloped(rec.key.as_deref()).and_then(|(key, key_schema)| {
+            parse_change(rec, key, value, key_schema.as_ref(), value_schema.as_ref())
+        }),
     };
-    Ok((Some(kind), parsed))
+    (Some(kind), parsed)
 }
 
-fn decode(data: Option<&[u8]>) -> Parse<Value> {
+fn framed(data: &[u8]) -> bool {
+    data.len() >= 5 && data[0] == 0
+}
+
+/// (value, its Connect schema when the JSON converter sent one).
+fn decode_enveloped(data: Option<&[u8]>) -> Parse<(Value, Option<Value>)> {
+    let Some(data) = data else {
+        return Ok((Value::Null, None));
+    };
+    if framed(data) {
+        return Err(Bad::Foreign);
+    }
+    let value = parse_json(data).ok_or(Bad::Invalid)?;
+    if is_enveloped(&value) {
+        let Value::Object(mut m) = value else {
+            unreachable!()
+        };
+        let schema = m.swap_remove("schema").filter(|s| !s.is_null());
+        return Ok((m.swap_remove("payload").expect("checked"), schema));
+    }
+    Ok((value, None))
+}
+
+/// JSON when it reads as JSON, else the bare text (StringConverter); a JSON scalar other than a
+/// string stays the text it was written as (processor.tap.decoding.decode_text).
+fn decode_text(data: Option<&[u8]>) -> Parse<Value> {
     let Some(data) = data else {
         return Ok(Value::Null);
     };
-    if data.len() >= 5 && data[0] == 0 {
+    if framed(data) {
         return Err(Bad::Foreign);
     }
-    serde_json::from_slice(data)
-        .map(unwrap)
-        .map_err(|_| Bad::Invalid)
+    match parse_json(data).map(unwrap) {
+        Some(v @ (Value::String(_) | Value::Object(_) | Value::Array(_))) => Ok(v),
+        _ => std::str::from_utf8(data)
+            .map(|t| Value::String(t.to_string()))
+            .map_err(|_| Bad::Invalid),
+    }
+}
+
+/// {schema, payload} where the schema is a Connect schema (null, or an object with a type).
+fn is_enveloped(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        m.len() == 2
+            && m.contains_key("payload")
+            && match m.get("schema") {
+                Some(Value::Null) => true,
+                Some(Value::Object(s)) => s.contains_key("type"),
+                _ => false,
+            }
+    })
 }
 
 /// The JSON converter with schemas.enable wraps each value as {schema, payload}.
 fn unwrap(v: Value) -> Value {
-    match v {
-        Value::Object(mut m)
-            if m.len() == 2 && m.contains_key("schema") && m.contains_key("payload") =>
-        {
-            m.swap_remove("payload").expect("checked")
-        }
-        other => other,
+    if is_enveloped(&v) {
+        let Value::Object(mut m) = v else {
+            unreachable!()
+        };
+        return m.swap_remove("payload").expect("checked");
     }
+    v
+}
+
+fn routine_kind(rec: &Record, value: &Value) -> Option<Kind> {
+    if rec.topic.starts_with(HEARTBEAT_TOPIC_PREFIX) {
+        return Some(Kind::Heartbeat);
+    }
+    let m = value.as_object()?;
+    if m.len() == 1 && m.contains_key("ts_ms") {
+        return Some(Kind::Heartbeat);
+    }
+    if !m.contains_key("op") && (m.contains_key("ddl") || m.contains_key("tableChanges")) {
+        return Some(Kind::SchemaChange);
+    }
+    None
 }
 
 fn sniff(cfg: &Config, rec: &Record, value: &Value) -> Option<Kind> {
@@ -236,7 +305,7 @@ fn sniff(cfg: &Config, rec: &Record, value: &Value) -> Option<Kind> {
     rec.header(&cfg.event_id_header).map(|_| Kind::Outbox)
 }
 
-// -- transaction metadata ---------------------------------------------------------------------
+// -- transaction ids and metadata -------------------------------------------------------------
 
 fn looks_like_tx_metadata(v: &Value) -> bool {
     v.as_object().is_some_and(|m| {
@@ -245,34 +314,45 @@ fn looks_like_tx_metadata(v: &Value) -> bool {
     })
 }
 
-/// One text for a transaction across Debezium's forms: '571:53195832' and 571 are both '571'.
-pub fn normalize_tx_id(text: &str) -> String {
-    let head = py_strip(text.split(':').next().unwrap_or(""));
-    if !head.is_empty() && head.bytes().all(|b| b.is_ascii_digit()) {
-        let reduced = head.bytes().fold(0u64, |acc, b| {
-            (acc * 10 + u64::from(b - b'0')) % (1u64 << 32)
-        });
-        reduced.to_string()
-    } else {
-        head.to_string()
+/// A transaction id's text, or None when the value cannot be one (a text or an integer).
+fn tx_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        n @ Value::Number(_) if is_py_int(n) => Some(canonical(n)),
+        _ => None,
     }
 }
 
-fn normalize_value(py: Python<'_>, v: &Value) -> PyResult<String> {
-    Ok(normalize_tx_id(&py_str(py, v)?))
+/// processor.tap.fields.normalize_tx_id: PostgreSQL's '571' and '571:53195832' are both '571',
+/// reduced to the 32-bit xid; other databases' ids (GTIDs) stay whole.
+pub fn normalize_tx_id(text: &str) -> String {
+    let t = py_strip(text);
+    let (head, tail) = match t.find(':') {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let pg = digits(head) && (head == "0" || !head.starts_with('0')) && tail.is_none_or(digits);
+    if !pg {
+        return t.to_string();
+    }
+    let last = &head[head.len().saturating_sub(32)..];
+    let n: u128 = last.parse().expect("ascii digits");
+    (n % (1u128 << 32)).to_string()
 }
 
-fn parse_tx(py: Python<'_>, rec: &Record, value: &Value) -> PyResult<Parse<Boundary>> {
+fn parse_tx(rec: &Record, value: &Value) -> Parse<Boundary> {
     if !looks_like_tx_metadata(value) {
-        return Ok(Err(Bad::Invalid));
+        return Err(Bad::Invalid);
     }
     let m = value.as_object().expect("checked");
+    let tx_id = normalize_tx_id(&tx_text(&m["id"]).ok_or(Bad::Invalid)?);
     let end = m["status"] == "END";
     let count = m.get("event_count").and_then(py_int);
     let mut collections: Vec<(String, i64)> = Vec::new();
     if end {
         if count.is_none_or(|c| c < 0) {
-            return Ok(Err(Bad::Invalid));
+            return Err(Bad::Invalid);
         }
         match m.get("data_collections") {
             Some(Value::Array(items)) => {
@@ -284,21 +364,19 @@ fn parse_tx(py: Python<'_>, rec: &Record, value: &Value) -> PyResult<Parse<Bound
                         .and_then(py_int);
                     match (name, n) {
                         (Some(name), Some(n)) => upsert(&mut collections, name, n),
-                        _ => return Ok(Err(Bad::Invalid)),
+                        _ => return Err(Bad::Invalid),
                     }
                 }
             }
-            Some(other) if truthy(other) => return Ok(Err(Bad::Invalid)),
+            Some(other) if truthy(other) => return Err(Bad::Invalid),
             _ => {}
         }
-        if !collections.is_empty()
-            && collections.iter().map(|(_, n)| n).sum::<i64>() != count.unwrap_or(0)
-        {
-            return Ok(Err(Bad::Invalid));
+        let total: i128 = collections.iter().map(|(_, n)| i128::from(*n)).sum();
+        if !collections.is_empty() && total != i128::from(count.unwrap_or(0)) {
+            return Err(Bad::Invalid);
         }
     }
-    let tx_id = normalize_value(py, &m["id"])?;
-    Ok(Ok(Boundary {
+    Ok(Boundary {
         end,
         event_count: if end { count } else { None },
         collections,
@@ -311,116 +389,127 @@ fn parse_tx(py: Python<'_>, rec: &Record, value: &Value) -> PyResult<Parse<Bound
             tx_id: Some(tx_id.clone()),
             connector: None,
             ts_ms: None,
+            log_position: None,
         },
         tx_id,
-    }))
+    })
 }
 
 // -- change events ----------------------------------------------------------------------------
 
-fn str_or_none(py: Python<'_>, v: Option<&Value>) -> PyResult<Option<String>> {
+fn str_or_none(v: Option<&Value>) -> Option<String> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => py_str(py, v).map(Some),
+        None | Some(Value::Null) => None,
+        Some(v) => Some(text_of(v)),
     }
 }
 
 /// Takes the row image out of the event (no copy); None when absent or null.
-fn take_image(m: &mut Map<String, Value>, name: &str) -> Parse<Option<Value>> {
+fn take_image(m: &mut Map<String, Value>, name: &str) -> Parse<Option<Map<String, Value>>> {
     match m.swap_remove(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v)),
+        Some(Value::Object(o)) => Ok(Some(o)),
         Some(_) => Err(Bad::Invalid),
     }
 }
 
-fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyResult<Parse<Parsed>> {
+/// The image with its decimals read (a copy only where one was read).
+fn decimals(
+    image: &Option<Map<String, Value>>,
+    schema: Option<&Value>,
+    name: &str,
+) -> Parse<Option<Map<String, Value>>> {
+    let Some(image) = image else { return Ok(None) };
+    read_decimals(image, &image_field_maps(schema, name)).map_err(|_| Bad::Invalid)
+}
+
+fn parse_change(
+    rec: &Record,
+    key: Value,
+    value: Value,
+    key_schema: Option<&Value>,
+    value_schema: Option<&Value>,
+) -> Parse<Parsed> {
     if value.is_null() {
-        return Ok(Ok(Parsed::Tombstone));
+        return Ok(Parsed::Tombstone);
     }
     let Value::Object(mut m) = value else {
-        return Ok(Err(Bad::Invalid));
+        return Err(Bad::Invalid);
     };
-    let Some(op) = m
+    let op = m
         .get("op")
         .and_then(Value::as_str)
         .and_then(Op::from_debezium)
-    else {
-        return Ok(Err(Bad::Invalid));
-    };
+        .ok_or(Bad::Invalid)?;
     let source = match m.swap_remove("source") {
         Some(Value::Object(source)) => source,
-        _ => return Ok(Err(Bad::Invalid)),
+        _ => return Err(Bad::Invalid),
     };
-    let (before, after) = match (take_image(&mut m, "before"), take_image(&mut m, "after")) {
-        (Ok(b), Ok(a)) => (b, a),
-        _ => return Ok(Err(Bad::Invalid)),
-    };
+    let raw_before = take_image(&mut m, "before")?;
+    let raw_after = take_image(&mut m, "after")?;
+    let read_before = decimals(&raw_before, value_schema, "before")?;
+    let read_after = decimals(&raw_after, value_schema, "after")?;
+    let after = read_after.or(raw_after);
+    let before_ref = read_before.as_ref().or(raw_before.as_ref());
     let needs_after = matches!(op, Op::Create | Op::Read | Op::Update);
-    if (needs_after && after.is_none()) || (op == Op::Delete && before.is_none()) {
-        return Ok(Err(Bad::Invalid));
+    if (needs_after && after.is_none()) || (op == Op::Delete && before_ref.is_none()) {
+        return Err(Bad::Invalid);
     }
-    let Ok(row_key) = row_key(op, key, before.as_ref(), after.as_ref()) else {
-        return Ok(Err(Bad::Invalid));
-    };
-    let tx_id = match m.get("transaction") {
-        Some(Value::Object(t)) if t.contains_key("id") => Some(normalize_value(py, &t["id"])?),
-        _ => None,
-    };
-    let source_tx = match source.get("txId") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(normalize_value(py, v)?),
-    };
-    let position = Position {
-        topic: rec.topic.clone(),
-        partition: rec.partition,
-        offset: rec.offset,
-        lsn: int_or_none(source.get("lsn")),
-        tx_id: tx_id.clone().or(source_tx),
-        connector: str_or_none(py, source.get("name"))?,
-        ts_ms: int_or_none(source.get("ts_ms")),
-    };
-    let (table, schema) = if op == Op::Message {
-        let prefix = m
-            .get("message")
-            .and_then(Value::as_object)
-            .and_then(|msg| msg.get("prefix"));
-        let prefix = match prefix {
-            Some(p) if truthy(p) => py_str(py, p)?,
-            _ => "unknown".to_string(),
+    let row_key = row_key(op, key, before_ref, after.as_ref(), key_schema)?;
+    let tx_id = tx_id(m.get("transaction"), &source)?;
+    let kind = str_or_none(source.get("connector"));
+    let position = position(rec, &source, tx_id.clone())?;
+    let (table, schema) = table(op, &m, &source)?;
+    let image_complete = before_is_complete(op, before_ref, &row_key);
+    let placeholders = kind.as_deref() == Some(POSTGRES)
+        && op == Op::Delete
+        && match (&raw_before, before_ref) {
+            (Some(raw), Some(read)) => placeholder_image(
+                raw,
+                read,
+                &row_key,
+                &image_field_maps(value_schema, "before"),
+            ),
+            _ => false,
         };
-        (format!("message.{prefix}"), None)
-    } else {
-        match source.get("table") {
-            Some(Value::String(t)) if !t.is_empty() => {
-                (t.clone(), str_or_none(py, source.get("schema"))?)
-            }
-            _ => return Ok(Err(Bad::Invalid)),
-        }
-    };
+    let before = read_before.or(raw_before).map(Value::Object);
+    let after = after.map(Value::Object);
     let changed_fields = changed_fields(op, before.as_ref(), after.as_ref(), &row_key);
-    let before_complete = before_is_complete(op, before.as_ref(), &row_key);
-    let collection = match &schema {
-        Some(s) if !s.is_empty() => format!("{s}.{table}"),
-        _ => table.clone(),
+    let database = str_or_none(source.get("db"));
+    let prefix = schema.as_deref().filter(|s| !s.is_empty()).or_else(|| {
+        database
+            .as_deref()
+            .filter(|d| op != Op::Message && !d.is_empty())
+    });
+    let collection = match prefix {
+        Some(p) => format!("{p}.{table}"),
+        None => table.clone(),
     };
     let key_json = canonical_map(&row_key);
     let identity = format!(
         "row|{}|{}|{}|{}|{}",
         position.connector.as_deref().unwrap_or("None"),
         position.tx_id.as_deref().unwrap_or("None"),
-        position.lsn.map_or("None".to_string(), |l| l.to_string()),
+        match (&position.log_position, position.lsn) {
+            (Some(log), _) => log.clone(),
+            (None, Some(lsn)) => lsn.to_string(),
+            (None, None) => "None".to_string(),
+        },
         collection,
         key_json
     );
-    let entity = entity_ref(py, &collection, &row_key, &key_json)?;
+    let entity = entity_ref(&collection, &row_key, &key_json);
     let after = if op == Op::Message {
         m.get("message").filter(|v| !v.is_null()).cloned()
     } else {
         after
     };
+    let own_tx = match m.get("transaction") {
+        Some(Value::Object(t)) if t.get("id").is_some_and(|i| !i.is_null()) => tx_id,
+        _ => None,
+    };
     let row = RowChange {
-        database: str_or_none(py, source.get("db"))?,
+        database,
         schema,
         table,
         key_json,
@@ -428,22 +517,88 @@ fn parse_change(py: Python<'_>, rec: &Record, key: Value, value: Value) -> PyRes
         before,
         after,
         changed_fields,
-        before_complete,
-        other_key: other_key(py, rec, op)?,
+        before_complete: image_complete && !placeholders,
+        other_key: other_key(rec, op),
         position,
         collection,
         identity,
         entity,
     };
-    Ok(Ok(Parsed::Change(Change { row, tx_id })))
+    Ok(Parsed::Change(Change {
+        row,
+        tx_id: own_tx,
+        kind,
+        image_complete,
+    }))
+}
+
+/// The transaction block's id, else the source's txId (PostgreSQL) or GTID (MySQL, MariaDB).
+fn tx_id(block: Option<&Value>, source: &Map<String, Value>) -> Parse<Option<String>> {
+    let from_block = block.and_then(Value::as_object).and_then(|b| b.get("id"));
+    for raw in [from_block, source.get("txId"), source.get("gtid")] {
+        match raw {
+            None | Some(Value::Null) => continue,
+            Some(v) => return Ok(Some(normalize_tx_id(&tx_text(v).ok_or(Bad::Invalid)?))),
+        }
+    }
+    Ok(None)
+}
+
+fn position(rec: &Record, source: &Map<String, Value>, tx_id: Option<String>) -> Parse<Position> {
+    let lsn = int_or_none(source.get("lsn"));
+    let mut log_position = None;
+    if lsn.is_none() {
+        let file = match source.get("file") {
+            Some(Value::String(f)) if !f.is_empty() => f,
+            _ => return Err(Bad::Invalid),
+        };
+        let pos = int_or_none(source.get("pos")).ok_or(Bad::Invalid)?;
+        let row = int_or_none(source.get("row")).unwrap_or(0);
+        log_position = Some(format!("{file}:{pos}:{row}"));
+    }
+    Ok(Position {
+        topic: rec.topic.clone(),
+        partition: rec.partition,
+        offset: rec.offset,
+        lsn,
+        tx_id,
+        connector: str_or_none(source.get("name")),
+        ts_ms: int_or_none(source.get("ts_ms")),
+        log_position,
+    })
+}
+
+fn table(
+    op: Op,
+    m: &Map<String, Value>,
+    source: &Map<String, Value>,
+) -> Parse<(String, Option<String>)> {
+    if op == Op::Message {
+        let prefix = m
+            .get("message")
+            .and_then(Value::as_object)
+            .and_then(|msg| msg.get("prefix"));
+        let prefix = match prefix {
+            Some(p) if truthy(p) => text_of(p),
+            _ => "unknown".to_string(),
+        };
+        return Ok((format!("message.{prefix}"), None));
+    }
+    match source.get("table") {
+        Some(Value::String(t)) if !t.is_empty() => {
+            Ok((t.clone(), str_or_none(source.get("schema"))))
+        }
+        _ => Err(Bad::Invalid),
+    }
 }
 
 fn row_key(
     op: Op,
     key: Value,
-    before: Option<&Value>,
-    after: Option<&Value>,
-) -> Result<Map<String, Value>, ()> {
+    before: Option<&Map<String, Value>>,
+    after: Option<&Map<String, Value>>,
+    key_schema: Option<&Value>,
+) -> Parse<Map<String, Value>> {
     let key = unwrap(key);
     if !matches!(op, Op::Create | Op::Read | Op::Update | Op::Delete) {
         return Ok(match key {
@@ -452,17 +607,18 @@ fn row_key(
         });
     }
     let Value::Object(key) = key else {
-        return Err(());
+        return Err(Bad::Invalid);
     };
     if key.is_empty() || key.values().any(Value::is_null) {
-        return Err(());
+        return Err(Bad::Invalid);
     }
-    if let Some(Value::Object(image)) = after.or(before) {
+    if let Some(image) = after.or(before) {
         if key.keys().any(|f| !image.contains_key(f)) {
-            return Err(());
+            return Err(Bad::Invalid);
         }
     }
-    Ok(key)
+    let read = read_decimals(&key, &field_maps(key_schema)).map_err(|_| Bad::Invalid)?;
+    Ok(read.unwrap_or(key))
 }
 
 fn keys(v: Option<&Value>) -> Vec<String> {
@@ -482,7 +638,7 @@ fn changed_fields(
     let (Some(Value::Object(b)), Some(Value::Object(a))) = (before, after) else {
         return keys(after);
     };
-    if op != Op::Update || !before_is_complete(op, before, key) {
+    if op != Op::Update || !before_is_complete(op, Some(b), key) {
         return keys(after);
     }
     a.iter()
@@ -492,11 +648,15 @@ fn changed_fields(
 }
 
 /// False when the before-image is missing or holds only the key (REPLICA IDENTITY DEFAULT).
-fn before_is_complete(op: Op, before: Option<&Value>, key: &Map<String, Value>) -> bool {
+fn before_is_complete(
+    op: Op,
+    before: Option<&Map<String, Value>>,
+    key: &Map<String, Value>,
+) -> bool {
     if matches!(op, Op::Create | Op::Read | Op::Message) {
         return true;
     }
-    let Some(Value::Object(b)) = before else {
+    let Some(b) = before else {
         return false;
     };
     let mut others = b.iter().filter(|(f, _)| !key.contains_key(*f)).peekable();
@@ -504,38 +664,31 @@ fn before_is_complete(op: Op, before: Option<&Value>, key: &Map<String, Value>) 
 }
 
 /// 'public.orders:1042' for a one-column key, else 'public.lines:{"line":2,"order":1042}'.
-fn entity_ref(
-    py: Python<'_>,
-    collection: &str,
-    key: &Map<String, Value>,
-    key_json: &str,
-) -> PyResult<String> {
-    Ok(match key.len() {
+fn entity_ref(collection: &str, key: &Map<String, Value>, key_json: &str) -> String {
+    match key.len() {
         0 => format!("{collection}:*"),
         1 => format!(
             "{collection}:{}",
-            py_str(py, key.values().next().expect("one"))?
+            text_of(key.values().next().expect("one"))
         ),
         _ => format!("{collection}:{key_json}"),
-    })
+    }
 }
 
-fn other_key(py: Python<'_>, rec: &Record, op: Op) -> PyResult<Option<Value>> {
+fn other_key(rec: &Record, op: Op) -> Option<Value> {
     let name = match op {
         Op::Delete => NEW_KEY_HEADER,
         Op::Create => OLD_KEY_HEADER,
-        _ => return Ok(None),
+        _ => return None,
     };
-    let Some(text) = rec.header(name) else {
-        return Ok(None);
-    };
-    Ok(Some(match py_loads(py, &text)? {
+    let text = rec.header(name)?;
+    Some(match parse_json(text.as_bytes()) {
         None => Value::Object(Map::from_iter([("raw".to_string(), Value::String(text))])),
         Some(v) => match unwrap(v) {
             obj @ Value::Object(_) => obj,
             other => Value::Object(Map::from_iter([("value".to_string(), other)])),
         },
-    }))
+    })
 }
 
 // -- outbox -----------------------------------------------------------------------------------
@@ -551,45 +704,30 @@ fn clean(text: Option<&str>) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn field(py: Python<'_>, payload: &Value, names: &[&str]) -> PyResult<Option<String>> {
-    let Some(m) = payload.as_object() else {
-        return Ok(None);
-    };
-    for name in names {
-        match m.get(*name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(s)) if s.is_empty() => continue,
-            Some(Value::String(s)) => return Ok(Some(s.clone())),
-            Some(other) => return py_dumps(py, other, false).map(Some),
-        }
-    }
-    Ok(None)
+fn field(payload: &Value, names: &[&str]) -> Option<String> {
+    let m = payload.as_object()?;
+    names.iter().find_map(|name| match m.get(*name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(v) => Some(text_of(v)),
+    })
 }
 
 /// 'a', 'a,b', or a JSON array '["a","b"]' -> [a, b].
-fn id_list(py: Python<'_>, raw: Option<&str>) -> PyResult<Vec<String>> {
+fn id_list(raw: Option<&str>) -> Vec<String> {
     let Some(text) = clean(raw.filter(|r| !r.is_empty())) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     if text.starts_with('[') {
-        if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&text) {
-            return items
-                .iter()
-                .filter(|i| truthy(i))
-                .map(|i| py_str(py, i))
-                .collect();
+        if let Some(Value::Array(items)) = parse_json(text.as_bytes()) {
+            return items.iter().filter(|i| truthy(i)).map(text_of).collect();
         }
     }
-    Ok(text
-        .split(',')
+    text.split(',')
         .map(|part| py_strip(part).trim_matches('"'))
         .filter(|part| !part.is_empty())
         .map(str::to_string)
-        .collect())
-}
-
-fn first(headers: &[(String, Option<String>)], names: &[String]) -> Option<String> {
-    names.iter().find_map(|n| clean(get(headers, n)))
+        .collect()
 }
 
 /// W3C traceparent 'vv-trace-span-flags'; None when absent or malformed.
@@ -620,58 +758,94 @@ fn trace(traceparent: Option<String>, tracestate: Option<String>) -> Option<Trac
     })
 }
 
-fn payload_of(py: Python<'_>, value: Value) -> PyResult<Value> {
-    Ok(match unwrap(value) {
-        Value::String(s) => py_loads(py, &s)?.unwrap_or(Value::String(s)),
+fn payload_of(value: Value) -> Value {
+    match unwrap(value) {
+        Value::String(s) => parse_json(s.as_bytes()).unwrap_or(Value::String(s)),
         other => other,
-    })
+    }
 }
 
-fn parse_outbox(
-    py: Python<'_>,
-    cfg: &Config,
-    rec: &Record,
-    key: Value,
-    value: Value,
-) -> PyResult<Parse<Outbox>> {
-    let payload = payload_of(py, value)?;
+/// (envelope fields, payload): with ``envelope``, a value holding 'payload' is the envelope.
+fn split(value: Value, cfg: &Config) -> (Map<String, Value>, Value) {
+    match value {
+        Value::Object(mut m) if cfg.envelope && m.contains_key(ENVELOPE_PAYLOAD) => {
+            let payload = m.shift_remove(ENVELOPE_PAYLOAD).expect("checked");
+            (m, payload_of(payload))
+        }
+        other => (Map::new(), payload_of(other)),
+    }
+}
+
+/// Where the router placed extra columns: headers first, then the envelope's fields.
+struct Facts<'a> {
+    headers: &'a [(String, Option<String>)],
+    envelope: &'a Map<String, Value>,
+}
+
+impl Facts<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        match get(self.headers, name) {
+            Some(text) if !text.is_empty() => Some(text.to_string()),
+            _ => self
+                .envelope
+                .get(name)
+                .filter(|v| !v.is_null())
+                .map(text_of),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        clean(self.raw(name).as_deref())
+    }
+
+    fn first(&self, names: &[String]) -> Option<String> {
+        names.iter().find_map(|n| self.get(n))
+    }
+}
+
+fn parse_outbox(cfg: &Config, rec: &Record, value: Value) -> Parse<Outbox> {
+    let key = decode_text(rec.key.as_deref())?;
+    let (envelope, payload) = split(unwrap(value), cfg);
     let headers = rec.header_map();
-    let h = |name: &str| get(&headers, name);
-    let Some(event_id) = clean(h(&cfg.event_id_header)) else {
-        return Ok(Err(Bad::Invalid));
+    let facts = Facts {
+        headers: &headers,
+        envelope: &envelope,
     };
-    let event_type = match clean(h(&cfg.event_type_header)) {
-        Some(t) => t,
-        None => match field(py, &payload, &["type", "eventType"])? {
-            Some(t) => t,
-            None => return Ok(Err(Bad::Invalid)),
-        },
-    };
-    let aggregate_type = clean(h(&cfg.aggregate_type_header)).or_else(|| {
+    let event_id = facts.get(&cfg.event_id_header).ok_or(Bad::Invalid)?;
+    let aggregate_type = facts.get(&cfg.aggregate_type_header).or_else(|| {
         rec.topic
             .strip_prefix(cfg.topic_prefix.as_str())
             .map(str::to_string)
     });
-    let tx_id = clean(h(&cfg.tx_header)).map(|t| normalize_tx_id(&t));
-    let aggregate_id = match unwrap(key) {
+    let typed = facts
+        .get(&cfg.event_type_header)
+        .or_else(|| field(&payload, &["type", "eventType"]));
+    let type_fallback = typed.is_none();
+    let event_type = match typed {
+        Some(t) => t,
+        None => aggregate_type
+            .clone()
+            .filter(|a| !a.is_empty())
+            .ok_or(Bad::Invalid)?,
+    };
+    let tx_id = facts.get(&cfg.tx_header).map(|t| normalize_tx_id(&t));
+    let aggregate_id = match key {
         Value::Null => None,
         Value::String(s) => Some(s),
-        other => Some(py_dumps(py, &other, true)?),
+        other => Some(canonical(&other)),
     };
-    let correlation_id = match clean(h(&cfg.correlation_header)) {
-        Some(c) => Some(c),
-        None => field(py, &payload, &[cfg.correlation_field.as_str()])?,
-    };
-    let causation_raw = match h(&cfg.causation_header).filter(|c| !c.is_empty()) {
-        Some(c) => Some(c.to_string()),
-        None => field(py, &payload, &[cfg.causation_field.as_str()])?,
-    };
-    let causation_ids = id_list(py, causation_raw.as_deref())?;
+    let correlation_id = facts
+        .get(&cfg.correlation_header)
+        .or_else(|| field(&payload, &[cfg.correlation_field.as_str()]));
+    let causation_raw = facts
+        .raw(&cfg.causation_header)
+        .or_else(|| field(&payload, &[cfg.causation_field.as_str()]));
+    let causation_ids = id_list(causation_raw.as_deref());
     let trace = trace(
-        first(&headers, &cfg.traceparent_headers),
-        first(&headers, &cfg.tracestate_headers),
+        facts.first(&cfg.traceparent_headers),
+        facts.first(&cfg.tracestate_headers),
     );
-    let phase = match clean(h(&cfg.phase_header))
+    let phase = match clean(facts.raw(&cfg.phase_header).as_deref())
         .map(|p| p.to_lowercase())
         .as_deref()
     {
@@ -679,10 +853,10 @@ fn parse_outbox(
         Some("outcome") => Phase::Outcome,
         _ => Phase::Action,
     };
-    let intent_id = clean(h(&cfg.intent_header));
+    let intent_id = facts.get(&cfg.intent_header);
     let mut decision: Vec<(String, String)> = Vec::new();
     for name in &cfg.decision_fields {
-        if let Some(v) = field(py, &payload, &[name.as_str()])? {
+        if let Some(v) = field(&payload, &[name.as_str()]) {
             upsert(&mut decision, name, v);
         }
     }
@@ -691,13 +865,13 @@ fn parse_outbox(
             upsert(&mut decision, rest, v.clone());
         }
     }
-    let external_systems = id_list(py, h(&cfg.external_systems_header))?;
+    let external_systems = id_list(facts.raw(&cfg.external_systems_header).as_deref());
     let event_headers = headers
         .iter()
         .filter(|(k, _)| !k.starts_with(DEBEZIUM_CONTEXT))
         .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
         .collect();
-    Ok(Ok(Outbox {
+    Ok(Outbox {
         event: Event {
             event_id,
             event_type,
@@ -713,7 +887,9 @@ fn parse_outbox(
                 tx_id,
                 connector: None,
                 ts_ms: rec.ts_ms,
+                log_position: None,
             },
+            type_fallback,
         },
         correlation_id,
         causation_ids,
@@ -722,5 +898,5 @@ fn parse_outbox(
         intent_id,
         decision,
         external_systems,
-    }))
+    })
 }

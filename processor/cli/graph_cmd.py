@@ -18,6 +18,7 @@ from processor.graph.builder import CausalGraph
 from processor.graph.queries import ancestors, closure, descendants
 from processor.graph.runner import GraphBuilder
 from processor.journal.serde import from_json_view
+from processor.jsonvalue import loads
 from processor.kafka import cluster
 from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
@@ -69,11 +70,14 @@ def _entries(
     settings: Settings, capture: Path | None, dump: Path | None, catalog: Catalog
 ) -> list[JournalEntry]:
     if capture:
-        _, outputs = open_capture(settings, catalog, capture, registry_lookup(settings))
+        _, outputs = open_capture(
+            settings, catalog, capture, registry_lookup(settings),
+            lambda error: click.echo(f"unreadable line: {error}", err=True),
+        )  # fmt: skip
         return [e for out in outputs for e in out.entries]
     if dump:
         lines = dump.read_text(encoding="utf-8").splitlines()
-        return [from_json_view(json.loads(line)) for line in lines if line.strip()]
+        return [from_json_view(loads(line)) for line in lines if line.strip()]
     return []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -10,7 +9,9 @@ import click
 
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
 from processor.config import Settings
+from processor.errors import ConfigError
 from processor.journal.serde import to_json_view
+from processor.jsonvalue import dumps
 from processor.kafka import cluster
 from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
@@ -39,11 +40,17 @@ def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
 def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     """Print the journal entries a capture yields, one JSON object per line; dead letters go to stderr."""
     catalog = catalog_from(ctx, catalog_file)
-    core, outputs = open_capture(ctx.settings, catalog, capture, registry_lookup(ctx.settings))
+    unreadable: list[ConfigError] = []
+
+    def skip(error: ConfigError) -> None:
+        click.echo(f"unreadable line: {error}", err=True)
+        unreadable.append(error)
+
+    core, outputs = open_capture(ctx.settings, catalog, capture, registry_lookup(ctx.settings), skip)
     entries = dead = 0
     for out in outputs:
         for entry in out.entries:
-            click.echo(json.dumps(to_json_view(entry), sort_keys=False))
+            click.echo(dumps(to_json_view(entry)))
             entries += 1
         for letter in out.dead_letters:
             click.echo(f"dead letter [{letter.reason.value}] {letter.message}", err=True)
@@ -51,7 +58,7 @@ def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     stats = core.stats
     click.echo(
         f"{entries} journal entries, {dead} dead letters, {stats.duplicates} duplicates dropped, "
-        f"{stats.incomplete} incomplete, {stats.in_doubt} in doubt",
+        f"{stats.incomplete} incomplete, {stats.in_doubt} in doubt, {len(unreadable)} unreadable lines",
         err=True,
     )
 

@@ -6,9 +6,9 @@ payloads) become the schema's ``*_json`` text here and nowhere else.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from processor.jsonvalue import canonical_json, loads
 from processor.model import (
     JournalEntry,
     Op,
@@ -18,7 +18,6 @@ from processor.model import (
     RowChange,
     SourcePosition,
     TraceContext,
-    canonical_json,
 )
 from processor.schemas import Record, SchemaName, decode, encode
 
@@ -31,7 +30,7 @@ def _json(value: Any) -> str | None:
 
 
 def _parse(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else loads(text)
 
 
 def _position(p: SourcePosition) -> Record:
@@ -43,6 +42,7 @@ def _position(p: SourcePosition) -> Record:
         "tx_id": p.tx_id,
         "connector": p.connector,
         "ts_ms": p.ts_ms,
+        "log_position": p.log_position,
     }
 
 
@@ -71,6 +71,7 @@ def _event(e: OutboxEvent) -> Record:
         "payload_json": _json(e.payload),
         "headers": dict(e.headers),
         "position": _position(e.position),
+        "type_fallback": e.type_fallback,
     }
 
 
@@ -115,8 +116,9 @@ def to_record(entry: JournalEntry) -> Record:
 
 def _from_position(r: Record) -> SourcePosition:
     return SourcePosition(
-        r["topic"], r["partition"], r["offset"], r["lsn"], r["tx_id"], r["connector"], r["ts_ms"]
-    )
+        r["topic"], r["partition"], r["offset"], r["lsn"], r["tx_id"], r["connector"], r["ts_ms"],
+        r.get("log_position"),
+    )  # fmt: skip
 
 
 def _from_change(r: Record) -> RowChange:
@@ -124,7 +126,7 @@ def _from_change(r: Record) -> RowChange:
         database=r["database"],
         schema=r["schema"],
         table=r["table"],
-        key=json.loads(r["key_json"]),
+        key=loads(r["key_json"]),
         op=Op(r["op"]),
         before=_parse(r["before_json"]),
         after=_parse(r["after_json"]),
@@ -155,6 +157,7 @@ def from_record(r: Record) -> JournalEntry:
             _parse(e["payload_json"]),
             dict(e["headers"]),
             _from_position(e["position"]),
+            e.get("type_fallback", False),
         ),
         commit_ts_ms=r["commit_ts_ms"],
         tx_id=r["tx_id"],
@@ -194,7 +197,7 @@ def to_json_view(entry: JournalEntry) -> dict[str, Any]:
     view["event"] = view["event"][1] if view["event"] else None
     view["trace"] = view["trace"][1] if view["trace"] else None
     for change in view["changes"]:
-        change["key"] = json.loads(change.pop("key_json"))
+        change["key"] = loads(change.pop("key_json"))
         change["before"] = _parse(change.pop("before_json"))
         change["after"] = _parse(change.pop("after_json"))
         change["other_key"] = _parse(change.pop("other_key_json"))

@@ -6,12 +6,12 @@ names the field at fault, and an invalid request is rejected, never half-execute
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from processor.errors import RewindError
+from processor.jsonvalue import JsonInvalid, dumps, loads
 from processor.model import JournalEntry
 
 
@@ -65,8 +65,8 @@ class FieldPredicate:
             if symbol in text:
                 name, _, raw = text.partition(symbol)
                 try:
-                    value = json.loads(raw.strip())
-                except json.JSONDecodeError:
+                    value = loads(raw.strip())
+                except JsonInvalid:
                     value = raw.strip()  # a bare word: taken as text
                 predicate = cls(name.strip(), op, value)
                 predicate.validate()
@@ -123,7 +123,7 @@ class FieldPredicate:
 
     def __str__(self) -> str:
         symbol = {v: k.strip() for k, v in _SYMBOLS.items()}[self.op]
-        return f"{self.field} {symbol} {json.dumps(self.value)}"
+        return f"{self.field} {symbol} {dumps(self.value)}"
 
 
 def _sources(entry: JournalEntry, head: str) -> list[Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from processor.errors import SchemaError, Where
+from processor.jsonvalue import JsonInvalid, dumps, loads
 from processor.rollback.plan import Conflict, Plan, Step, StepMechanism, StepState
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
@@ -36,7 +36,7 @@ def request_to_record(r: RollbackRequest) -> Record:
             "to_ts_ms": s.to_ts_ms,
             "predicate": None if predicate is None else {
                 "field": predicate.field, "op": predicate.op.value,
-                "value_json": json.dumps(predicate.value)},
+                "value_json": dumps(predicate.value)},
         },
         "mode": r.mode.value, "widen_on_overwrites": r.widen_on_overwrites,
     }  # fmt: skip
@@ -52,8 +52,8 @@ def request_from_record(rec: Record) -> RollbackRequest:
         if p["op"] not in PredicateOp.__members__:
             raise RequestInvalid(f"unknown predicate op {p['op']!r}", field="selector.predicate.op")
         try:
-            value = json.loads(p["value_json"])
-        except json.JSONDecodeError as exc:
+            value = loads(p["value_json"])
+        except JsonInvalid as exc:
             raise RequestInvalid(f"not JSON: {exc}", field="selector.predicate.value_json") from exc
         predicate = FieldPredicate(p["field"], PredicateOp(p["op"]), value)
     request = RollbackRequest(
@@ -174,12 +174,12 @@ def decode_status(data: bytes, where: Where | None = None) -> RequestProgress:
 
 def encode_command(envelope: dict[str, Any], fmt: str) -> bytes:
     if fmt == "json":
-        return json.dumps(envelope, separators=(",", ":")).encode()
+        return dumps(envelope).encode()
     return encode(envelope, SchemaName.COMPENSATION)
 
 
 def decode_command(data: bytes, fmt: str) -> dict[str, Any]:
     if fmt == "json":
-        value: dict[str, Any] = json.loads(data)
+        value: dict[str, Any] = loads(data)
         return value
     return decode(data, SchemaName.COMPENSATION)

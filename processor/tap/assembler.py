@@ -14,11 +14,13 @@ import bisect
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from processor.config import TapSettings
 from processor.model import (
     JournalEntry,
+    Op,
     Phase,
     Reversibility,
     RowChange,
@@ -26,7 +28,7 @@ from processor.model import (
     event_identity,
     transaction_identity,
 )
-from processor.tap.cdc import ChangeEvent
+from processor.tap.cdc import POSTGRES, ChangeEvent
 from processor.tap.outbox import OutboxMessage
 from processor.tap.transactions import TxBoundary
 
@@ -35,9 +37,10 @@ TopicPartitionKey = tuple[str, int]
 
 
 class DedupeIndex:
-    """Identities journaled within the window: outbox event ids, (txId, LSN, table, key), tx ids."""
+    """Identities journaled within the window: outbox event ids, (txId, LSN, table, key), tx ids.
+    Without a window (a capture read offline) nothing is forgotten."""
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int | None) -> None:
         self.window_ms = window_ms
         self._seen: set[int] = set()
         self._order: deque[tuple[int, int]] = deque()
@@ -61,6 +64,8 @@ class DedupeIndex:
             self._order.append((ts_ms, h))
 
     def prune(self, now_ms: int) -> None:
+        if self.window_ms is None:
+            return
         while self._order and self._order[0][0] < now_ms - self.window_ms:
             self._seen.discard(self._order.popleft()[1])
 
@@ -99,6 +104,27 @@ class _PendingIntent:
     entry: JournalEntry
 
 
+class ReplicaIdentity(Enum):
+    """What a PostgreSQL table sends as old values, as its updates show: nothing but the key
+    (DEFAULT: an update's before-image is null) or the whole row (FULL)."""
+
+    DEFAULT = "DEFAULT"
+    FULL = "FULL"
+
+
+def learn_identity(known: dict[str, ReplicaIdentity], row: RowChange) -> None:
+    """An update tells its table's replica identity (deletes are judged by it)."""
+    if row.op is Op.UPDATE:
+        if row.before is None:
+            known[_table_key(row)] = ReplicaIdentity.DEFAULT
+        elif row.before_complete:
+            known[_table_key(row)] = ReplicaIdentity.FULL
+
+
+def _table_key(row: RowChange) -> str:
+    return f"{row.position.connector}|{row.collection}"
+
+
 @dataclass
 class AssemblyStats:
     duplicates: int = 0
@@ -123,6 +149,7 @@ class Assembler:
         self.stats = AssemblyStats()
         self._open: dict[str, _OpenTx] = {}
         self._intents: dict[str, _PendingIntent] = {}
+        self._identity: dict[str, ReplicaIdentity] = {}  # per table: what its updates have shown
         # Per partition, (offset, transaction) of held records in offset order; closed ones are
         # dropped lazily from the front, so finding the lowest held offset is amortized O(1).
         self._held: dict[TopicPartitionKey, deque[tuple[int, _OpenTx]]] = {}
@@ -150,7 +177,7 @@ class Assembler:
         return self._close_if_complete(tx, now_ms)
 
     def _add_change(self, change: ChangeEvent, now_ms: int) -> list[JournalEntry]:
-        row = change.row
+        row = self._judge_before(change)
         identity = row.identity  # canonical JSON of the key: computed once per row
         if identity in self.dedupe:
             self.stats.duplicates += 1
@@ -183,8 +210,24 @@ class Assembler:
         return self._close_if_complete(tx, now_ms)
 
     def seed(self, entry: JournalEntry) -> None:
-        """Learn from an entry already in the journal (at start-up): its identities and open intents."""
+        """Learn from an entry already in the journal (at start-up): its identities, open intents, and
+        what its updates show of their tables."""
+        for row in entry.changes:
+            learn_identity(self._identity, row)
         self._remember(entry)
+
+    def _judge_before(self, change: ChangeEvent) -> RowChange:
+        """A PostgreSQL delete's before-image is the old row only if the table sends whole rows: what
+        its updates showed decides over the look of the image itself."""
+        row = change.row
+        if change.kind != POSTGRES:
+            return row
+        learn_identity(self._identity, row)
+        known = self._identity.get(_table_key(row))
+        if row.op is not Op.DELETE or known is None:
+            return row
+        complete = known is ReplicaIdentity.FULL and change.image_complete
+        return row if complete == row.before_complete else replace(row, before_complete=complete)
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -258,7 +301,7 @@ class Assembler:
         tx.closed = True
         if not complete:
             self.stats.incomplete += 1
-        rows = sorted(tx.rows, key=lambda r: (r.position.lsn or 0, r.position.offset))
+        rows = sorted(tx.rows, key=log_order)
         commit_ts = tx.end.ts_ms if tx.end else None
         entries: list[JournalEntry] = []
         if not tx.events:
@@ -368,6 +411,16 @@ class Assembler:
             intent_id=intent_id,
             reversibility=intent.reversibility,
         )
+
+
+def log_order(row: RowChange) -> tuple[int, str, int, int, int]:
+    """Where a row change sits in its database's log: LSN, or binlog file, pos and row."""
+    p = row.position
+    file, pos, number = "", 0, 0
+    if p.log_position is not None:
+        file, pos_text, row_text = p.log_position.rsplit(":", 2)
+        pos, number = int(pos_text), int(row_text)
+    return (p.lsn or 0, file, pos, number, p.offset)
 
 
 def _drop_closed(held: deque[tuple[int, _OpenTx]]) -> None:

@@ -1,19 +1,25 @@
-"""Debezium change events to row changes: ops, key, before/after images, source and transaction blocks."""
+"""Debezium change events to row changes: ops, key, before/after images, source and transaction blocks.
+
+Positions are the PostgreSQL connector's LSN, or the MySQL/MariaDB connectors' binlog file, pos and
+row; an event with neither cannot be told from its redelivery and is refused (dead letter).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from processor.errors import DeadLetterReason, InvalidRecord
+from processor.jsonvalue import JsonInvalid, loads
 from processor.model import JsonObject, Op, RowChange, SourcePosition
+from processor.tap.connect import NotDecimal, image_fields, key_fields, placeholder_image, read_decimals
 from processor.tap.decoding import unwrap
+from processor.tap.fields import int_or_none, is_tx_id, normalize_tx_id, str_or_none
 from processor.tap.records import SourceRecord
 
 NEW_KEY_HEADER = "__debezium.newkey"
 OLD_KEY_HEADER = "__debezium.oldkey"
+POSTGRES = "postgresql"
 _NEEDS_AFTER = {Op.CREATE, Op.READ, Op.UPDATE}
 _KEYED = {Op.CREATE, Op.READ, Op.UPDATE, Op.DELETE}
 
@@ -23,6 +29,10 @@ class ChangeEvent:
     row: RowChange
     tx_id: str | None  # set only when the event carries a transaction block
     connector: str | None
+    # The connector's name for itself ('postgresql', 'mysql', 'mariadb'): how to read its images.
+    kind: str | None = None
+    # The before-image holds more than the key (placeholders aside): a FULL table's delete is whole.
+    image_complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +42,10 @@ class Tombstone:
     record: SourceRecord
 
 
-@lru_cache(maxsize=65_536)  # each id comes back with every record of its transaction
-def normalize_tx_id(raw: Any) -> str:
-    """One text for a transaction across Debezium's forms: '571:53195832' and 571 are both '571'.
-
-    PostgreSQL's 64-bit ids (txid_current(), written by services into outbox rows) carry an epoch in
-    the high bits; Debezium reports the 32-bit xid, so both are reduced to it.
-    """
-    text = str(raw).split(":", 1)[0].strip()
-    return str(int(text) % 2**32) if text.isdigit() else text
-
-
-def parse_change(record: SourceRecord, key: Any, value: Any) -> ChangeEvent | Tombstone:
+def parse_change(
+    record: SourceRecord, key: Any, value: Any, key_schema: Any = None, value_schema: Any = None
+) -> ChangeEvent | Tombstone:
+    """``key_schema``/``value_schema``: the JSON converter's schemas, when ``schemas.enable`` sent them."""
     if value is None:
         return Tombstone(record)
     if not isinstance(value, dict):
@@ -57,29 +59,28 @@ def parse_change(record: SourceRecord, key: Any, value: Any) -> ChangeEvent | To
     source = value.get("source")
     if not isinstance(source, dict):
         raise _bad(record, "no 'source' block")
-    before, after = _image(record, value, "before"), _image(record, value, "after")
+    raw_before, raw_after = _image(record, value, "before"), _image(record, value, "after")
+    before = _decimals(record, raw_before, image_fields(value_schema, "before"))
+    after = _decimals(record, raw_after, image_fields(value_schema, "after"))
     if op in _NEEDS_AFTER and after is None:
         raise _bad(record, f"op {code!r} without an 'after' image")
     if op is Op.DELETE and before is None:
         raise _bad(record, "op 'd' without a 'before' image")
-    row_key = _row_key(record, key, op, before, after)
-    transaction = value.get("transaction")
-    tx_id = (
-        normalize_tx_id(transaction["id"]) if isinstance(transaction, dict) and "id" in transaction else None
-    )
-    source_tx = source.get("txId")
-    position = SourcePosition(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        lsn=_int_or_none(source.get("lsn")),
-        tx_id=tx_id or (normalize_tx_id(source_tx) if source_tx is not None else None),
-        connector=_str_or_none(source.get("name")),
-        ts_ms=_int_or_none(source.get("ts_ms")),
-    )
+    row_key = _row_key(record, key, op, before, after, key_schema)
+    tx_id = _tx_id(record, value.get("transaction"), source)
+    kind = str_or_none(source.get("connector"))
+    position = _position(record, source, tx_id)
     table, schema = _table(record, op, source, value)
+    shaped = before_is_complete(op, before, row_key)
+    complete = shaped and not (
+        kind == POSTGRES
+        and op is Op.DELETE
+        and raw_before is not None
+        and before is not None
+        and placeholder_image(raw_before, before, row_key, image_fields(value_schema, "before"))
+    )
     row = RowChange(
-        database=_str_or_none(source.get("db")),
+        database=str_or_none(source.get("db")),
         schema=schema,
         table=table,
         key=row_key,
@@ -87,11 +88,13 @@ def parse_change(record: SourceRecord, key: Any, value: Any) -> ChangeEvent | To
         before=before,
         after=after if op is not Op.MESSAGE else value.get("message"),
         changed_fields=changed_fields(op, before, after, row_key),
-        before_complete=before_is_complete(op, before, row_key),
+        before_complete=complete,
         position=position,
         other_key=_other_key(record, op),
     )
-    return ChangeEvent(row, tx_id, position.connector)
+    block = value.get("transaction")
+    own_tx = tx_id if isinstance(block, dict) and block.get("id") is not None else None
+    return ChangeEvent(row, own_tx, position.connector, kind, shaped)
 
 
 def changed_fields(
@@ -122,8 +125,66 @@ def _image(record: SourceRecord, value: JsonObject, name: str) -> JsonObject | N
     return image
 
 
+def _decimals(record: SourceRecord, image: JsonObject | None, fields: dict[str, Any]) -> JsonObject | None:
+    if image is None:
+        return None
+    try:
+        return read_decimals(image, fields)
+    except NotDecimal as exc:
+        raise _bad(record, str(exc)) from exc
+
+
+def _tx_id(record: SourceRecord, block: Any, source: JsonObject) -> str | None:
+    """The transaction: the event's transaction block, else the source's txId (PostgreSQL) or GTID
+    (MySQL, MariaDB)."""
+    candidates = [
+        ("transaction.id", block.get("id") if isinstance(block, dict) else None),
+        ("source.txId", source.get("txId")),
+        ("source.gtid", source.get("gtid")),
+    ]
+    for name, raw in candidates:
+        if raw is None:
+            continue
+        if not is_tx_id(raw):
+            raise _bad(record, f"{name} is a {type(raw).__name__}, not a text or an integer")
+        return normalize_tx_id(raw)
+    return None
+
+
+def _position(record: SourceRecord, source: JsonObject, tx_id: str | None) -> SourcePosition:
+    lsn = int_or_none(source.get("lsn"))
+    log_position = None
+    if lsn is None:
+        file, pos = source.get("file"), int_or_none(source.get("pos"))
+        if not isinstance(file, str) or not file or pos is None:
+            connector = str_or_none(source.get("connector"))
+            raise InvalidRecord(
+                DeadLetterReason.UNSUPPORTED_SOURCE,
+                f"the source block has no position to tell this change from its redelivery (no 'lsn', "
+                f"no binlog 'file' and 'pos'; connector {connector!r}): kafka-rewind reads Debezium's "
+                "postgresql, mysql and mariadb connectors",
+                where=record.where,
+            )
+        log_position = f"{file}:{pos}:{int_or_none(source.get('row')) or 0}"
+    return SourcePosition(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        lsn=lsn,
+        tx_id=tx_id,
+        connector=str_or_none(source.get("name")),
+        ts_ms=int_or_none(source.get("ts_ms")),
+        log_position=log_position,
+    )
+
+
 def _row_key(
-    record: SourceRecord, key: Any, op: Op, before: JsonObject | None, after: JsonObject | None
+    record: SourceRecord,
+    key: Any,
+    op: Op,
+    before: JsonObject | None,
+    after: JsonObject | None,
+    key_schema: Any,
 ) -> JsonObject:
     key = unwrap(key)
     if op not in _KEYED:
@@ -154,18 +215,19 @@ def _row_key(
             f"key field(s) {', '.join(missing)} missing from the row image",
             where=record.where,
         )
-    return key
+    decoded = _decimals(record, key, key_fields(key_schema))
+    return key if decoded is None else decoded
 
 
 def _table(record: SourceRecord, op: Op, source: JsonObject, value: JsonObject) -> tuple[str, str | None]:
     if op is Op.MESSAGE:
         message = value.get("message")
         prefix = message.get("prefix") if isinstance(message, dict) else None
-        return f"message.{prefix or 'unknown'}", None
+        return f"message.{str_or_none(prefix) if prefix else 'unknown'}", None
     table = source.get("table")
     if not isinstance(table, str) or not table:
         raise _bad(record, "'source' block names no table")
-    return table, _str_or_none(source.get("schema"))
+    return table, str_or_none(source.get("schema"))
 
 
 def _other_key(record: SourceRecord, op: Op) -> JsonObject | None:
@@ -174,22 +236,11 @@ def _other_key(record: SourceRecord, op: Op) -> JsonObject | None:
     if text is None:
         return None
     try:
-        other = unwrap(json.loads(text))
-    except ValueError:
+        other = unwrap(loads(text))
+    except JsonInvalid:
         return {"raw": text}
     return other if isinstance(other, dict) else {"value": other}
 
 
 def _bad(record: SourceRecord, message: str) -> InvalidRecord:
     return InvalidRecord(DeadLetterReason.BAD_ENVELOPE, message, where=record.where)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -6,7 +6,6 @@ and where outputs go differ.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +15,12 @@ from typing import Any, Protocol
 from processor.config import Settings
 from processor.errors import DeadLetterReason, InvalidRecord
 from processor.journal.serde import deserialize, journal_key, serialize
+from processor.jsonvalue import JsonInvalid, loads
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.assembler import Assembler, DedupeIndex
 from processor.tap.cdc import ChangeEvent, Tombstone, parse_change
-from processor.tap.decoding import SchemaLookup, decode, unwrap
+from processor.tap.decoding import SchemaLookup, decode_enveloped, decode_text, unwrap
 from processor.tap.outbox import OutboxMessage, parse_outbox
 from processor.tap.records import KafkaMessage, SourceRecord, is_error
 from processor.tap.transactions import TxBoundary, looks_like_tx_metadata, parse_tx_metadata
@@ -30,6 +30,18 @@ class RecordKind(StrEnum):
     CDC = "cdc"
     TX_METADATA = "tx_metadata"
     OUTBOX = "outbox"
+    HEARTBEAT = "heartbeat"  # Debezium's heartbeats: routine, not actions
+    SCHEMA_CHANGE = "schema_change"  # a connector's schema change topic (MySQL, MariaDB)
+
+
+HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Routine:
+    """A record a connector sends besides changes (heartbeat, schema change): read, not journaled."""
+
+    kind: RecordKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +160,7 @@ def _matches(pattern: str, topic: str) -> bool:
     return re.fullmatch(pattern, topic) is not None if pattern.startswith("^") else pattern == topic
 
 
-Parsed = ChangeEvent | Tombstone | TxBoundary | OutboxMessage
+Parsed = ChangeEvent | Tombstone | TxBoundary | OutboxMessage | Routine
 
 
 class TapCore:
@@ -165,6 +177,7 @@ class TapCore:
         lookup: SchemaLookup | None = None,
         observer: TapObserver | None = None,
         dedupe: DedupeIndex | None = None,
+        offline: bool = False,
     ) -> None:
         self.settings = settings
         self.tap = settings.tap
@@ -172,6 +185,8 @@ class TapCore:
         self.observer: TapObserver = observer or SilentObserver()
         self.router = TopicRouter(settings.topics.cdc, settings.topics.tx_metadata, settings.topics.outbox)
         group = bool(settings.topics.tx_metadata) if group_transactions is None else group_transactions
+        if dedupe is None and offline:
+            dedupe = DedupeIndex(None)
         self.assembler = Assembler(
             settings.tap, catalog.reversibility, group_transactions=group, dedupe=dedupe
         )
@@ -182,7 +197,7 @@ class TapCore:
         kind, parsed = self.parse(record)
         if isinstance(parsed, InvalidRecord):
             out.dead_letters.append(DeadLetter(record, parsed.reason, str(parsed)))
-        elif not isinstance(parsed, Tombstone):
+        elif not isinstance(parsed, Tombstone | Routine):
             out.entries = self.assembler.add(parsed, now_ms)
         self.observer.consumed(record.topic, kind)
         if self.assembler.stats.duplicates > duplicates:
@@ -200,16 +215,25 @@ class TapCore:
                     "(REWIND_TAP__MAX_RECORD_BYTES)",
                     where=record.where,
                 )
-            value = decode(record.value, record, self.lookup, "value")
+            if kind is RecordKind.OUTBOX:
+                return kind, self._outbox(record, decode_text(record.value, record, self.lookup, "value"))
+            value, value_schema = decode_enveloped(record.value, record, self.lookup, "value")
+            routine = routine_kind(record, value) if kind in (None, RecordKind.CDC) else None
+            if routine is not None:
+                return routine, Routine(routine)
             kind = kind or _sniff(record, value, self.tap.outbox.event_id_header)
             if kind is RecordKind.TX_METADATA:
                 return kind, parse_tx_metadata(record, value)
-            key = decode(record.key, record, self.lookup, "key")
-            if kind is RecordKind.CDC:
-                return kind, parse_change(record, key, value)
-            return kind, parse_outbox(record, key, value, self.tap.outbox)
+            if kind is RecordKind.OUTBOX:
+                return kind, self._outbox(record, value)
+            key, key_schema = _change_key(record, self.lookup)
+            return kind, parse_change(record, key, value, key_schema, value_schema)
         except InvalidRecord as exc:
             return kind, exc
+
+    def _outbox(self, record: SourceRecord, value: Any) -> OutboxMessage:
+        key = decode_text(record.key, record, self.lookup, "key")
+        return parse_outbox(record, key, value, self.tap.outbox)
 
     def tick(self, now_ms: int) -> TapOutput:
         return self._observed(TapOutput(entries=self.assembler.expire(now_ms)))
@@ -271,6 +295,34 @@ class TapCore:
         return out
 
 
+def routine_kind(record: SourceRecord, value: Any) -> RecordKind | None:
+    """Heartbeats ({ts_ms} on __debezium-heartbeat.<prefix>) and schema changes (DDL records on the
+    MySQL/MariaDB connectors' <prefix> topic, or a schema history topic)."""
+    if record.topic.startswith(HEARTBEAT_TOPIC_PREFIX):
+        return RecordKind.HEARTBEAT
+    if isinstance(value, dict):
+        if value.keys() == {"ts_ms"}:
+            return RecordKind.HEARTBEAT
+        if "op" not in value and ("ddl" in value or "tableChanges" in value):
+            return RecordKind.SCHEMA_CHANGE
+    return None
+
+
+def _change_key(record: SourceRecord, lookup: SchemaLookup | None) -> tuple[Any, Any]:
+    try:
+        return decode_enveloped(record.key, record, lookup, "key")
+    except InvalidRecord as exc:
+        if record.key is not None and record.key.startswith(b"Struct{"):
+            raise InvalidRecord(
+                DeadLetterReason.MISSING_KEY,
+                f"key {record.key[:60].decode('utf-8', 'replace')!r} is Kafka Connect's text of a struct "
+                "(key.converter=StringConverter); change event keys are read as JSON: use the "
+                "JsonConverter for the CDC topics' keys",
+                where=record.where,
+            ) from exc
+        raise
+
+
 def _sniff(record: SourceRecord, value: Any, event_id_header: str) -> RecordKind:
     """A topic not named in the settings: tell its kind from the record itself."""
     if looks_like_tx_metadata(value):
@@ -291,8 +343,8 @@ def capture_has_tx_metadata(records: Iterable[SourceRecord]) -> bool:
     """Offline: group by transaction when the capture holds BEGIN/END records."""
     for record in records:
         try:
-            if looks_like_tx_metadata(unwrap(json.loads(record.value or b"null"))):
+            if looks_like_tx_metadata(unwrap(loads(record.value or b"null"))):
                 return True
-        except (ValueError, UnicodeDecodeError):
+        except JsonInvalid:
             continue
     return False

@@ -16,12 +16,16 @@ def tap_core(
     group_transactions: bool | None = None,
     lookup: SchemaLookup | None = None,
     observer: TapObserver | None = None,
+    offline: bool = False,
 ) -> TapPipeline:
+    """``offline``: a capture read whole, so the dedupe index forgets nothing."""
     engine = settings.tap.engine
-    if engine == "python" or (engine == "auto" and not native.available()):
-        return TapCore(
-            settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer
-        )
-    return native.NativeTapCore(
-        settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer
+    core = (
+        TapCore
+        if engine == "python" or (engine == "auto" and not native.available())
+        else native.NativeTapCore
     )
+    return core(
+        settings, catalog, group_transactions=group_transactions, lookup=lookup, observer=observer,
+        offline=offline,
+    )  # fmt: skip

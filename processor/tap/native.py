@@ -16,11 +16,10 @@ from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
-import orjson
-
 from processor.config import Settings
 from processor.errors import ConfigError, DeadLetterReason, InvalidRecord, SchemaError
 from processor.journal.serde import deserialize
+from processor.jsonvalue import dumps
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.core import (
@@ -33,7 +32,7 @@ from processor.tap.core import (
     TapOutput,
     TapStats,
 )
-from processor.tap.decoding import AVRO_MAGIC, SchemaLookup, decode
+from processor.tap.decoding import SchemaLookup, decode, framed
 from processor.tap.records import KafkaMessage, SourceRecord, is_error
 
 rewind_native: ModuleType | None
@@ -65,7 +64,7 @@ class Summary(NamedTuple):
     phase: Phase
 
 
-def engine_config(settings: Settings, group_transactions: bool) -> dict[str, Any]:
+def engine_config(settings: Settings, group_transactions: bool, offline: bool = False) -> dict[str, Any]:
     tap, conv = settings.tap, settings.tap.outbox
     return {
         **conv.model_dump(),
@@ -74,7 +73,7 @@ def engine_config(settings: Settings, group_transactions: bool) -> dict[str, Any
         "outbox_rows_deleted_in_tx": tap.outbox_rows_deleted_in_tx,
         "tx_timeout_ms": tap.tx_timeout_ms,
         "intent_timeout_ms": tap.intent_timeout_ms,
-        "dedupe_window_ms": int(tap.dedupe_window_hours * 3_600_000),
+        "dedupe_window_ms": None if offline else int(tap.dedupe_window_hours * 3_600_000),
         "group_transactions": group_transactions,
     }
 
@@ -90,6 +89,7 @@ class NativeTapCore:
         group_transactions: bool | None = None,
         lookup: SchemaLookup | None = None,
         observer: TapObserver | None = None,
+        offline: bool = False,
     ) -> None:
         if rewind_native is None:
             raise ConfigError(
@@ -102,7 +102,7 @@ class NativeTapCore:
         self.reference = TapCore(settings, catalog, group_transactions=group_transactions, lookup=lookup)
         router, group = self.reference.router, self.reference.assembler.group_transactions
         self._engine = rewind_native.TapEngine(
-            engine_config(settings, group),
+            engine_config(settings, group, offline),
             lambda topic: router.kind(topic),
             lambda action_type: catalog.reversibility(action_type).value,
         )
@@ -189,7 +189,7 @@ class NativeTapCore:
         if not _framed(data):
             return data
         try:
-            return orjson.dumps(decode(data, record, self.lookup, part), default=str)
+            return dumps(decode(data, record, self.lookup, part)).encode()
         except InvalidRecord:  # a key the record's kind never reads (transaction metadata)
             return None
 
@@ -250,5 +250,4 @@ class NativeTapCore:
         return int(self._engine.dedupe_size)
 
 
-def _framed(data: bytes | None) -> bool:
-    return data is not None and len(data) >= 5 and data[0] == AVRO_MAGIC
+_framed = framed

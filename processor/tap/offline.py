@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from processor.config import Settings
+from processor.errors import ConfigError
 from processor.rollback.catalog import Catalog
 from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
 from processor.tap.decoding import SchemaLookup
@@ -24,11 +25,16 @@ def run_capture(core: TapPipeline, records: Iterable[SourceRecord]) -> Iterator[
 
 
 def open_capture(
-    settings: Settings, catalog: Catalog, path: Path, lookup: SchemaLookup | None = None
+    settings: Settings,
+    catalog: Catalog,
+    path: Path,
+    lookup: SchemaLookup | None = None,
+    on_error: Callable[[ConfigError], None] | None = None,
 ) -> tuple[TapPipeline, Iterator[TapOutput]]:
     """The tap core set up for a capture file (grouping by transaction when it holds BEGIN/END), and
-    the outputs it yields over the file."""
-    core = tap_core(
-        settings, catalog, group_transactions=capture_has_tx_metadata(read_capture(path)), lookup=lookup
-    )
-    return core, run_capture(core, read_capture(path))
+    the outputs it yields over the file. A capture is read whole, so nothing leaves the dedupe index:
+    one far-future record time cannot make an action count twice. ``on_error`` hears each line that
+    is not a record (they are skipped); without it the first one raises."""
+    group = capture_has_tx_metadata(read_capture(path, on_error=lambda _exc: None))
+    core = tap_core(settings, catalog, group_transactions=group, lookup=lookup, offline=True)
+    return core, run_capture(core, read_capture(path, on_error))

@@ -1,21 +1,26 @@
 """Outbox event router messages: key = aggregate id, header `id` = event id, value = the payload.
 
-Extra outbox columns placed as headers carry the event type, correlation, causation, transaction id,
-trace context, phase and decision metadata; payload fields serve as fallbacks. Names are configurable.
+Extra outbox columns placed as headers (or, with ``envelope``, as fields of the value's envelope
+beside ``payload``) carry the event type, correlation, causation, transaction id, trace context,
+phase and decision metadata; payload fields serve as fallbacks. Names are configurable. With the
+router's default configuration no event type is placed at all: the aggregate type stands in for it,
+and the event is marked so (``type_fallback``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from processor.config import OutboxConvention
 from processor.errors import DeadLetterReason, InvalidRecord
+from processor.jsonvalue import JsonInvalid, canonical_json, loads, text_of
 from processor.model import OutboxEvent, Phase, SourcePosition, TraceContext
-from processor.tap.cdc import normalize_tx_id
 from processor.tap.decoding import unwrap
+from processor.tap.fields import normalize_tx_id
 from processor.tap.records import SourceRecord
+
+ENVELOPE_PAYLOAD = "payload"  # the router's name for the payload inside an envelope
 
 # Debezium's own bookkeeping headers (task, run id): not part of what the service said.
 DEBEZIUM_CONTEXT = "__debezium.context."
@@ -35,21 +40,32 @@ class OutboxMessage:
 
 
 def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvention) -> OutboxMessage:
-    payload = _payload(value)
+    """``key`` and ``value`` as decoded, bare text included (StringConverter)."""
+    envelope, payload = _split(unwrap(value), conv)
     headers = record.header_map()
-    event_id = _clean(headers.get(conv.event_id_header))
+    facts = _Facts(headers, envelope)
+    event_id = facts.get(conv.event_id_header)
     if not event_id:
-        raise _bad(record, f"no event id: header '{conv.event_id_header}' is missing or empty")
-    event_type = _clean(headers.get(conv.event_type_header)) or _field(payload, "type", "eventType")
+        where = "header or envelope field" if conv.envelope else "header"
+        raise _bad(record, f"no event id: {where} '{conv.event_id_header}' is missing or empty")
+    aggregate_type = facts.get(conv.aggregate_type_header) or _topic_suffix(record.topic, conv)
+    event_type = facts.get(conv.event_type_header) or _field(payload, "type", "eventType")
+    fallback = not event_type
     if not event_type:
-        raise _bad(record, f"no event type: header '{conv.event_type_header}' is missing")
-    aggregate_type = _clean(headers.get(conv.aggregate_type_header)) or _topic_suffix(record.topic, conv)
-    tx_raw = _clean(headers.get(conv.tx_header))
+        if not aggregate_type:
+            raise _bad(
+                record,
+                f"no event type: no '{conv.event_type_header}' header, no 'type' in the payload, and no "
+                "aggregate type to stand in (place the outbox 'type' column: "
+                f"table.fields.additional.placement=type:header:{conv.event_type_header})",
+            )
+        event_type = aggregate_type
+    tx_raw = facts.get(conv.tx_header)
     event = OutboxEvent(
         event_id=event_id,
         event_type=event_type,
         aggregate_type=aggregate_type,
-        aggregate_id=_aggregate_id(unwrap(key)),
+        aggregate_id=_aggregate_id(key),
         payload=payload,
         headers={k: v or "" for k, v in headers.items() if not k.startswith(DEBEZIUM_CONTEXT)},
         position=SourcePosition(
@@ -59,30 +75,62 @@ def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvent
             tx_id=normalize_tx_id(tx_raw) if tx_raw else None,
             ts_ms=record.timestamp_ms,
         ),
+        type_fallback=fallback,
     )
     return OutboxMessage(
         event=event,
         tx_id=event.position.tx_id,
-        correlation_id=_clean(headers.get(conv.correlation_header))
-        or _field(payload, conv.correlation_field),
-        causation_ids=_id_list(headers.get(conv.causation_header) or _field(payload, conv.causation_field)),
-        trace=TraceContext.parse(
-            _first(headers, conv.traceparent_headers), _first(headers, conv.tracestate_headers)
-        ),
-        phase=_phase(headers.get(conv.phase_header)),
-        intent_id=_clean(headers.get(conv.intent_header)),
+        correlation_id=facts.get(conv.correlation_header) or _field(payload, conv.correlation_field),
+        causation_ids=_id_list(facts.raw(conv.causation_header) or _field(payload, conv.causation_field)),
+        trace=TraceContext.parse(facts.first(conv.traceparent_headers), facts.first(conv.tracestate_headers)),
+        phase=_phase(facts.raw(conv.phase_header)),
+        intent_id=facts.get(conv.intent_header),
         decision=_decision(headers, payload, conv),
-        external_systems=_id_list(headers.get(conv.external_systems_header)),
+        external_systems=_id_list(facts.raw(conv.external_systems_header)),
     )
+
+
+class _Facts:
+    """Where the router placed extra columns: headers first, then the envelope's fields."""
+
+    def __init__(self, headers: dict[str, str | None], envelope: dict[str, Any]) -> None:
+        self.headers = headers
+        self.envelope = envelope
+
+    def raw(self, name: str) -> str | None:
+        text = self.headers.get(name)
+        if text:
+            return text
+        value = self.envelope.get(name)
+        return None if value is None else text_of(value)
+
+    def get(self, name: str) -> str | None:
+        return _clean(self.raw(name))
+
+    def first(self, names: list[str]) -> str | None:
+        for name in names:
+            value = self.get(name)
+            if value:
+                return value
+        return None
+
+
+def _split(value: Any, conv: OutboxConvention) -> tuple[dict[str, Any], Any]:
+    """(envelope fields, payload): the envelope is the value itself when the router puts extra
+    columns beside the payload (``envelope``), else empty."""
+    if conv.envelope and isinstance(value, dict) and ENVELOPE_PAYLOAD in value:
+        fields = {k: v for k, v in value.items() if k != ENVELOPE_PAYLOAD}
+        return fields, _payload(value[ENVELOPE_PAYLOAD])
+    return {}, _payload(value)
 
 
 def _payload(value: Any) -> Any:
     value = unwrap(value)
     if isinstance(value, str):  # the router's default: the payload column as an escaped JSON string
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+            return loads(value)
+        except JsonInvalid:
+            return value  # not JSON: the text is the payload
     return value
 
 
@@ -101,8 +149,8 @@ def _field(payload: Any, *names: str) -> str | None:
         return None
     for name in names:
         value = payload.get(name)
-        if value not in (None, ""):
-            return value if isinstance(value, str) else json.dumps(value)
+        if value is not None and value != "":
+            return text_of(value)
     return None
 
 
@@ -113,25 +161,16 @@ def _id_list(raw: str | None) -> tuple[str, ...]:
         return ()
     if text.startswith("["):
         try:
-            items = json.loads(text)
-            return tuple(str(i) for i in items if i)
-        except json.JSONDecodeError:
-            pass
+            items = loads(text)
+        except JsonInvalid:
+            items = None
+        if isinstance(items, list):
+            return tuple(text_of(i) for i in items if _truthy(i))
     return tuple(part.strip().strip('"') for part in text.split(",") if part.strip().strip('"'))
 
 
-def _trace(headers: dict[str, str | None], conv: OutboxConvention) -> TraceContext | None:
-    return TraceContext.parse(
-        _first(headers, conv.traceparent_headers), _first(headers, conv.tracestate_headers)
-    )
-
-
-def _first(headers: dict[str, str | None], names: list[str]) -> str | None:
-    for name in names:
-        value = _clean(headers.get(name))
-        if value:
-            return value
-    return None
+def _truthy(value: Any) -> bool:
+    return bool(value)
 
 
 def _phase(raw: str | None) -> Phase:
@@ -149,7 +188,7 @@ def _decision(headers: dict[str, str | None], payload: Any, conv: OutboxConventi
 def _aggregate_id(key: Any) -> str | None:
     if key is None:
         return None
-    return key if isinstance(key, str) else json.dumps(key, sort_keys=True)
+    return key if isinstance(key, str) else canonical_json(key)
 
 
 def _topic_suffix(topic: str, conv: OutboxConvention) -> str | None:

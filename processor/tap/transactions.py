@@ -7,7 +7,7 @@ from typing import Any
 
 from processor.errors import DeadLetterReason, InvalidRecord
 from processor.model import SourcePosition
-from processor.tap.cdc import normalize_tx_id
+from processor.tap.fields import int_value, is_tx_id, normalize_tx_id
 from processor.tap.records import SourceRecord
 
 
@@ -28,35 +28,38 @@ def looks_like_tx_metadata(value: Any) -> bool:
 def parse_tx_metadata(record: SourceRecord, value: Any) -> TxBoundary:
     if not looks_like_tx_metadata(value):
         raise _bad(record, "not a BEGIN/END record (needs 'status' BEGIN|END and 'id')")
+    if not is_tx_id(value["id"]):
+        raise _bad(record, f"transaction id is a {type(value['id']).__name__}, not a text or an integer")
     status = value["status"]
     collections: dict[str, int] = {}
-    count = value.get("event_count")
+    count = int_value(value.get("event_count"))
     if status == "END":
-        if not isinstance(count, int) or count < 0:
-            raise _bad(record, f"END without a valid event_count ({count!r})")
-        for item in value.get("data_collections") or []:
+        if count is None or count < 0:
+            raise _bad(record, f"END without a valid event_count ({value.get('event_count')!r})")
+        items = value.get("data_collections") or []
+        if not isinstance(items, list):
+            raise _bad(record, f"data_collections is a {type(items).__name__}, not a list")
+        for item in items:
             name, n = (
-                (item.get("data_collection"), item.get("event_count"))
+                (item.get("data_collection"), int_value(item.get("event_count")))
                 if isinstance(item, dict)
                 else (None, None)
             )
-            if not isinstance(name, str) or not isinstance(n, int):
-                raise _bad(record, f"malformed data_collections entry {item!r}")
+            if not isinstance(name, str) or n is None:
+                raise _bad(record, f"malformed data_collections entry {str(item)[:200]}")
             collections[name] = n
         if collections and sum(collections.values()) != count:
             raise _bad(
                 record, f"data_collections add up to {sum(collections.values())}, event_count is {count}"
             )
-    ts = value.get("ts_ms")
-    position = SourcePosition(
-        record.topic, record.partition, record.offset, tx_id=normalize_tx_id(value["id"])
-    )
+    tx_id = normalize_tx_id(value["id"])
+    position = SourcePosition(record.topic, record.partition, record.offset, tx_id=tx_id)
     return TxBoundary(
         status=status,
-        tx_id=normalize_tx_id(value["id"]),
+        tx_id=tx_id,
         event_count=count if status == "END" else None,
         collections=collections,
-        ts_ms=ts if isinstance(ts, int) else None,
+        ts_ms=int_value(value.get("ts_ms")),
         position=position,
     )
 

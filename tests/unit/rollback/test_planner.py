@@ -180,7 +180,7 @@ def test_invalid_requests_are_rejected_naming_the_field(
 
 def test_predicates_parse_and_compare() -> None:
     p = FieldPredicate.parse('status in ["a", "b"]')
-    assert p.value == ["a", "b"] and str(p) == 'status in ["a", "b"]'
+    assert p.value == ["a", "b"] and str(p) == 'status in ["a","b"]'
     assert FieldPredicate.parse("amount >= 10").value == 10
     assert FieldPredicate.parse("model == v7").value == "v7"
     with pytest.raises(RequestInvalid, match="no comparison"):

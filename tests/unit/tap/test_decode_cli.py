@@ -45,9 +45,14 @@ def test_decode_prints_one_entry_per_line_with_the_promised_fields(tmp_path: Pat
     assert "5 journal entries, 1 dead letters" in result.stderr
 
 
-def test_malformed_capture_line_names_file_and_line(tmp_path: Path) -> None:
+def test_a_malformed_capture_line_is_named_and_the_rest_is_read(tmp_path: Path) -> None:
     capture = tmp_path / "capture.jsonl"
-    capture.write_text('{"topic": "t", "offset": 0, "payload": null}\nnot json\n')
+    record = {"topic": "outbox.event.order", "offset": 1, "key": "o-1", "payload": '{"n": 1}',
+              "headers": ["id", "e-1", "eventType", "OrderPlaced"]}  # fmt: skip
+    capture.write_bytes(b'not json\n{"topic": "t", "offset": 9223372036854775808}\n' + json.dumps(record).encode())
     result = CliRunner().invoke(main, ["decode", "--capture", str(capture)])
-    assert result.exit_code == 1
-    assert f"{capture}:2" in result.output
+    assert result.exit_code == 0, result.output
+    assert f"{capture}:1" in result.stderr and f"{capture}:2" in result.stderr and "offset" in result.stderr
+    [entry] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert entry["action_id"] == "e-1" and entry["aggregate_id"] == "o-1"
+    assert "1 journal entries, 0 dead letters" in result.stderr and "2 unreadable lines" in result.stderr

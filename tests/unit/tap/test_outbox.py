@@ -106,11 +106,26 @@ def test_event_type_may_come_from_the_payload() -> None:
     )
 
 
-@pytest.mark.parametrize("drop", ["id", "eventType"])
-def test_missing_id_or_type_is_a_dead_letter(drop: str) -> None:
+def test_missing_id_is_a_dead_letter() -> None:
     record = outbox("e", "T", {})
-    headers = tuple(h for h in record.headers if h[0] != drop)
+    headers = tuple(h for h in record.headers if h[0] != "id")
     with pytest.raises(InvalidRecord) as info:
         parse(SourceRecord(record.topic, 0, 4, record.key, record.value, headers))
-    assert info.value.reason is DeadLetterReason.BAD_OUTBOX and drop in str(info.value)
+    assert info.value.reason is DeadLetterReason.BAD_OUTBOX and "'id'" in str(info.value)
     assert "outbox.event.order[0]@4" in str(info.value)
+
+
+def test_without_an_event_type_the_aggregate_type_stands_in() -> None:
+    """The router's default configuration places no type column: the event is still journaled."""
+    record = outbox("e", "T", {})
+    headers = tuple(h for h in record.headers if h[0] not in ("eventType", "aggregateType"))
+    msg = parse(SourceRecord(record.topic, 0, 4, record.key, record.value, headers))
+    assert (msg.event.event_type, msg.event.aggregate_type, msg.event.type_fallback) == ("order", "order", True)
+    assert not parse(record).event.type_fallback
+
+
+def test_without_any_type_to_stand_in_the_error_names_the_router_setting() -> None:
+    record = outbox("e", "T", {}, topic="events")
+    headers = tuple(h for h in record.headers if h[0] not in ("eventType", "aggregateType"))
+    with pytest.raises(InvalidRecord, match=r"table\.fields\.additional\.placement=type:header:eventType"):
+        parse(SourceRecord(record.topic, 0, 4, record.key, record.value, headers))
