@@ -152,3 +152,77 @@ class FakeMessage:
 
     def timestamp(self) -> tuple[int, int]:
         return (1, self.record.timestamp_ms) if self.record.timestamp_ms is not None else (0, -1)
+
+
+MYSQL_PREFIX = "inv"
+MYSQL_TX_TOPIC = f"{MYSQL_PREFIX}.transaction"
+SERVER_UUID = "3E11FA47-71CA-11E1-9E33-C80AA9429562"
+
+
+def mysql_change(
+    table: str,
+    op: str,
+    key: dict[str, Any],
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    gtid: int | None = None,
+    pos: int = 154,
+    row: int = 0,
+    db: str = "inventory",
+    offset: int = 0,
+    connector: str = "mysql",
+    ts: int = TS,
+) -> SourceRecord:
+    """A change event shaped like Debezium's MySQL (or MariaDB) connector's: no LSN and no txId, a
+    binlog position (file, pos, row), a GTID, and the database standing where PostgreSQL has a schema."""
+    gtid_text = None if gtid is None else f"{SERVER_UUID}:{gtid}"
+    source = {
+        "version": "3.4.3.Final", "connector": connector, "name": MYSQL_PREFIX, "ts_ms": ts, "snapshot": "false",
+        "db": db, "sequence": None, "table": table, "server_id": 223344, "gtid": gtid_text,
+        "file": "mysql-bin.000003", "pos": pos, "row": row, "thread": 7, "query": None,
+    }  # fmt: skip
+    value: dict[str, Any] = {"before": before, "after": after, "source": source, "op": op, "ts_ms": ts + 400}
+    if gtid_text is not None:
+        value["transaction"] = {"id": gtid_text, "total_order": row + 1, "data_collection_order": row + 1}
+    return SourceRecord(
+        f"{MYSQL_PREFIX}.{db}.{table}", 0, offset, json.dumps(key).encode(), json.dumps(value).encode(), (), ts
+    )
+
+
+def mysql_boundary(status: str, gtid: int, counts: dict[str, int] | None = None) -> SourceRecord:
+    tx = f"{SERVER_UUID}:{gtid}"
+    value: dict[str, Any] = {"status": status, "id": tx, "event_count": None, "data_collections": None, "ts_ms": TS}
+    if counts is not None:
+        value["event_count"] = sum(counts.values())
+        value["data_collections"] = [{"data_collection": k, "event_count": v} for k, v in counts.items()]
+    return SourceRecord(MYSQL_TX_TOPIC, 0, 0, json.dumps({"id": tx}).encode(), json.dumps(value).encode())
+
+
+def with_schema(record: SourceRecord, fields: dict[str, dict[str, Any]]) -> SourceRecord:
+    """The record as the JSON converter writes it with schemas.enable: its value wrapped with a Connect
+    schema whose before/after structs declare ``fields`` (name -> field schema)."""
+    image = {"type": "struct", "optional": True, "fields": [{"field": n, **f} for n, f in fields.items()]}
+    schema = {"type": "struct", "optional": False, "name": "shop.Envelope", "fields": [
+        {"field": "before", **image}, {"field": "after", **image},
+        {"field": "source", "type": "struct", "fields": []}, {"field": "op", "type": "string"},
+    ]}  # fmt: skip
+    value = {"schema": schema, "payload": json.loads(record.value or b"null")}
+    return SourceRecord(record.topic, record.partition, record.offset, record.key,
+                        json.dumps(value).encode(), record.headers, record.timestamp_ms)  # fmt: skip
+
+
+def decimal_field(scale: int, default: Any = None) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "bytes", "optional": False, "name": "org.apache.kafka.connect.data.Decimal",
+                             "version": 1, "parameters": {"scale": str(scale), "connect.decimal.precision": "38"}}  # fmt: skip
+    if default is not None:
+        field["default"] = default
+    return field
+
+
+def decimal_base64(unscaled: int) -> str:
+    """Connect's Decimal: the unscaled value's big-endian two's complement bytes, base64."""
+    import base64
+
+    size = max(1, (unscaled.bit_length() + 8) // 8)
+    return base64.b64encode(unscaled.to_bytes(size, "big", signed=True)).decode()

@@ -3,15 +3,17 @@ bytes, the same dead letters, the same counts and the same safe offsets, whateve
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processor.config import Settings, TapSettings, TopicSettings
+from processor.config import OutboxConvention, Settings, TapSettings, TopicSettings
 from processor.errors import ConfigError, SchemaError
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
@@ -19,7 +21,22 @@ from processor.tap import native
 from processor.tap.core import TapCore, TapPipeline
 from processor.tap.engine import tap_core
 from processor.tap.records import SourceRecord
-from tests.unit.tap.builders import OUTBOX_TOPIC, TS, TX_TOPIC, FakeMessage, begin, change, end, outbox
+from tests.unit.tap.builders import (
+    MYSQL_TX_TOPIC,
+    OUTBOX_TOPIC,
+    TS,
+    TX_TOPIC,
+    FakeMessage,
+    begin,
+    change,
+    decimal_base64,
+    decimal_field,
+    end,
+    mysql_boundary,
+    mysql_change,
+    outbox,
+    with_schema,
+)
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the native engine is not built")
 
@@ -301,3 +318,207 @@ def test_batch_output_is_what_the_reference_journals() -> None:
     [entry] = [e for r in records for e in reference.process(r, TS).entries]
     assert produced.journal == [(journal_key(entry), serialize(entry))]
     assert deserialize(produced.journal[0][1]).changes[0].after == {"id": 1, "s": "é"}
+
+
+# -- what deployed connectors send: MySQL, converters, router configurations, decimals, hostile input --
+
+DEEP = "[" * 300 + "1" + "]" * 300
+HOSTILE = [
+    # transaction ids of the wrong type or shape
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+        b'{"op":"c","after":{"id":1},"source":{"table":"orders","schema":"public","lsn":5,"txId":[1,2]}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5,"txId":{"a":1}}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 '{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5,"txId":"\u0663\u0664"}}'.encode()),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 '{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5,"txId":"\u00b2"}}'.encode()),
+    SourceRecord(TX_TOPIC, 0, 0, None, b'{"status":"BEGIN","id":[5]}'),
+    SourceRecord(TX_TOPIC, 0, 0, None, b'{"status":"END","id":"5","event_count":1,"data_collections":5}'),
+    SourceRecord(TX_TOPIC, 0, 0, None,
+                 b'{"status":"END","id":"5","event_count":1,"data_collections":[{"data_collection":"a","event_count":9223372036854775807},{"data_collection":"b","event_count":9223372036854775807}]}'),
+    # times and positions out of range
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5,"ts_ms":9223372036854775808}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":1e400,"ts_ms":-1.9e3}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":" 0042 ","ts_ms":"1_000"}}'),
+    # nesting: headers and payloads deeper than the rule, row images too
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5}}',
+                 (("__debezium.oldkey", DEEP.encode()),)),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1,"doc":' + DEEP.encode() + b'},"source":{"table":"orders","lsn":5}}'),
+    SourceRecord(OUTBOX_TOPIC, 0, 0, b'"1"', json.dumps(DEEP).encode(),
+                 (("id", b"e-deep"), ("eventType", b"T"), ("causationId", DEEP.encode()))),
+    # bytes that are not UTF-8, in values, keys and headers
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}', b'{"op":"c","after":{"id":"\xff"},"source":{}}'),
+    SourceRecord(OUTBOX_TOPIC, 0, 0, b"\xfe\xff", b'{"a":1}', (("id", b"e-bin"), ("eventType", b"T"))),
+    SourceRecord(OUTBOX_TOPIC, 0, 0, b'"1"', b'{"a":1}', (("id", b"e-\xc3"), ("eventType", b"T\xe2\x82"))),
+    # a CDC key through StringConverter, a connector whose positions rewind cannot read
+    SourceRecord("shop.public.orders", 0, 0, b"Struct{id=1}",
+                 b'{"op":"c","after":{"id":1},"source":{"table":"orders","lsn":5}}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1},"source":{"connector":"sqlserver","table":"orders","change_lsn":"0:1"}}'),
+    # decimals the schema announces but the bytes do not hold
+    with_schema(change("orders", "c", {"id": 1}, after={"id": 1, "total": "not base64!"}, lsn=5),
+                {"id": {"type": "int32"}, "total": decimal_field(2)}),
+    with_schema(change("orders", "c", {"id": 1}, after={"id": 1, "total": "AA=="}, lsn=5),
+                {"id": {"type": "int32"}, "total": {**decimal_field(2), "parameters": {"scale": "x"}}}),
+    SourceRecord("shop.public.orders", 0, 0, b'{"id":1}',
+                 b'{"op":"c","after":{"id":1,"n":{"scale":2,"value":"' + b"A" * 1400 + b'"}},"source":{"table":"orders","lsn":5}}'),
+]  # fmt: skip
+ROUTINE = [
+    SourceRecord("__debezium-heartbeat.shop", 0, 0, b'{"serverName":"shop"}', b'{"ts_ms":1795466798129}'),
+    SourceRecord("shop.public.orders", 0, 0, b'{"serverName":"shop"}',
+                 b'{"schema":{"type":"struct"},"payload":{"ts_ms":1795466798129}}'),
+    SourceRecord("inv", 0, 0, b'{"databaseName":"inventory"}',
+                 b'{"source":{"connector":"mysql","file":"mysql-bin.000003","pos":10},"databaseName":"inventory",'
+                 b'"ddl":"ALTER TABLE customers ADD COLUMN note TEXT","tableChanges":[]}'),
+]  # fmt: skip
+
+decimal_units = st.integers(-(10**40), 10**40)
+
+
+@st.composite
+def pg_rows(draw: st.DrawFn, tx: int | None, lsn: int) -> SourceRecord:
+    """PostgreSQL rows as deployed: REPLICA IDENTITY DEFAULT or FULL, placeholders, decimals in every
+    encoding, with or without schemas."""
+    key = draw(keys)
+    op = draw(st.sampled_from(["u", "d", "d", "c"]))
+    identity = draw(st.sampled_from(["default", "full"]))
+    status = draw(st.sampled_from(["PAID", "", "NEW"]))
+    unscaled = draw(decimal_units)
+    encoding = draw(st.sampled_from(["schema", "bare-base64", "variable", "numeric", "string"]))
+    total: Any = {
+        "schema": decimal_base64(unscaled), "bare-base64": decimal_base64(unscaled),
+        "variable": {"scale": 2, "value": decimal_base64(unscaled)},
+        "numeric": None, "string": str(Decimal(unscaled).scaleb(-2)),
+    }[encoding]  # fmt: skip
+    row: dict[str, Any] = {"id": key, "status": status, "total": total, "note": draw(st.sampled_from([None, "x"]))}
+    placeholder = {"id": key, "status": "", "total": draw(st.sampled_from([0, "AA==", None])), "note": None}
+    before: dict[str, Any] | None = placeholder if identity == "default" else row
+    if op == "u" and identity == "default":
+        before = None
+    record = change(draw(tables), op, {"id": key}, before=None if op == "c" else before,
+                    after=None if op == "d" else row, tx=tx, lsn=lsn)  # fmt: skip
+    if encoding == "numeric":  # decimal.format=NUMERIC: a JSON number, digits as written
+        literal = f"{unscaled}e-2".encode()
+        record = replace(record, value=(record.value or b"").replace(b'"total": null', b'"total": ' + literal))
+    if encoding == "schema" or draw(st.booleans()):
+        fields = {"id": {"type": "int32"}, "status": {"type": "string", "default": "NEW"},
+                  "total": decimal_field(2) if encoding == "schema" else {"type": "string", "optional": True},
+                  "note": {"type": "string", "optional": True}}  # fmt: skip
+        record = with_schema(record, fields)
+    return record
+
+
+@st.composite
+def mysql_tx(draw: st.DrawFn, gtid: int) -> list[SourceRecord]:
+    db = draw(st.sampled_from(["inventory", "archive"]))  # same table name in two databases
+    rows = []
+    for r in range(draw(st.integers(1, 3))):
+        key = draw(keys)
+        op = draw(st.sampled_from(["c", "u", "d"]))
+        image = {"id": key, "email": draw(st.sampled_from(["a@x", "b@x"]))}
+        rows.append(mysql_change("customers", op, {"id": key}, before=None if op == "c" else image,
+                                 after=None if op == "d" else image, gtid=gtid, pos=1000 + 10 * gtid, row=r, db=db,
+                                 connector=draw(st.sampled_from(["mysql", "mariadb"]))))  # fmt: skip
+    counts = {f"{db}.customers": len(rows)}
+    return [mysql_boundary("BEGIN", gtid), *rows, mysql_boundary("END", gtid, counts)]
+
+
+@st.composite
+def deployed_outbox(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
+    record = draw(outbox_events(tx, n))
+    drop = draw(st.sampled_from([(), ("eventType",), ("eventType", "aggregateType")]))  # the router's default
+    headers = tuple(h for h in record.headers if h[0] not in drop)
+    key = draw(st.sampled_from([record.key, b"pay-1000", b"123", b"1e2", b"null", b'{"schema":{"type":"string"},"payload":"k"}']))
+    value = record.value
+    shape = draw(st.sampled_from(["as-is", "bare-text", "envelope", "envelope-escaped"]))
+    if shape == "bare-text":
+        value = b"a payload that is not JSON"
+    elif shape.startswith("envelope"):
+        payload = json.loads(value or b"null")
+        inner = payload if shape == "envelope-escaped" else json.loads(payload) if isinstance(payload, str) else payload
+        envelope = {"payload": inner, "eventType": draw(st.sampled_from(["FromEnvelope", 7])),
+                    "eventId": f"env-{n}"}  # fmt: skip
+        value = json.dumps(envelope).encode()
+    return SourceRecord(record.topic, 0, 0, key, value, headers, record.timestamp_ms)
+
+
+@st.composite
+def deployed_streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
+    records: list[SourceRecord] = []
+    for tx in range(1, draw(st.integers(1, 5)) + 1):
+        kind = draw(st.sampled_from(["pg", "pg", "mysql"]))
+        if kind == "mysql":
+            records += draw(mysql_tx(tx))
+            continue
+        tx_id = 800 + tx
+        rows = [draw(pg_rows(tx_id, 10 * tx + i)) for i in range(draw(st.integers(0, 3)))]
+        events = [draw(deployed_outbox(tx_id, i)) for i in range(draw(st.integers(0, 2)))]
+        counts: dict[str, int] = {}
+        for r in rows:
+            table = f"public.{r.topic.rsplit('.', 1)[-1]}"
+            counts[table] = counts.get(table, 0) + 1
+        if events:
+            counts["public.outbox"] = len(events)
+        records += [begin(tx_id), *rows, *events, end(tx_id, counts)]
+    records += draw(st.lists(st.sampled_from(HOSTILE + ROUTINE + BROKEN), max_size=4))
+    if records:
+        records += draw(st.lists(st.sampled_from(records), max_size=4))  # Debezium's redeliveries
+    records = draw(st.permutations(records))
+    offsets: dict[tuple[str, int], int] = {}
+    out, now = [], TS
+    for r in records:
+        offset = offsets.get((r.topic, r.partition), 0)
+        offsets[(r.topic, r.partition)] = offset + 1
+        now += draw(st.sampled_from([0, 1, 500, 40_000]))
+        out.append((replace(r, offset=offset, timestamp_ms=now), now))
+    return out
+
+
+def deployed_settings(**tap: Any) -> Settings:
+    return Settings(
+        topics=TopicSettings(cdc=["shop.public.orders", "shop.public.notes", "^inv\\..*\\.customers"],
+                             tx_metadata=[TX_TOPIC, MYSQL_TX_TOPIC], outbox=[OUTBOX_TOPIC]),
+        tap=TapSettings(tx_timeout_ms=30_000, intent_timeout_ms=60_000, max_record_bytes=4096, **tap),
+    )  # fmt: skip
+
+
+@needs_native
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=deployed_streams(), envelope=st.booleans())
+def test_native_engine_matches_the_reference_on_deployed_shapes(
+    stream: list[tuple[SourceRecord, int]], envelope: bool
+) -> None:
+    s = deployed_settings(outbox=OutboxConvention(envelope=envelope))
+    assert run(native.NativeTapCore(s, CATALOG), stream) == run(TapCore(s, CATALOG), stream)
+
+
+@needs_native
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=deployed_streams(), cut=st.integers(0, 30), batch=st.integers(1, 7))
+def test_native_engine_matches_the_reference_on_deployed_shapes_in_batches_and_restarts(
+    stream: list[tuple[SourceRecord, int]], cut: int, batch: int
+) -> None:
+    s = deployed_settings()
+    first = TapCore(s, CATALOG)
+    journal = [serialize(e) for r, now in stream[:cut] for e in first.process(r, now).entries]
+    reference, engine = TapCore(s, CATALOG), native.NativeTapCore(s, CATALOG)
+    reference.seed_journal(journal)
+    engine.seed_journal(journal)
+    assert consume_all(engine, stream, batch) == consume_all(reference, stream, batch)
+
+
+def test_hostile_records_are_dead_letters_with_a_reason_on_both_engines() -> None:
+    """None of them stops the tap; each gets a reason, the same on both engines."""
+    s = deployed_settings()
+    for core in (TapCore(s, CATALOG), *([native.NativeTapCore(s, CATALOG)] if native.available() else [])):
+        for record in HOSTILE:
+            out = core.process(record, TS)
+            assert out.entries == [] or out.dead_letters == [], record
+            for dead in out.dead_letters:
+                assert dead.reason.value and dead.message, record
