@@ -20,8 +20,12 @@ def test_numbers_keep_every_digit() -> None:
     value = loads(b'{"price": 123456789012345678.91, "id": 12345678901234567890123456789012345678}')
     assert value["price"] == Decimal("123456789012345678.91")
     assert value["id"] == 12345678901234567890123456789012345678
-    assert canonical_json(value) == '{"id":12345678901234567890123456789012345678,"price":123456789012345678.91}'
-    assert loads(b"12345678901234567890123456789012345678") != loads(b"12345678901234567890123456789012345679")
+    assert (
+        canonical_json(value) == '{"id":12345678901234567890123456789012345678,"price":123456789012345678.91}'
+    )
+    assert loads(b"12345678901234567890123456789012345678") != loads(
+        b"12345678901234567890123456789012345679"
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,7 +49,9 @@ def test_what_is_not_json_says_why(data: bytes, why: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "dropped", ["[" * 300 + "]" * 300, "1e1000000000000000", '"\\ud800"'], ids=["deep", "exponent", "surrogate"]
+    "dropped",
+    ["[" * 300 + "]" * 300, "1e1000000000000000", '"\\ud800"'],
+    ids=["deep", "exponent", "surrogate"],
 )
 def test_a_repeated_keys_dropped_value_still_counts(dropped: str) -> None:
     """The rules are the text's: a value the parser later drops for a repeated key is still read."""
@@ -88,9 +94,11 @@ scalars = st.one_of(
 )
 documents = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
-    | st.lists(st.tuples(st.text(max_size=3).map(json.dumps), inner), max_size=3).map(
-        lambda kv: "{" + ",".join(f"{k}:{v}" for k, v in kv) + "}"
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
+        | st.lists(st.tuples(st.text(max_size=3).map(json.dumps), inner), max_size=3).map(
+            lambda kv: "{" + ",".join(f"{k}:{v}" for k, v in kv) + "}"
+        )
     ),
     max_leaves=10,
 )

@@ -186,13 +186,25 @@ def mysql_change(
     if gtid_text is not None:
         value["transaction"] = {"id": gtid_text, "total_order": row + 1, "data_collection_order": row + 1}
     return SourceRecord(
-        f"{MYSQL_PREFIX}.{db}.{table}", 0, offset, json.dumps(key).encode(), json.dumps(value).encode(), (), ts
+        f"{MYSQL_PREFIX}.{db}.{table}",
+        0,
+        offset,
+        json.dumps(key).encode(),
+        json.dumps(value).encode(),
+        (),
+        ts,
     )
 
 
 def mysql_boundary(status: str, gtid: int, counts: dict[str, int] | None = None) -> SourceRecord:
     tx = f"{SERVER_UUID}:{gtid}"
-    value: dict[str, Any] = {"status": status, "id": tx, "event_count": None, "data_collections": None, "ts_ms": TS}
+    value: dict[str, Any] = {
+        "status": status,
+        "id": tx,
+        "event_count": None,
+        "data_collections": None,
+        "ts_ms": TS,
+    }
     if counts is not None:
         value["event_count"] = sum(counts.values())
         value["data_collections"] = [{"data_collection": k, "event_count": v} for k, v in counts.items()]

@@ -49,7 +49,9 @@ def test_a_malformed_capture_line_is_named_and_the_rest_is_read(tmp_path: Path) 
     capture = tmp_path / "capture.jsonl"
     record = {"topic": "outbox.event.order", "offset": 1, "key": "o-1", "payload": '{"n": 1}',
               "headers": ["id", "e-1", "eventType", "OrderPlaced"]}  # fmt: skip
-    capture.write_bytes(b'not json\n{"topic": "t", "offset": 9223372036854775808}\n' + json.dumps(record).encode())
+    capture.write_bytes(
+        b'not json\n{"topic": "t", "offset": 9223372036854775808}\n' + json.dumps(record).encode()
+    )
     result = CliRunner().invoke(main, ["decode", "--capture", str(capture)])
     assert result.exit_code == 0, result.output
     assert f"{capture}:1" in result.stderr and f"{capture}:2" in result.stderr and "offset" in result.stderr

@@ -396,7 +396,12 @@ def pg_rows(draw: st.DrawFn, tx: int | None, lsn: int) -> SourceRecord:
         "variable": {"scale": 2, "value": decimal_base64(unscaled)},
         "numeric": None, "string": str(Decimal(unscaled).scaleb(-2)),
     }[encoding]  # fmt: skip
-    row: dict[str, Any] = {"id": key, "status": status, "total": total, "note": draw(st.sampled_from([None, "x"]))}
+    row: dict[str, Any] = {
+        "id": key,
+        "status": status,
+        "total": total,
+        "note": draw(st.sampled_from([None, "x"])),
+    }
     placeholder = {"id": key, "status": "", "total": draw(st.sampled_from([0, "AA==", None])), "note": None}
     before: dict[str, Any] | None = placeholder if identity == "default" else row
     if op == "u" and identity == "default":
@@ -405,7 +410,9 @@ def pg_rows(draw: st.DrawFn, tx: int | None, lsn: int) -> SourceRecord:
                     after=None if op == "d" else row, tx=tx, lsn=lsn)  # fmt: skip
     if encoding == "numeric":  # decimal.format=NUMERIC: a JSON number, digits as written
         literal = f"{unscaled}e-2".encode()
-        record = replace(record, value=(record.value or b"").replace(b'"total": null', b'"total": ' + literal))
+        record = replace(
+            record, value=(record.value or b"").replace(b'"total": null', b'"total": ' + literal)
+        )
     if encoding == "schema" or draw(st.booleans()):
         fields = {"id": {"type": "int32"}, "status": {"type": "string", "default": "NEW"},
                   "total": decimal_field(2) if encoding == "schema" else {"type": "string", "optional": True},
@@ -434,14 +441,24 @@ def deployed_outbox(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
     record = draw(outbox_events(tx, n))
     drop = draw(st.sampled_from([(), ("eventType",), ("eventType", "aggregateType")]))  # the router's default
     headers = tuple(h for h in record.headers if h[0] not in drop)
-    key = draw(st.sampled_from([record.key, b"pay-1000", b"123", b"1e2", b"null", b'{"schema":{"type":"string"},"payload":"k"}']))
+    key = draw(
+        st.sampled_from(
+            [record.key, b"pay-1000", b"123", b"1e2", b"null", b'{"schema":{"type":"string"},"payload":"k"}']
+        )
+    )
     value = record.value
     shape = draw(st.sampled_from(["as-is", "bare-text", "envelope", "envelope-escaped"]))
     if shape == "bare-text":
         value = b"a payload that is not JSON"
     elif shape.startswith("envelope"):
         payload = json.loads(value or b"null")
-        inner = payload if shape == "envelope-escaped" else json.loads(payload) if isinstance(payload, str) else payload
+        inner = (
+            payload
+            if shape == "envelope-escaped"
+            else json.loads(payload)
+            if isinstance(payload, str)
+            else payload
+        )
         envelope = {"payload": inner, "eventType": draw(st.sampled_from(["FromEnvelope", 7])),
                     "eventId": f"env-{n}"}  # fmt: skip
         value = json.dumps(envelope).encode()

@@ -120,7 +120,11 @@ def test_without_an_event_type_the_aggregate_type_stands_in() -> None:
     record = outbox("e", "T", {})
     headers = tuple(h for h in record.headers if h[0] not in ("eventType", "aggregateType"))
     msg = parse(SourceRecord(record.topic, 0, 4, record.key, record.value, headers))
-    assert (msg.event.event_type, msg.event.aggregate_type, msg.event.type_fallback) == ("order", "order", True)
+    assert (msg.event.event_type, msg.event.aggregate_type, msg.event.type_fallback) == (
+        "order",
+        "order",
+        True,
+    )
     assert not parse(record).event.type_fallback
 
 
