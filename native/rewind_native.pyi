@@ -3,8 +3,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# (journal key, Avro value, action type, reversibility, complete, phase)
-Out = tuple[bytes, bytes, str, str, bool, str]
+# (journal key, Avro value, action type, reversibility, complete, phase, type fallback)
+Out = tuple[bytes, bytes, str, str, bool, str, bool]
 
 class TapEngine:
     def __init__(

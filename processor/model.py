@@ -181,6 +181,11 @@ class JournalEntry:
     compensated_action_id: str | None = None
 
     @property
+    def type_fallback(self) -> bool:
+        """No event type came with its outbox event: the aggregate type stands in."""
+        return self.event is not None and self.event.type_fallback
+
+    @property
     def positions(self) -> tuple[SourcePosition, ...]:
         own = tuple(c.position for c in self.changes)
         return (*own, self.event.position) if self.event else own

@@ -33,6 +33,7 @@ type Out<'py> = (
     &'static str,
     bool,
     &'static str,
+    bool,
 );
 
 fn out<'py>(py: Python<'py>, e: &Entry) -> Out<'py> {
@@ -43,6 +44,7 @@ fn out<'py>(py: Python<'py>, e: &Entry) -> Out<'py> {
         e.reversibility.name(),
         e.complete,
         e.phase.name(),
+        e.event.as_ref().is_some_and(|ev| ev.type_fallback),
     )
 }
 

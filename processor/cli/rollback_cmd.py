@@ -24,9 +24,10 @@ from processor.journal.serde import deserialize
 from processor.kafka import clients, cluster
 from processor.metrics import Metrics
 from processor.metrics.server import serve
-from processor.model import JournalEntry, Op
+from processor.model import JournalEntry
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import Catalog, Mechanism, load_catalog
+from processor.rollback.catalog import Catalog, load_catalog
+from processor.rollback.coverage import check_catalog
 from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import RequestProgress
@@ -160,7 +161,8 @@ def print_plan(ctx: Context, p: Plan) -> None:
             f"later changed by {', '.join(c.overwritten_by)}"
         )
     for label, items in (("irreversible", p.irreversible), ("in doubt", p.in_doubt),
-                         ("unclassified", p.unclassified), ("blocked", p.blocked)):  # fmt: skip
+                         ("unclassified", p.unclassified), ("blocked", p.blocked),
+                         ("unreadable by the selector", p.unreadable)):  # fmt: skip
         if items:
             ctx.out.print(f"{label}: {', '.join(items)}")
     if p.needs_approval:
@@ -352,34 +354,10 @@ def catalog_check(
     ctx.out.print(
         f"unclassified: {len(report.unclassified)} types, {sum(report.unclassified.values())} actions"
     )
+    for note in report.notes:
+        ctx.out.print(f"note: {note}")
     if strict and report.unclassified:
         raise SystemExit(1)
-
-
-class CatalogReport:
-    def __init__(self) -> None:
-        self.observed: Counter[str] = Counter()
-        self.unclassified: Counter[str] = Counter()
-        self.warnings: dict[str, str] = {}
-
-
-def check_catalog(catalog: Catalog, entries: list[JournalEntry]) -> CatalogReport:
-    report = CatalogReport()
-    key_only: Counter[str] = Counter()
-    for e in entries:
-        report.observed[e.action_type] += 1
-        spec = catalog.actions.get(e.action_type)
-        if spec is None:
-            report.unclassified[e.action_type] += 1
-        elif spec.mechanism is Mechanism.RESTORE and any(
-            c.op in (Op.UPDATE, Op.DELETE) and not c.before_complete for c in e.changes
-        ):
-            key_only[e.action_type] += 1
-    for action_type, n in key_only.items():
-        report.warnings[action_type] = (
-            f"{n} actions have key-only before-images: restores cannot be built (REPLICA IDENTITY FULL)"
-        )
-    return report
 
 
 def _read_journal(settings: Settings) -> list[JournalEntry]:

@@ -53,6 +53,13 @@ class Metrics:
             registry=r,
         )
         self._in_doubt = Counter("rewind_tap_in_doubt_intents", "Intents journaled as in doubt", registry=r)
+        self._untyped = Counter(
+            "rewind_tap_untyped_events",
+            "Outbox events without an event type (the router's default configuration): the aggregate "
+            "type stands in; place the type column (table.fields.additional.placement)",
+            ["action_type"],
+            registry=r,
+        )
         self._lag = Gauge(
             "rewind_tap_consumer_lag", "Records behind the source", ["topic", "partition"], registry=r
         )
@@ -141,6 +148,8 @@ class Metrics:
             self._incomplete.inc()
         if entry.phase is Phase.IN_DOUBT:
             self._in_doubt.inc()
+        if entry.type_fallback:
+            self._untyped.labels(entry.action_type).inc()
 
     def dead_lettered(self, dead: DeadLetter) -> None:
         self._dead.labels(dead.reason.value).inc()

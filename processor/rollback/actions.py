@@ -39,6 +39,8 @@ class ActionLookup(Protocol):
 
     def select(self, selector: Selector) -> list[str]: ...
 
+    def unreadable(self, selector: Selector) -> list[str]: ...
+
 
 class ActionStore:
     def __init__(self, path: Path | str = ":memory:") -> None:
@@ -82,6 +84,12 @@ class ActionStore:
     def select(self, selector: Selector) -> list[str]:
         """Ids of the actions the selector picks, in time order."""
         return [e.action_id for e in self._candidates(selector) if selector.matches(e)]
+
+    def unreadable(self, selector: Selector) -> list[str]:
+        """Ids of actions whose field the selector's numeric predicate cannot read (see FieldPredicate)."""
+        if selector.predicate is None or not selector.predicate.numeric:
+            return []
+        return [e.action_id for e in self._candidates(selector) if selector.unreadable(e)]
 
     def _candidates(self, s: Selector) -> Iterator[JournalEntry]:
         where: list[str] = ["ts >= ?", "ts <= ?"]

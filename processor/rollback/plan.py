@@ -92,6 +92,8 @@ class Plan:
     in_doubt: list[str] = field(default_factory=list)
     unclassified: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # cannot be built from the journal: see the step
+    # Actions whose field the selector's numeric predicate could not read: left out, and said so.
+    unreadable: list[str] = field(default_factory=list)
     approval_reasons: list[str] = field(default_factory=list)
 
     @property

@@ -58,7 +58,7 @@ def plan(
         for number, wave in enumerate(waves, start=1)
         for n in sorted(wave.tolist(), key=graph.action_id)
     ]
-    result = Plan(scope=scope, steps=steps)
+    result = Plan(scope=scope, steps=steps, unreadable=actions.unreadable(request.selector))
     in_scope = np.zeros(len(graph), dtype=bool)
     in_scope[scope_nodes] = True
     for step in steps:
@@ -77,7 +77,14 @@ def _seed_nodes(request: RollbackRequest, graph: CausalGraph, actions: ActionLoo
             )
     seeds = actions.select(selector)
     if not seeds:
-        raise RequestInvalid(f"{selector.describe()} matched no action", field="selector")
+        unreadable = actions.unreadable(selector)
+        why = (
+            f"; {len(unreadable)} actions hold the field as text that is not a number (Decimal bytes "
+            "without their schema?), which a numeric comparison cannot read"
+            if unreadable
+            else ""
+        )
+        raise RequestInvalid(f"{selector.describe()} matched no action{why}", field="selector")
     return graph.nodes(seeds)
 
 
@@ -177,6 +184,12 @@ def _approval_reasons(p: Plan, catalog: Catalog, limits: Thresholds) -> list[str
         ("in-doubt steps", len(p.in_doubt), limits.in_doubt),
     ]
     reasons = [f"{count} {what} (threshold {limit})" for what, count, limit in checks if count > limit]
+    if p.unreadable:
+        reasons.append(
+            f"the selector could not read its field as a number on {len(p.unreadable)} actions (text that "
+            "is not a number, such as Decimal bytes without their schema: enable value.converter."
+            "schemas.enable or decimal.handling.mode=string); they are not in the scope"
+        )
     flagged = sorted(
         {
             s.action_type

@@ -6,12 +6,14 @@ names the field at fault, and an invalid request is rejected, never half-execute
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from processor.errors import RewindError
-from processor.jsonvalue import JsonInvalid, dumps, loads
+from processor.jsonvalue import JsonInvalid, dumps, is_number, loads
 from processor.model import JournalEntry
 
 
@@ -44,6 +46,17 @@ class PredicateOp(StrEnum):
 _SYMBOLS = {"==": PredicateOp.EQ, "!=": PredicateOp.NE, "<=": PredicateOp.LE, ">=": PredicateOp.GE,
             "<": PredicateOp.LT, ">": PredicateOp.GT, " in ": PredicateOp.IN}  # fmt: skip
 PREFIXES = ("payload", "after", "before", "decision")
+# A number written as text: Debezium's decimal.handling.mode=string, or a payload field.
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?\s*", re.ASCII)
+
+
+def as_number(value: Any) -> int | Decimal | None:
+    """A value a numeric comparison can read: a number, or a text that writes one; else None."""
+    if is_number(value):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        return Decimal(value.strip())
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,10 @@ class FieldPredicate:
     """``field op value``; field is a dotted path, optionally starting with payload/after/before/decision.
 
     A bare path is looked up in the payload, the decision metadata and every row's after-image; the
-    action matches when any value found there satisfies the comparison.
+    action matches when any value found there satisfies the comparison. Against a number the comparison
+    is numeric and exact: a number, or a text that writes one (decimal.handling.mode=string), compares
+    by value; any other text cannot be read as a number (base64 Decimal bytes without the schema) and
+    is counted as unreadable, never silently passed over.
     """
 
     field: str
@@ -84,6 +100,17 @@ class FieldPredicate:
     def matches(self, entry: JournalEntry) -> bool:
         return any(self._holds(v) for v in self.values(entry))
 
+    @property
+    def numeric(self) -> bool:
+        """Whether the comparison is against a number (or, for 'in', a list holding one)."""
+        if self.op is PredicateOp.IN:
+            return isinstance(self.value, list) and any(is_number(v) for v in self.value)
+        return is_number(self.value)
+
+    def unreadable(self, entry: JournalEntry) -> bool:
+        """The entry holds the field as text a numeric comparison cannot read."""
+        return self.numeric and any(isinstance(v, str) and as_number(v) is None for v in self.values(entry))
+
     def values(self, entry: JournalEntry) -> list[Any]:
         head, _, rest = self.field.partition(".")
         if head in PREFIXES and rest:
@@ -101,6 +128,8 @@ class FieldPredicate:
 
     def _holds(self, actual: Any) -> bool:
         expected = self.value
+        if self.numeric:
+            return self._holds_numerically(actual)
         try:
             match self.op:
                 case PredicateOp.EQ:
@@ -119,6 +148,28 @@ class FieldPredicate:
                     return bool(actual >= expected)
         except TypeError:  # comparing a string with a number: no match, not an error
             return False
+        return False
+
+    def _holds_numerically(self, actual: Any) -> bool:
+        number = as_number(actual)
+        if number is None:
+            return False
+        if self.op is PredicateOp.IN:
+            return any(as_number(v) == number for v in self.value)
+        expected = self.value
+        match self.op:
+            case PredicateOp.EQ:
+                return bool(number == expected)
+            case PredicateOp.NE:
+                return bool(number != expected)
+            case PredicateOp.LT:
+                return bool(number < expected)
+            case PredicateOp.LE:
+                return bool(number <= expected)
+            case PredicateOp.GT:
+                return bool(number > expected)
+            case PredicateOp.GE:
+                return bool(number >= expected)
         return False
 
     def __str__(self) -> str:
@@ -198,6 +249,14 @@ class Selector:
 
     def _predicate_holds(self, entry: JournalEntry) -> bool:
         return self.predicate is None or self.predicate.matches(entry)
+
+    def unreadable(self, entry: JournalEntry) -> bool:
+        """An action the selector would look at whose field its numeric predicate cannot read."""
+        if self.predicate is None or not self.in_window(entry.commit_ts_ms or entry.journal_ts_ms):
+            return False
+        if self.action_type is not None and entry.action_type != self.action_type:
+            return False
+        return self.predicate.unreadable(entry)
 
     def describe(self) -> str:
         parts = {

@@ -111,7 +111,7 @@ def plan_record(p: Plan) -> Record:
         "conflicts": [{"action_id": c.action_id, "entity": c.entity, "overwritten_by": list(c.overwritten_by)}
                       for c in p.conflicts],
         "irreversible": p.irreversible, "in_doubt": p.in_doubt, "unclassified": p.unclassified,
-        "blocked": p.blocked,
+        "blocked": p.blocked, "unreadable": p.unreadable,
         "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
@@ -146,6 +146,7 @@ def _plan(r: Record) -> Plan:
         conflicts=[Conflict(c["action_id"], c["entity"], tuple(c["overwritten_by"])) for c in r["conflicts"]],
         irreversible=list(r["irreversible"]), in_doubt=list(r["in_doubt"]),
         unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
+        unreadable=list(r.get("unreadable", [])),
         approval_reasons=list(r["approval_reasons"]),
     )  # fmt: skip
 

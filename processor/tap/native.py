@@ -43,8 +43,9 @@ except ImportError:  # not built: the Python engine serves
 
 logger = logging.getLogger(__name__)
 
-# (journal key, Avro value, action type, reversibility, complete, phase), as the engine returns them
-_Out = tuple[bytes, bytes, str, str, bool, str]
+# (journal key, Avro value, action type, reversibility, complete, phase, type fallback), as the engine
+# returns them
+_Out = tuple[bytes, bytes, str, str, bool, str, bool]
 
 
 _REVERSIBILITY = {r.value: r for r in Reversibility}
@@ -62,6 +63,7 @@ class Summary(NamedTuple):
     reversibility: Reversibility
     complete: bool
     phase: Phase
+    type_fallback: bool
 
 
 def engine_config(settings: Settings, group_transactions: bool, offline: bool = False) -> dict[str, Any]:
@@ -140,9 +142,9 @@ class NativeTapCore:
         return produced
 
     def _journal(self, outs: list[_Out], produced: Produced) -> None:
-        for key, value, action_type, reversibility, complete, phase in outs:
+        for key, value, action_type, reversibility, complete, phase, fallback in outs:
             produced.journal.append((key, value))
-            summary = Summary(action_type, _REVERSIBILITY[reversibility], complete, _PHASE[phase])
+            summary = Summary(action_type, _REVERSIBILITY[reversibility], complete, _PHASE[phase], fallback)
             self.observer.journaled(summary)
 
     # -- one record at a time (tests, rewind decode) ----------------------------------------------

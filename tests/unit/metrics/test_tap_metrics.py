@@ -40,6 +40,8 @@ def test_tap_counts_what_it_did(engine: str, path: str) -> None:
         change("orders", "c", {"id": 1}, after={"id": 1}, tx=1, offset=50),  # redelivery
         begin(2),
         change("orders", "c", {"id": 2}, after={"id": 2}, tx=2),  # never ends
+        outbox_without_type("e9"),  # the router's default configuration
+        SourceRecord("__debezium-heartbeat.shop", 0, 0, b'{"serverName":"shop"}', b'{"ts_ms":1}'),
     ]
     if path == "process":
         for r in records:
@@ -78,6 +80,19 @@ def test_tap_counts_what_it_did(engine: str, path: str) -> None:
     assert (
         value(metrics, "rewind_tap_records_consumed_total", topic="shop.transaction", kind="tx_metadata") == 3
     )
+    assert value(metrics, "rewind_tap_untyped_events_total", action_type="order") == 1
+    assert (
+        value(
+            metrics, "rewind_tap_records_consumed_total", topic="__debezium-heartbeat.shop", kind="heartbeat"
+        )
+        == 1
+    )
+
+
+def outbox_without_type(event_id: str) -> SourceRecord:
+    record = outbox(event_id, "unused", {})
+    headers = tuple(h for h in record.headers if h[0] not in ("eventType", "aggregateType"))
+    return SourceRecord(record.topic, 0, 99, record.key, record.value, headers, record.timestamp_ms)
 
 
 def test_lag_and_commit_latency_are_exported() -> None:

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from processor.errors import ConfigError
-from processor.model import Reversibility
-from processor.rollback.catalog import Mechanism, load_catalog
+from processor.model import JournalEntry, OutboxEvent, Reversibility, SourcePosition
+from processor.rollback.catalog import Catalog, Mechanism, load_catalog
+from processor.rollback.coverage import ROUTER_TYPE_SETTING, check_catalog
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,3 +84,16 @@ def test_empty_and_invalid_yaml(tmp_path: Path) -> None:
         load_catalog(write(tmp_path, ""))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_catalog(write(tmp_path, "actions: {a: [\n"))
+
+
+def test_catalog_check_names_the_router_setting_for_events_typed_by_their_aggregate() -> None:
+    def event(action_id: str, fallback: bool) -> JournalEntry:
+        e = OutboxEvent(action_id, "order", "order", "1", {}, {}, SourcePosition("outbox.event.order", 0, 0),
+                        type_fallback=fallback)  # fmt: skip
+        return JournalEntry(action_id, "order", (), 0, event=e)
+
+    report = check_catalog(Catalog.empty(), [event("a", True), event("b", True), event("c", False)])
+    assert report.untyped == {"order": 2} and "typed by its aggregate" in report.warnings["order"]
+    [note] = report.notes
+    assert "2 outbox events carried no event type" in note and ROUTER_TYPE_SETTING in note
+    assert check_catalog(Catalog.empty(), [event("c", False)]).notes == []

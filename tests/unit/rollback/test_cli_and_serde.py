@@ -86,7 +86,7 @@ def test_catalog_check_counts_unclassified_types_and_warns_about_key_only_images
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "unclassified: 1 types, 2 actions" in result.stdout
-    assert "key-only" in result.stdout
+    assert "placeholders" in result.stdout and "REPLICA" in result.stdout
     assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,28 @@ def test_predicates_parse_and_compare() -> None:
     assert FieldPredicate.parse("model == v7").value == "v7"
     with pytest.raises(RequestInvalid, match="no comparison"):
         FieldPredicate.parse("amount")
+
+
+def test_numeric_predicates_compare_exactly_and_count_what_they_cannot_read(tmp_path: Path) -> None:
+    """decimal.format=NUMERIC, decimal.handling.mode=string and precise mode without schemas give a
+    price as an exact number, as a text, and as base64 bytes: the first two are compared by value, the
+    third cannot be read, and the plan says so (needing approval) instead of passing it over."""
+    w = World()
+    prices = {"num": Decimal("84.50"), "text": "84.50", "big": Decimal("123456789012345678.91"),
+              "bytes": "IQ==", "high": Decimal("85.01")}  # fmt: skip
+    for name, price in prices.items():
+        w.act(name, "OrderPriced", wf=name, rows=(("orders", {"id": name}, Op.UPDATE, {"id": name, "price": 90},
+                                                  {"id": name, "price": price}),))  # fmt: skip
+    cat = catalog(tmp_path)
+    p = plan_for(
+        w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse("after.price < 85"))
+    )
+    assert set(p.scope) == {"num", "text"} and p.unreadable == ["bytes"]
+    assert any("could not read its field as a number on 1 actions" in r for r in p.approval_reasons)
+    exact = FieldPredicate.parse("after.price == 123456789012345678.91")
+    assert set(plan_for(w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=exact)).scope) == {"big"}
+    near = FieldPredicate.parse("after.price == 123456789012345678.9")  # a float parser would say equal
+    with pytest.raises(RequestInvalid, match="matched no action; 1 actions hold the field as text"):
+        plan_for(w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=near))
+    text = FieldPredicate.parse('after.price == "IQ=="')  # a text comparison reads text: nothing unreadable
+    assert plan_for(w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=text)).unreadable == []
