@@ -67,6 +67,13 @@ class TopicSettings(Section):
 
     journal: str = "rewind.journal"
     deadletter: str = "rewind.deadletter"
+    deadletter_max_bytes: int = Field(
+        900_000,
+        gt=8192,
+        description="a dead letter larger than this is written as a reference (its first 4 KiB, size, "
+        "SHA-256, source position): keep it below the producer's message.max.bytes and the topic's "
+        "max.message.bytes",
+    )
     requests: str = "rewind.rollback.requests"
     control: str = "rewind.rollback.control"
     status: str = "rewind.rollback.status"

@@ -31,13 +31,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from processor.config import LocalBrokerSettings, Settings
+from processor.deadletter import DeadLetter
 from processor.devenv.procs import free_port
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
 from processor.metrics import Metrics
 from processor.rollback.catalog import Catalog
 from processor.tap import native
-from processor.tap.core import DeadLetter, Journaled, Produced, RecordKind, TapPipeline
+from processor.tap.core import Journaled, Produced, RecordKind, TapPipeline
 from processor.tap.engine import tap_core
 from processor.tap.records import KafkaMessage
 from processor.tap.runner import TapRunner

@@ -13,10 +13,11 @@ from processor import __version__
 from processor.model import Phase
 
 if TYPE_CHECKING:
+    from processor.deadletter import DeadLetter
     from processor.graph.builder import GraphStats
     from processor.rollback.plan import Step
     from processor.rollback.progress import RequestProgress
-    from processor.tap.core import DeadLetter, Journaled, RecordKind, TapPipeline
+    from processor.tap.core import Journaled, RecordKind, TapPipeline
 
 
 class Metrics:

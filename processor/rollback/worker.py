@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
 from processor.config import Settings
+from processor.deadletter import DeadLetter, dead_letter_message
 from processor.errors import DeadLetterReason, KafkaError, RewindError, SchemaError, Where
 from processor.journal.serde import deserialize
 from processor.kafka import clients
@@ -39,9 +40,7 @@ from processor.rollback.serde import (
     encode_command,
     encode_status,
 )
-from processor.tap.core import DeadLetter
 from processor.tap.records import SourceRecord
-from processor.tap.runner import dead_letter_headers
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -287,9 +286,11 @@ class RollbackWorker:
         record = SourceRecord(
             msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(), headers
         )
-        dead = DeadLetter(record, reason, text)
+        message = dead_letter_message(
+            DeadLetter(record, reason, text), self.settings.topics.deadletter_max_bytes
+        )
         s.producer.produce(
-            self.topics.deadletter, key=msg.key(), value=msg.value(), headers=dead_letter_headers(dead)
+            self.topics.deadletter, key=message.key, value=message.value, headers=message.headers
         )
 
     def _commit(self, s: _Session, out: Outputs, consumed: bool) -> None:

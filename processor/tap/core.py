@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from processor.config import Settings
+from processor.deadletter import DeadLetter
 from processor.errors import DeadLetterReason, InvalidRecord
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.jsonvalue import JsonInvalid, loads
@@ -42,13 +43,6 @@ class Routine:
     """A record a connector sends besides changes (heartbeat, schema change): read, not journaled."""
 
     kind: RecordKind
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    record: SourceRecord
-    reason: DeadLetterReason
-    message: str
 
 
 @dataclass

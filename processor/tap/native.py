@@ -17,13 +17,13 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from processor.config import Settings
+from processor.deadletter import DeadLetter
 from processor.errors import ConfigError, DeadLetterReason, InvalidRecord, SchemaError
 from processor.journal.serde import deserialize
 from processor.jsonvalue import dumps
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.core import (
-    DeadLetter,
     Produced,
     RecordKind,
     SilentObserver,

@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from processor.config import Settings
+from processor.deadletter import dead_letter_message
 from processor.errors import ConfigError, KafkaError, RewindError
 from processor.kafka import clients
 from processor.metrics import Metrics
 from processor.runtime import tune_gc
-from processor.tap.core import DeadLetter, Produced, TapPipeline
+from processor.tap.core import Produced, TapPipeline
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
 LAG_EVERY_S = 5.0
 MAX_BACKOFF_S = 30.0
-DLQ_PREFIX = "rewind.dlq."
 
 
 def source_topics(settings: Settings) -> list[str]:
@@ -45,18 +45,6 @@ def source_topics(settings: Settings) -> list[str]:
             hint="set REWIND_TOPICS__CDC, __TX_METADATA and/or __OUTBOX (JSON lists of topic names)",
         )
     return topics
-
-
-def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, str | bytes | None]]:
-    r = dead.record
-    ours = {
-        "reason": dead.reason.value,
-        "error": dead.message,
-        "source.topic": r.topic,
-        "source.partition": str(r.partition),
-        "source.offset": str(r.offset),
-    }
-    return [*((k, v or b"") for k, v in r.headers), *((DLQ_PREFIX + k, v.encode()) for k, v in ours.items())]
 
 
 @dataclass
@@ -170,9 +158,10 @@ class TapRunner:
         if out.journal:
             s.dirty = True
         for dead in out.dead_letters:
-            r = dead.record
-            s.producer.produce(dlq, key=r.key, value=r.value, headers=dead_letter_headers(dead))
-            logger.warning("dead letter: %s", dead.message)
+            message = dead_letter_message(dead, self.settings.topics.deadletter_max_bytes)
+            s.producer.produce(dlq, key=message.key, value=message.value, headers=message.headers)
+            note = " (too large: written as a reference)" if message.truncated else ""
+            logger.warning("dead letter%s: %s", note, dead.message)
 
     def _commit(self, s: _Session) -> None:
         if not s.dirty:

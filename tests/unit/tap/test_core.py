@@ -332,3 +332,22 @@ def test_offline_decoding_does_not_keep_closed_transactions() -> None:
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert grown / 2000 < 3000, f"{grown / 2000:.0f} bytes kept per decoded action"
+
+
+def test_a_dead_letter_too_large_to_write_whole_is_a_reference() -> None:
+    import hashlib
+
+    from processor.deadletter import DeadLetter, dead_letter_message
+
+    small = SourceRecord("t", 1, 7, b"k", b"v" * 100, (("h", b"1"),))
+    whole = dead_letter_message(DeadLetter(small, DeadLetterReason.BAD_JSON, "why"), max_bytes=10_000)
+    assert not whole.truncated and whole.value == small.value and ("h", b"1") in whole.headers
+    big = SourceRecord("t", 1, 7, b"k" * 5000, b"v" * 50_000, (("h", b"1"),))
+    ref = dead_letter_message(DeadLetter(big, DeadLetterReason.OVERSIZED, "too big"), max_bytes=10_000)
+    headers = dict(ref.headers)
+    assert ref.truncated and ref.value == b"v" * 4096 and ref.key == b"k" * 1024 and "h" not in headers
+    assert headers["rewind.dlq.value.sha256"] == hashlib.sha256(big.value or b"").hexdigest().encode()
+    assert (
+        headers["rewind.dlq.source.offset"] == b"7"
+        and headers["rewind.dlq.truncated"] == str(big.size).encode()
+    )
