@@ -113,8 +113,14 @@ class OutboxConvention(Section):
     phase_header: str = Field("phase", description="'intent' or 'outcome' for calls to the outside world")
     intent_header: str = Field("intentId", description="links an outcome to its intent")
     external_systems_header: str = "externalSystems"
-    correlation_field: str = "correlation_id"
+    correlation_field: str = Field(
+        "correlation_id", description="payload fields stand in for headers the router did not place"
+    )
     causation_field: str = "causation_id"
+    tx_field: str = Field("tx_id", description="payload field holding txid_current(), without a txId header")
+    traceparent_field: str = "traceparent"
+    phase_field: str = "phase"
+    intent_field: str = "intent_id"
     decision_fields: list[str] = Field(
         default_factory=lambda: ["rule", "rule_version", "model_version", "decision_id"],
         description="payload fields copied into the entry's decision metadata",

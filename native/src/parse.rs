@@ -36,6 +36,10 @@ pub struct Config {
     pub external_systems_header: String,
     pub correlation_field: String,
     pub causation_field: String,
+    pub tx_field: String,
+    pub traceparent_field: String,
+    pub phase_field: String,
+    pub intent_field: String,
     pub decision_fields: Vec<String>,
     pub decision_header_prefix: String,
     pub outbox_tables: Vec<String>,
@@ -452,7 +456,7 @@ fn parse_change(
     let after = read_after.or(raw_after);
     let before_ref = read_before.as_ref().or(raw_before.as_ref());
     let needs_after = matches!(op, Op::Create | Op::Read | Op::Update);
-    if (needs_after && after.is_none()) || (op == Op::Delete && before_ref.is_none()) {
+    if needs_after && after.is_none() {
         return Err(Bad::Invalid);
     }
     let row_key = row_key(op, key, before_ref, after.as_ref(), key_schema)?;
@@ -783,6 +787,7 @@ struct Facts<'a> {
 }
 
 impl Facts<'_> {
+    /// The header's text, else the envelope field's; None when neither has a non-empty one.
     fn raw(&self, name: &str) -> Option<String> {
         match get(self.headers, name) {
             Some(text) if !text.is_empty() => Some(text.to_string()),
@@ -790,7 +795,8 @@ impl Facts<'_> {
                 .envelope
                 .get(name)
                 .filter(|v| !v.is_null())
-                .map(text_of),
+                .map(text_of)
+                .filter(|t| !t.is_empty()),
         }
     }
 
@@ -828,7 +834,10 @@ fn parse_outbox(cfg: &Config, rec: &Record, value: Value) -> Parse<Outbox> {
             .filter(|a| !a.is_empty())
             .ok_or(Bad::Invalid)?,
     };
-    let tx_id = facts.get(&cfg.tx_header).map(|t| normalize_tx_id(&t));
+    let tx_id = facts
+        .get(&cfg.tx_header)
+        .or_else(|| field(&payload, &[cfg.tx_field.as_str()]))
+        .map(|t| normalize_tx_id(&t));
     let aggregate_id = match key {
         Value::Null => None,
         Value::String(s) => Some(s),
@@ -842,10 +851,15 @@ fn parse_outbox(cfg: &Config, rec: &Record, value: Value) -> Parse<Outbox> {
         .or_else(|| field(&payload, &[cfg.causation_field.as_str()]));
     let causation_ids = id_list(causation_raw.as_deref());
     let trace = trace(
-        facts.first(&cfg.traceparent_headers),
+        facts
+            .first(&cfg.traceparent_headers)
+            .or_else(|| field(&payload, &[cfg.traceparent_field.as_str()])),
         facts.first(&cfg.tracestate_headers),
     );
-    let phase = match clean(facts.raw(&cfg.phase_header).as_deref())
+    let phase_raw = facts
+        .raw(&cfg.phase_header)
+        .or_else(|| field(&payload, &[cfg.phase_field.as_str()]));
+    let phase = match clean(phase_raw.as_deref())
         .map(|p| p.to_lowercase())
         .as_deref()
     {
@@ -853,7 +867,9 @@ fn parse_outbox(cfg: &Config, rec: &Record, value: Value) -> Parse<Outbox> {
         Some("outcome") => Phase::Outcome,
         _ => Phase::Action,
     };
-    let intent_id = facts.get(&cfg.intent_header);
+    let intent_id = facts
+        .get(&cfg.intent_header)
+        .or_else(|| field(&payload, &[cfg.intent_field.as_str()]));
     let mut decision: Vec<(String, String)> = Vec::new();
     for name in &cfg.decision_fields {
         if let Some(v) = field(&payload, &[name.as_str()]) {

@@ -64,8 +64,8 @@ def parse_change(
     after = _decimals(record, raw_after, image_fields(value_schema, "after"))
     if op in _NEEDS_AFTER and after is None:
         raise _bad(record, f"op {code!r} without an 'after' image")
-    if op is Op.DELETE and before is None:
-        raise _bad(record, "op 'd' without a 'before' image")
+    # A delete without a before-image (REPLICA IDENTITY NOTHING, some decoders) still names its row by
+    # the key: journaled, not restorable.
     row_key = _row_key(record, key, op, before, after, key_schema)
     tx_id = _tx_id(record, value.get("transaction"), source)
     kind = str_or_none(source.get("connector"))

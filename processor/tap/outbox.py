@@ -60,7 +60,7 @@ def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvent
                 f"table.fields.additional.placement=type:header:{conv.event_type_header})",
             )
         event_type = aggregate_type
-    tx_raw = facts.get(conv.tx_header)
+    tx_raw = facts.get(conv.tx_header) or _field(payload, conv.tx_field)
     event = OutboxEvent(
         event_id=event_id,
         event_type=event_type,
@@ -82,9 +82,12 @@ def parse_outbox(record: SourceRecord, key: Any, value: Any, conv: OutboxConvent
         tx_id=event.position.tx_id,
         correlation_id=facts.get(conv.correlation_header) or _field(payload, conv.correlation_field),
         causation_ids=_id_list(facts.raw(conv.causation_header) or _field(payload, conv.causation_field)),
-        trace=TraceContext.parse(facts.first(conv.traceparent_headers), facts.first(conv.tracestate_headers)),
-        phase=_phase(facts.raw(conv.phase_header)),
-        intent_id=facts.get(conv.intent_header),
+        trace=TraceContext.parse(
+            facts.first(conv.traceparent_headers) or _field(payload, conv.traceparent_field),
+            facts.first(conv.tracestate_headers),
+        ),
+        phase=_phase(facts.raw(conv.phase_header) or _field(payload, conv.phase_field)),
+        intent_id=facts.get(conv.intent_header) or _field(payload, conv.intent_field),
         decision=_decision(headers, payload, conv),
         external_systems=_id_list(facts.raw(conv.external_systems_header)),
     )

@@ -124,7 +124,20 @@ def outbox_events(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
     payload.update(
         draw(
             st.dictionaries(
-                st.sampled_from(["correlation_id", "causation_id", "type", "rule"]), json_values, max_size=2
+                st.sampled_from(
+                    [
+                        "correlation_id",
+                        "causation_id",
+                        "type",
+                        "rule",
+                        "tx_id",
+                        "traceparent",
+                        "phase",
+                        "intent_id",
+                    ]
+                ),
+                json_values,
+                max_size=2,
             )
         )
     )
@@ -439,8 +452,25 @@ def mysql_tx(draw: st.DrawFn, gtid: int) -> list[SourceRecord]:
 @st.composite
 def deployed_outbox(draw: st.DrawFn, tx: int | None, n: int) -> SourceRecord:
     record = draw(outbox_events(tx, n))
-    drop = draw(st.sampled_from([(), ("eventType",), ("eventType", "aggregateType")]))  # the router's default
+    drop = draw(
+        st.sampled_from(
+            [
+                (),
+                ("eventType",),
+                ("eventType", "aggregateType"),  # the router's default
+                ("eventType", "txId", "traceparent", "phase", "intentId", "correlationId"),
+            ]
+        )
+    )
     headers = tuple(h for h in record.headers if h[0] not in drop)
+    if "txId" in drop and tx is not None:  # the service writes txid_current() into the payload instead
+        outer = json.loads(record.value or b"null")
+        inner = json.loads(outer) if isinstance(outer, str) else outer
+        if isinstance(inner, dict):
+            inner["tx_id"] = draw(st.sampled_from([tx, str(tx), 2**32 + tx]))
+            inner["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            text = json.dumps(inner)
+            record = replace(record, value=json.dumps(text if isinstance(outer, str) else inner).encode())
     key = draw(
         st.sampled_from(
             [record.key, b"pay-1000", b"123", b"1e2", b"null", b'{"schema":{"type":"string"},"payload":"k"}']
