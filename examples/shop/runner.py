@@ -34,9 +34,12 @@ def event_from_outbox(msg: Message) -> Event:
     value: Any = json.loads(msg.value() or b"null")
     if isinstance(value, str):  # the router may carry the payload as an escaped JSON string
         value = json.loads(value)
+    fallback = value if isinstance(value, dict) else {}  # a router that places no extra columns
     return Event(
-        headers["id"], headers["eventType"], value, headers.get("correlationId"), headers.get("traceparent")
-    )
+        headers["id"], headers["eventType"], value,
+        headers.get("correlationId") or fallback.get("correlation_id"),
+        headers.get("traceparent") or fallback.get("traceparent"),
+    )  # fmt: skip
 
 
 def event_from_command(msg: Message) -> Event:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from examples.shop.runner import ShopRunner, ShopTopics
 from examples.shop.schema import schema_sql, tables
 from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
 from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
-from processor.devenv.connect import CaptureSpec
+from processor.devenv.connect import STRING_CONVERTER, CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.errors import RewindError, Where
 from processor.journal.serde import deserialize
@@ -69,6 +69,27 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """How the shop's connector is configured, and so where rewind finds each fact.
+
+    The default places every outbox column rewind reads as a header. ``default_router()`` is what many
+    deployments run: keys through StringConverter, and the router placing only the event type, so the
+    services write correlation, causation, trace and transaction id into each payload."""
+
+    outbox_headers: Mapping[str, str] | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    payload_metadata: bool = False
+
+    @classmethod
+    def default_router(cls) -> Deployment:
+        return cls(
+            outbox_headers={"type": "eventType"},
+            overrides={"key.converter": STRING_CONVERTER},
+            payload_metadata=True,
+        )
+
+
 class Scenario:
     def __init__(
         self,
@@ -78,15 +99,18 @@ class Scenario:
         work_dir: Path,
         orders: int = 1_000,
         progress: Callable[[str], None] = lambda _line: None,
+        deployment: Deployment | None = None,
     ) -> None:
         self.bootstrap, self.dsn, self.start_capture = bootstrap, dsn, start_capture
         self.orders, self.say = orders, progress
+        self.deployment = deployment or Deployment()
         self.unique = uuid.uuid4().hex[:8]
         self.schema, self.oracle_db = f"shop{self.unique}", f"oracle{self.unique}"
         u = self.unique
         self.spec = CaptureSpec(
             name=f"shop-{u}", dsn=dsn, topic_prefix=f"pg{u}", tables=tables(self.schema),
             outbox_table=f"{self.schema}.outbox", outbox_topic_prefix=f"{u}.outbox.",
+            outbox_headers=self.deployment.outbox_headers, overrides=self.deployment.overrides,
         )  # fmt: skip
         catalog_file = work_dir / "catalog.yaml"
         catalog_file.write_text(CATALOG.read_text().replace("shop.", f"{u}.shop."))
@@ -209,7 +233,10 @@ class Scenario:
             admin.execute(schema_sql("shop").encode())
 
     def _shop(self, gateway: FakeGateway, mailer: FakeMailer) -> Shop:
-        return Shop(self.dsn.conninfo(), self.schema, gateway, mailer)
+        return Shop(
+            self.dsn.conninfo(), self.schema, gateway, mailer,
+            payload_metadata=self.deployment.payload_metadata,
+        )  # fmt: skip
 
     def _topics(self) -> None:
         s = self.settings

@@ -80,11 +80,16 @@ def child_traceparent(parent: str | None) -> str:
 
 
 class Shop:
-    def __init__(self, conninfo: str, schema: str, gateway: Gateway, mailer: Mailer) -> None:
+    def __init__(
+        self, conninfo: str, schema: str, gateway: Gateway, mailer: Mailer, *, payload_metadata: bool = False
+    ) -> None:
+        """``payload_metadata``: also write the event's metadata (correlation, causation, trace, phase,
+        intent, transaction id) into its payload, for an outbox router that places no extra columns."""
         # Each world is one schema; the search path makes every statement below refer to it.
         self.conn = psycopg.connect(conninfo, autocommit=False, options=f"-c search_path={schema}")
         self.gateway = gateway
         self.mailer = mailer
+        self.payload_metadata = payload_metadata
 
     def close(self) -> None:
         self.conn.close()
@@ -260,11 +265,16 @@ class Shop:
         intent_id: str | None = None,
     ) -> str:
         event_id = str(uuid.uuid4())
+        trace = child_traceparent(parent_trace) if phase is None else parent_trace
+        if self.payload_metadata:
+            tx_id = self.conn.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
+            metadata = {"correlation_id": correlation_id, "causation_id": causation_id, "traceparent": trace,
+                        "phase": phase, "intent_id": intent_id, "tx_id": tx_id}  # fmt: skip
+            payload = payload | {k: v for k, v in metadata.items() if v is not None}
         self.conn.execute(
             "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, correlation_id, "
             "causation_id, traceparent, phase, intent_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (event_id, aggregate, str(aggregate_id), event_type, json.dumps(payload), correlation_id,
-             causation_id, child_traceparent(parent_trace) if phase is None else parent_trace, phase,
-             intent_id),
+             causation_id, trace, phase, intent_id),
         )  # fmt: skip
         return event_id

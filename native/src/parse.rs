@@ -210,7 +210,7 @@ pub fn parse(cfg: &Config, rec: &Record, routed: Option<Kind>) -> (Option<Kind>,
     let parsed = match kind {
         Kind::TxMetadata => parse_tx(rec, &value).map(Parsed::Boundary),
         Kind::Outbox => parse_outbox(cfg, rec, value).map(Parsed::Outbox),
-        _ => decode_enveloped(rec.key.as_deref()).and_then(|(key, key_schema)| {
+        _ => change_key(rec.key.as_deref()).and_then(|(key, key_schema)| {
             parse_change(rec, key, value, key_schema.as_ref(), value_schema.as_ref())
         }),
     };
@@ -238,6 +238,20 @@ fn decode_enveloped(data: Option<&[u8]>) -> Parse<(Value, Option<Value>)> {
         return Ok((m.swap_remove("payload").expect("checked"), schema));
     }
     Ok((value, None))
+}
+
+/// The key and its schema; Kafka Connect's text of a struct (key.converter=StringConverter) stays
+/// text, read against the row image by parse_change.
+fn change_key(data: Option<&[u8]>) -> Parse<(Value, Option<Value>)> {
+    match decode_enveloped(data) {
+        Err(Bad::Invalid) => match data {
+            Some(d) if d.starts_with(b"Struct{") => std::str::from_utf8(d)
+                .map(|t| (Value::String(t.to_string()), None))
+                .map_err(|_| Bad::Invalid),
+            _ => Err(Bad::Invalid),
+        },
+        other => other,
+    }
 }
 
 /// JSON when it reads as JSON, else the bare text (StringConverter); a JSON scalar other than a
@@ -610,6 +624,10 @@ fn row_key(
             _ => Map::new(),
         });
     }
+    let key = match key {
+        Value::String(text) if text.starts_with("Struct{") => struct_key(&text, after.or(before))?,
+        other => other,
+    };
     let Value::Object(key) = key else {
         return Err(Bad::Invalid);
     };
@@ -623,6 +641,89 @@ fn row_key(
     }
     let read = read_decimals(&key, &field_maps(key_schema)).map_err(|_| Bad::Invalid)?;
     Ok(read.unwrap_or(key))
+}
+
+/// A key written by StringConverter, 'Struct{id=42}': its fields' names, their values from the row
+/// image, held only when the image's values write the same text back (cdc._struct_key).
+fn struct_key(text: &str, image: Option<&Map<String, Value>>) -> Parse<Value> {
+    let inner = text
+        .strip_prefix("Struct{")
+        .and_then(|t| t.strip_suffix('}'))
+        .filter(|t| !t.is_empty());
+    let (Some(inner), Some(image)) = (inner, image) else {
+        return Err(Bad::Invalid);
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for name in struct_field_names(inner) {
+        if image.contains_key(name) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let mut written = Vec::with_capacity(names.len());
+    for n in &names {
+        written.push(format!(
+            "{n}={}",
+            java_text(&image[*n]).ok_or(Bad::Invalid)?
+        ));
+    }
+    if names.is_empty() || written.join(",") != inner {
+        return Err(Bad::Invalid);
+    }
+    Ok(Value::Object(
+        names
+            .iter()
+            .map(|n| (n.to_string(), image[*n].clone()))
+            .collect(),
+    ))
+}
+
+/// The `name=` tokens at the start or after a comma, as re.finditer(r"(?:^|,)([A-Za-z_][A-Za-z0-9_$]*)=")
+/// finds them: scanning on after each match.
+fn struct_field_names(inner: &str) -> Vec<&str> {
+    let b = inner.as_bytes();
+    let ident = |at: usize| -> Option<usize> {
+        let first = *b.get(at)?;
+        if !(first.is_ascii_alphabetic() || first == b'_') {
+            return None;
+        }
+        let mut end = at + 1;
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_' || b[end] == b'$')
+        {
+            end += 1;
+        }
+        (b.get(end) == Some(&b'=')).then_some(end)
+    };
+    let (mut out, mut j) = (Vec::new(), 0usize);
+    while j < b.len() {
+        let found = if j == 0 {
+            ident(0).map(|e| (0, e))
+        } else {
+            None
+        }
+        .or_else(|| {
+            (b[j] == b',')
+                .then(|| ident(j + 1).map(|e| (j + 1, e)))
+                .flatten()
+        });
+        match found {
+            Some((start, end)) => {
+                out.push(&inner[start..end]);
+                j = end + 1;
+            }
+            None => j += 1,
+        }
+    }
+    out
+}
+
+/// How Java's toString writes a key column's value, for the types that read back exactly.
+fn java_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+        Value::String(s) => Some(s.clone()),
+        n @ Value::Number(_) if is_py_int(n) => Some(canonical(n)),
+        _ => None,
+    }
 }
 
 fn keys(v: Option<&Value>) -> Vec<String> {

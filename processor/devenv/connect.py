@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from processor.config import ConnectSettings
@@ -33,9 +34,12 @@ OUTBOX_HEADERS = {
 }
 
 
+STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
+
+
 @dataclass(frozen=True)
 class CaptureSpec:
-    """What one Debezium connector captures, and how its topics are named."""
+    """What one Debezium connector captures, how its topics are named, and how it is configured."""
 
     name: str
     dsn: Dsn
@@ -43,6 +47,11 @@ class CaptureSpec:
     topic_prefix: str
     outbox_table: str | None = "public.outbox"
     outbox_topic_prefix: str = "outbox.event."
+    # Outbox columns the router places as headers (column -> header); None: rewind's full convention,
+    # {}: the router's default configuration (only the 'id' header).
+    outbox_headers: Mapping[str, str] | None = None
+    # Connector settings over the defaults below: converters, decimal.handling.mode, heartbeats...
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def tx_topic(self) -> str:
@@ -73,7 +82,8 @@ def connector_config(spec: CaptureSpec) -> dict[str, str]:
         "snapshot.mode": "no_data",
     }
     if spec.outbox_table:
-        placement = ",".join(f"{col}:header:{header}" for col, header in OUTBOX_HEADERS.items())
+        headers = OUTBOX_HEADERS if spec.outbox_headers is None else spec.outbox_headers
+        placement = ",".join(f"{col}:header:{header}" for col, header in headers.items())
         conf |= {
             "predicates": "isOutbox",
             "predicates.isOutbox.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
@@ -84,9 +94,10 @@ def connector_config(spec: CaptureSpec) -> dict[str, str]:
             "transforms.outbox.route.by.field": "aggregatetype",
             "transforms.outbox.route.topic.replacement": spec.outbox_topic_prefix + "${routedByValue}",
             "transforms.outbox.table.field.event.key": "aggregateid",
-            "transforms.outbox.table.fields.additional.placement": placement,
         }
-    return conf
+        if placement:
+            conf["transforms.outbox.table.fields.additional.placement"] = placement
+    return conf | dict(spec.overrides)
 
 
 class LocalConnect:

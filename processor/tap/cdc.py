@@ -6,6 +6,7 @@ row; an event with neither cannot be told from its redelivery and is refused (de
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from processor.tap.decoding import unwrap
 from processor.tap.fields import int_or_none, is_tx_id, normalize_tx_id, str_or_none
 from processor.tap.records import SourceRecord
 
+STRUCT_TEXT = b"Struct{"  # Kafka Connect's Struct.toString(), what StringConverter makes of a key
+_STRUCT_FIELD = re.compile(r"(?:^|,)([A-Za-z_][A-Za-z0-9_$]*)=", re.ASCII)
 NEW_KEY_HEADER = "__debezium.newkey"
 OLD_KEY_HEADER = "__debezium.oldkey"
 POSTGRES = "postgresql"
@@ -189,6 +192,8 @@ def _row_key(
     key = unwrap(key)
     if op not in _KEYED:
         return key if isinstance(key, dict) else {}
+    if isinstance(key, str) and key.startswith("Struct{"):
+        key = _struct_key(record, key, after if after is not None else before)
     if key is None:
         raise InvalidRecord(
             DeadLetterReason.MISSING_KEY,
@@ -217,6 +222,39 @@ def _row_key(
         )
     decoded = _decimals(record, key, key_fields(key_schema))
     return key if decoded is None else decoded
+
+
+def _struct_key(record: SourceRecord, text: str, image: JsonObject | None) -> JsonObject:
+    """A key written by StringConverter, 'Struct{id=42}': its fields' names, their values from the row
+    image, held only when the image's values write the same text back (as Java's toString)."""
+    inner = text[len("Struct{") : -1] if text.endswith("}") else None
+    if inner and image is not None:
+        names = list(dict.fromkeys(m.group(1) for m in _STRUCT_FIELD.finditer(inner) if m.group(1) in image))
+        written = [_java_text(image[n]) for n in names]
+        if (
+            names
+            and None not in written
+            and ",".join(f"{n}={w}" for n, w in zip(names, written, strict=True)) == inner
+        ):
+            return {n: image[n] for n in names}
+    raise InvalidRecord(
+        DeadLetterReason.MISSING_KEY,
+        f"key {text[:60]!r} is Kafka Connect's text of a struct (key.converter=StringConverter) that the row "
+        "image does not spell back (only text, integer and boolean key columns can be read so); use the "
+        "JsonConverter for the CDC topics' keys",
+        where=record.where,
+    )
+
+
+def _java_text(value: Any) -> str | None:
+    """How Java's toString writes a key column's value, for the types that read back exactly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return None
 
 
 def _table(record: SourceRecord, op: Op, source: JsonObject, value: JsonObject) -> tuple[str, str | None]:

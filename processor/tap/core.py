@@ -20,7 +20,7 @@ from processor.jsonvalue import JsonInvalid, loads
 from processor.model import JournalEntry, Phase, Reversibility
 from processor.rollback.catalog import Catalog
 from processor.tap.assembler import Assembler, DedupeIndex
-from processor.tap.cdc import ChangeEvent, Tombstone, parse_change
+from processor.tap.cdc import STRUCT_TEXT, ChangeEvent, Tombstone, parse_change
 from processor.tap.decoding import SchemaLookup, decode_enveloped, decode_text, unwrap
 from processor.tap.outbox import OutboxMessage, parse_outbox
 from processor.tap.records import KafkaMessage, SourceRecord, is_error
@@ -305,17 +305,16 @@ def routine_kind(record: SourceRecord, value: Any) -> RecordKind | None:
 
 
 def _change_key(record: SourceRecord, lookup: SchemaLookup | None) -> tuple[Any, Any]:
+    """The key and its schema; Kafka Connect's text of a struct (key.converter=StringConverter) stays
+    text, read against the row image by the change parser."""
     try:
         return decode_enveloped(record.key, record, lookup, "key")
-    except InvalidRecord as exc:
-        if record.key is not None and record.key.startswith(b"Struct{"):
-            raise InvalidRecord(
-                DeadLetterReason.MISSING_KEY,
-                f"key {record.key[:60].decode('utf-8', 'replace')!r} is Kafka Connect's text of a struct "
-                "(key.converter=StringConverter); change event keys are read as JSON: use the "
-                "JsonConverter for the CDC topics' keys",
-                where=record.where,
-            ) from exc
+    except InvalidRecord:
+        if record.key is not None and record.key.startswith(STRUCT_TEXT):
+            try:
+                return record.key.decode("utf-8"), None
+            except UnicodeDecodeError:
+                pass
         raise
 
 

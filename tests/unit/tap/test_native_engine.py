@@ -421,6 +421,21 @@ def pg_rows(draw: st.DrawFn, tx: int | None, lsn: int) -> SourceRecord:
         before = None
     record = change(draw(tables), op, {"id": key}, before=None if op == "c" else before,
                     after=None if op == "d" else row, tx=tx, lsn=lsn)  # fmt: skip
+    struct_key = draw(
+        st.sampled_from(
+            [
+                None,
+                f"Struct{{id={key}}}",
+                f"Struct{{id={key},status={status}}}",
+                "Struct{id=x}",
+                "Struct{}",
+                f",Struct{{id={key}}}",
+                f"Struct{{id={key}",
+            ]
+        )
+    )
+    if struct_key is not None:  # key.converter=StringConverter: Kafka Connect's text of the key struct
+        record = replace(record, key=struct_key.encode())
     if encoding == "numeric":  # decimal.format=NUMERIC: a JSON number, digits as written
         literal = f"{unscaled}e-2".encode()
         record = replace(
