@@ -297,7 +297,7 @@ def test_decimals_as_text_and_undecodable_bytes_are_said_so_by_numeric_selectors
     string_mode = [e for e in journal("pg-decimal-string") if e.action_type == "OrderPlaced"]
     assert string_mode[0].changes[0].after["total"] == "123456789012345678.91"
     assert FieldPredicate.parse("after.total > 100").matches(string_mode[0])
-    bytes_mode = [e for e in journal("pg-json-full") if e.action_type == "OrderPlaced"][0]
+    bytes_mode = next(e for e in journal("pg-json-full") if e.action_type == "OrderPlaced")
     assert base64.b64decode(bytes_mode.changes[0].after["total"])  # precise without schemas: bytes
     assert FieldPredicate.parse("after.total > 100").unreadable(bytes_mode)
 
