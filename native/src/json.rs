@@ -10,7 +10,7 @@ const MAX_EXPONENT: i128 = 1_000_000_000_000_000; // 10^15
 
 /// The value of a JSON text, or None where processor.jsonvalue.loads raises.
 pub fn parse(data: &[u8]) -> Option<Value> {
-    if nesting(data) > MAX_DEPTH {
+    if !within_rules(data) {
         return None;
     }
     let text = std::str::from_utf8(data).ok()?;
@@ -18,13 +18,17 @@ pub fn parse(data: &[u8]) -> Option<Value> {
     de.disable_recursion_limit();
     let value = Value::deserialize(&mut de).ok()?;
     de.end().ok()?;
-    numbers_in_range(data).then_some(value)
+    Some(value)
 }
 
-/// The deepest nesting of arrays and objects, counted outside strings (a valid text's exact depth).
-fn nesting(data: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in data {
+/// One pass over the text, outside strings: nesting at most MAX_DEPTH, and every number token's
+/// exponent within MAX_EXPONENT (a repeated key's dropped value counts too). For a valid text these
+/// are its exact depth and numbers; an invalid one the parser refuses anyway.
+fn within_rules(data: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped, mut i) = (0usize, false, false, 0usize);
+    while i < data.len() {
+        let b = data[i];
+        i += 1;
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -38,47 +42,29 @@ fn nesting(data: &[u8]) -> usize {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
-                deepest = deepest.max(depth);
-                if deepest > MAX_DEPTH {
-                    return deepest;
+                if depth > MAX_DEPTH {
+                    return false;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i - 1;
+                let mut exponent = false;
+                while i < data.len()
+                    && matches!(data[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    exponent |= matches!(data[i], b'e' | b'E');
+                    i += 1;
+                }
+                // Without an exponent a number's is minus its fraction digits: the text bounds it.
+                if exponent || i - start > 1_000_000 {
+                    let token = std::str::from_utf8(&data[start..i]).expect("ascii");
+                    if Dec::of(token).is_none_or(|d| d.exp.abs() >= MAX_EXPONENT) {
+                        return false;
+                    }
+                }
+            }
             _ => {}
-        }
-    }
-    deepest
-}
-
-/// Every number token of a (valid) text within MAX_EXPONENT, a repeated key's dropped value too.
-fn numbers_in_range(data: &[u8]) -> bool {
-    let (mut i, mut in_string, mut escaped) = (0usize, false, false);
-    while i < data.len() {
-        let b = data[i];
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            i += 1;
-        } else if b == b'"' {
-            in_string = true;
-            i += 1;
-        } else if b == b'-' || b.is_ascii_digit() {
-            let start = i;
-            while i < data.len()
-                && matches!(data[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-            {
-                i += 1;
-            }
-            let token = std::str::from_utf8(&data[start..i]).expect("ascii");
-            if Dec::of(token).is_none_or(|d| d.exp.abs() >= MAX_EXPONENT) {
-                return false;
-            }
-        } else {
-            i += 1;
         }
     }
     true
@@ -250,8 +236,25 @@ fn write(v: &Value, out: &mut String) {
             out.push(']');
         }
         Value::String(s) => write_str(s, out),
-        Value::Number(n) => out.push_str(&Dec::of(&n.to_string()).expect("parsed").text()),
+        Value::Number(n) => write_number(n.as_str(), out),
         other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A number's canonical text: most literals are it already (an integer other than -0, a decimal
+/// without exponent whose first significant digit is at most 6 places after the point).
+fn write_number(literal: &str, out: &mut String) {
+    let plain = !literal.contains(['e', 'E']);
+    let unsigned = literal.strip_prefix('-').unwrap_or(literal);
+    let canonical_already = plain
+        && match unsigned.strip_prefix("0.") {
+            Some(frac) => frac.bytes().take(6).any(|b| b != b'0'),
+            None => unsigned != "0" || literal == "0",
+        };
+    if canonical_already {
+        out.push_str(literal);
+    } else {
+        out.push_str(&Dec::of(literal).expect("parsed").text());
     }
 }
 
@@ -295,6 +298,7 @@ pub fn py_eq(a: &Value, b: &Value) -> bool {
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
+        (Value::Number(x), Value::Number(y)) if x.as_str() == y.as_str() => true,
         _ => match (numeric(a), numeric(b)) {
             (Some(x), Some(y)) => x.normalized() == y.normalized(),
             _ => false,
