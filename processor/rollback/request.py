@@ -6,6 +6,7 @@ names the field at fault, and an invalid request is rejected, never half-execute
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +47,10 @@ class PredicateOp(StrEnum):
 _SYMBOLS = {"==": PredicateOp.EQ, "!=": PredicateOp.NE, "<=": PredicateOp.LE, ">=": PredicateOp.GE,
             "<": PredicateOp.LT, ">": PredicateOp.GT, " in ": PredicateOp.IN}  # fmt: skip
 PREFIXES = ("payload", "after", "before", "decision")
+_COMPARE = {
+    PredicateOp.EQ: operator.eq, PredicateOp.NE: operator.ne, PredicateOp.LT: operator.lt,
+    PredicateOp.LE: operator.le, PredicateOp.GT: operator.gt, PredicateOp.GE: operator.ge,
+}  # fmt: skip
 # A number written as text: Debezium's decimal.handling.mode=string, or a payload field.
 _NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?\s*", re.ASCII)
 
@@ -127,50 +132,18 @@ class FieldPredicate:
         return found
 
     def _holds(self, actual: Any) -> bool:
-        expected = self.value
-        if self.numeric:
-            return self._holds_numerically(actual)
+        if self.numeric:  # against a number: numbers and number texts, by exact value
+            actual = as_number(actual)
+            if actual is None:
+                return False
+            if self.op is PredicateOp.IN:
+                return any(as_number(v) == actual for v in self.value)
+        elif self.op is PredicateOp.IN:
+            return actual in self.value
         try:
-            match self.op:
-                case PredicateOp.EQ:
-                    return bool(actual == expected)
-                case PredicateOp.NE:
-                    return bool(actual != expected)
-                case PredicateOp.IN:
-                    return actual in expected
-                case PredicateOp.LT:
-                    return bool(actual < expected)
-                case PredicateOp.LE:
-                    return bool(actual <= expected)
-                case PredicateOp.GT:
-                    return bool(actual > expected)
-                case PredicateOp.GE:
-                    return bool(actual >= expected)
+            return bool(_COMPARE[self.op](actual, self.value))
         except TypeError:  # comparing a string with a number: no match, not an error
             return False
-        return False
-
-    def _holds_numerically(self, actual: Any) -> bool:
-        number = as_number(actual)
-        if number is None:
-            return False
-        if self.op is PredicateOp.IN:
-            return any(as_number(v) == number for v in self.value)
-        expected = self.value
-        match self.op:
-            case PredicateOp.EQ:
-                return bool(number == expected)
-            case PredicateOp.NE:
-                return bool(number != expected)
-            case PredicateOp.LT:
-                return bool(number < expected)
-            case PredicateOp.LE:
-                return bool(number <= expected)
-            case PredicateOp.GT:
-                return bool(number > expected)
-            case PredicateOp.GE:
-                return bool(number >= expected)
-        return False
 
     def __str__(self) -> str:
         symbol = {v: k.strip() for k, v in _SYMBOLS.items()}[self.op]

@@ -181,6 +181,21 @@ BROKEN = [
 ]  # fmt: skip
 
 
+def delivered(draw: st.DrawFn, records: list[SourceRecord]) -> list[tuple[SourceRecord, int]]:
+    """Some redelivered (as Debezium does after a restart), all shuffled, then given offsets in order per
+    partition (as Kafka hands them over) and times."""
+    if records:
+        records = records + draw(st.lists(st.sampled_from(records), max_size=4))
+    offsets: dict[tuple[str, int], int] = {}
+    out, now = [], TS
+    for r in draw(st.permutations(records)):
+        offset = offsets.get((r.topic, r.partition), 0)
+        offsets[(r.topic, r.partition)] = offset + 1
+        now += draw(st.sampled_from([0, 1, 500, 40_000]))
+        out.append((replace(r, offset=offset, timestamp_ms=now), now))
+    return out
+
+
 @st.composite
 def streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
     """Records as Kafka would hand them over (offsets in order per partition), each with the time."""
@@ -201,17 +216,7 @@ def streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
             body = [begin(tx_id or 0), *body, end(tx_id or 0, counts)]
         records += body
     records += draw(st.lists(st.sampled_from(BROKEN), max_size=3))
-    if records:
-        records += draw(st.lists(st.sampled_from(records), max_size=4))  # Debezium's redeliveries
-    records = draw(st.permutations(records))
-    offsets: dict[tuple[str, int], int] = {}
-    out, now = [], TS
-    for r in records:
-        offset = offsets.get((r.topic, r.partition), 0)
-        offsets[(r.topic, r.partition)] = offset + 1
-        now += draw(st.sampled_from([0, 1, 500, 40_000]))
-        out.append((replace(r, offset=offset, timestamp_ms=now), now))
-    return out
+    return delivered(draw, records)
 
 
 def _order_placed() -> list[SourceRecord]:
@@ -529,17 +534,7 @@ def deployed_streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
             counts["public.outbox"] = len(events)
         records += [begin(tx_id), *rows, *events, end(tx_id, counts)]
     records += draw(st.lists(st.sampled_from(HOSTILE + ROUTINE + BROKEN), max_size=4))
-    if records:
-        records += draw(st.lists(st.sampled_from(records), max_size=4))  # Debezium's redeliveries
-    records = draw(st.permutations(records))
-    offsets: dict[tuple[str, int], int] = {}
-    out, now = [], TS
-    for r in records:
-        offset = offsets.get((r.topic, r.partition), 0)
-        offsets[(r.topic, r.partition)] = offset + 1
-        now += draw(st.sampled_from([0, 1, 500, 40_000]))
-        out.append((replace(r, offset=offset, timestamp_ms=now), now))
-    return out
+    return delivered(draw, records)
 
 
 def deployed_settings(**tap: Any) -> Settings:
