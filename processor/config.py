@@ -7,18 +7,20 @@ Secrets are ``SecretStr``: they print as ``**********`` and are revealed only to
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from processor.errors import ConfigError, Where
 
 CONFIG_FILE_ENV = "REWIND_CONFIG_FILE"
+logger = logging.getLogger(__name__)
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -153,7 +155,9 @@ class TapSettings(Section):
     instance_id: str = Field(
         "tap-0", description="static group membership: a restarted tap takes its predecessor's place at once"
     )
-    catalog_file: Path | None = Field(None, description="action catalog (YAML)")
+    catalog_file: Path | None = Field(
+        None, description="deprecated: use catalog_file (REWIND_CATALOG_FILE); read for one release"
+    )
     schema_registry_url: str | None = Field(None, description="for Avro-encoded source records")
     schema_registry_user: str | None = None
     schema_registry_password: SecretStr | None = None
@@ -172,7 +176,9 @@ class GraphSettings(Section):
 class RollbackSettings(Section):
     """The rollback worker: its catalog, approval thresholds, confirmation policy and outputs."""
 
-    catalog_file: Path | None = Field(None, description="action catalog (YAML); defaults to tap.catalog_file")
+    catalog_file: Path | None = Field(
+        None, description="deprecated: use catalog_file (REWIND_CATALOG_FILE); read for one release"
+    )
     instance_id: str = Field("worker-0", description="part of the worker's transactional id")
     notify_topic: str = Field(
         "rewind.rollback.notifications", description="irreversible steps without a topic of their own"
@@ -255,6 +261,9 @@ class Settings(BaseSettings):
         "INFO", description="rewind's log level; librdkafka's own lines appear only at DEBUG"
     )
     metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics and /healthz; 0 = off")
+    catalog_file: Path | None = Field(
+        None, description="the action catalog (YAML): the tap's reversibility and the planner's mechanisms"
+    )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
@@ -275,6 +284,20 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's content arrives as init kwargs; the environment must win over it.
         return env_settings, init_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _one_catalog(self) -> Settings:
+        """One catalog for the tap and the worker; the old per-component names still work for now."""
+        old = {f"{name}.catalog_file": path for name, path in (("tap", self.tap.catalog_file),
+               ("rollback", self.rollback.catalog_file)) if path is not None}  # fmt: skip
+        if not old:
+            return self
+        names = ", ".join(f"REWIND_{k.upper().replace('.', '__')}" for k in old)
+        if len(set(old.values())) > 1 or (self.catalog_file and self.catalog_file not in old.values()):
+            raise ValueError(f"the tap and the worker must read one catalog: set catalog_file only ({names})")
+        logger.warning("%s is deprecated: set catalog_file (REWIND_CATALOG_FILE) instead", names)
+        self.catalog_file = self.catalog_file or next(iter(old.values()))
+        return self
 
     def client_config(self, bootstrap_servers: str | None = None) -> dict[str, str]:
         """Base librdkafka config for any client; secrets revealed only here."""

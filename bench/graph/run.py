@@ -28,7 +28,7 @@ import numpy as np
 from processor.graph import store
 from processor.graph.builder import CausalGraph
 from processor.graph.queries import closure_nodes, undo_waves_nodes
-from processor.model import JournalEntry
+from processor.journal.model import JournalEntry
 from processor.runtime import release_free_memory, tune_gc
 
 SCOPES = (1_000, 100_000, 500_000)

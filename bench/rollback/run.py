@@ -25,15 +25,15 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.graph.run import journal, percentile, rss
+from processor.catalog.catalog import load_catalog
 from processor.config import LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
 from processor.devenv.procs import free_port
 from processor.graph.builder import CausalGraph
+from processor.journal.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition
 from processor.journal.serde import journal_key, serialize
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
-from processor.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import load_catalog
 from processor.rollback.engine import RollbackEngine
 from processor.rollback.request import Mode, RollbackRequest, Selector, SelectorKind
 from processor.rollback.serde import encode_request

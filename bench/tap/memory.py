@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from processor.rollback.catalog import Catalog
+from processor.catalog.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import TapCore, TapPipeline
 from processor.tap.native import NativeTapCore

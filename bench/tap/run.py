@@ -30,17 +30,17 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from processor.catalog.catalog import Catalog
 from processor.config import LocalBrokerSettings, Settings
-from processor.deadletter import DeadLetter
 from processor.devenv.procs import free_port
 from processor.kafka import clients
+from processor.kafka.deadletters import DeadLetter
 from processor.kafka.local_broker import LocalBroker
+from processor.kafka.messages import KafkaMessage
 from processor.metrics import Metrics
-from processor.rollback.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import Journaled, Produced, RecordKind, TapPipeline
 from processor.tap.engine import tap_core
-from processor.tap.records import KafkaMessage
 from processor.tap.runner import TapRunner
 from tests.integration.tapkit import TapTopics, interleave, produce, transaction
 

@@ -10,8 +10,8 @@ import argparse
 import dataclasses
 import time
 
+from processor.catalog.catalog import Catalog
 from processor.journal.serde import serialize
-from processor.rollback.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import TapCore, TapPipeline
 from processor.tap.native import NativeTapCore

@@ -21,14 +21,14 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from examples.shop.runner import ShopRunner, ShopTopics
 from examples.shop.schema import schema_sql, tables
 from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
+from processor.catalog.catalog import Catalog, load_catalog
 from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
 from processor.devenv.connect import STRING_CONVERTER, CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.errors import RewindError, Where
+from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients
-from processor.model import JournalEntry
-from processor.rollback.catalog import Catalog, load_catalog
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,
@@ -125,7 +125,8 @@ class Scenario:
                 cdc=[self.spec.table_topic(t) for t in tables(self.schema)[:-1]],
                 tx_metadata=[self.spec.tx_topic], outbox=self.outbox_topics, partitions=3,
             ),
-            tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"], catalog_file=catalog_file,
+            catalog_file=catalog_file,
+            tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"],
                             outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
             rollback=RollbackSettings(
                 notify_topic=f"{u}.notify", command_format="json", confirm_timeout_s=60

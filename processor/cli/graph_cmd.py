@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from processor.catalog.catalog import Catalog
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
 from processor.cli.tap_cmd import FILE, catalog_from
 from processor.config import Settings
@@ -17,14 +18,13 @@ from processor.graph import render, store
 from processor.graph.builder import CausalGraph
 from processor.graph.queries import ancestors, closure, descendants
 from processor.graph.runner import GraphBuilder
+from processor.journal.model import JournalEntry
 from processor.journal.serde import from_json_view
 from processor.jsonvalue import loads
 from processor.kafka import cluster
 from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
-from processor.model import JournalEntry
-from processor.rollback.catalog import Catalog
 from processor.tap.offline import open_capture
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,19 +15,19 @@ import click
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from rich.table import Table
 
+from processor.catalog.catalog import Catalog, load_catalog
+from processor.catalog.coverage import check_catalog
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
 from processor.cli.graph_cmd import load_graph, with_sources
 from processor.cli.tap_cmd import FILE
 from processor.config import Settings
 from processor.errors import ConfigError, SchemaError
+from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients, cluster
 from processor.metrics import Metrics
 from processor.metrics.server import serve
-from processor.model import JournalEntry
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import Catalog, load_catalog
-from processor.rollback.coverage import check_catalog
 from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import RequestProgress
@@ -47,7 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def rollback_catalog(ctx: Context, catalog_file: Path | None) -> Catalog:
-    path = catalog_file or ctx.settings.rollback.catalog_file or ctx.settings.tap.catalog_file
+    path = catalog_file or ctx.settings.catalog_file
     return load_catalog(path) if path else Catalog.empty()
 
 
@@ -384,9 +384,7 @@ def _read_journal(settings: Settings) -> list[JournalEntry]:
 
 
 @click.command("worker")
-@click.option(
-    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_ROLLBACK__CATALOG_FILE)."
-)
+@click.option("--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_CATALOG_FILE).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @pass_context
 def worker_cmd(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:

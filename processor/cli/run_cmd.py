@@ -21,9 +21,7 @@ from processor.rollback.worker import RollbackWorker
 
 
 @click.command("run")
-@click.option(
-    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
-)
+@click.option("--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_CATALOG_FILE).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--keep-broker", is_flag=True, help="Leave a local broker started here running.")
 @pass_context

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from processor.catalog.catalog import Catalog, load_catalog
 from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
 from processor.config import Settings
 from processor.errors import ConfigError
@@ -16,7 +17,6 @@ from processor.kafka import cluster
 from processor.kafka.registry import registry_lookup
 from processor.metrics import Metrics
 from processor.metrics.server import serve
-from processor.rollback.catalog import Catalog, load_catalog
 from processor.tap.engine import tap_core
 from processor.tap.offline import open_capture
 from processor.tap.runner import TapRunner, source_topics
@@ -25,7 +25,7 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
-    path = catalog_file or ctx.settings.tap.catalog_file
+    path = catalog_file or ctx.settings.catalog_file
     return load_catalog(path) if path else Catalog.empty()
 
 
@@ -33,9 +33,7 @@ def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
 @click.option(
     "--capture", "capture", type=FILE, required=True, help="kcat -C -J output, one record per line."
 )
-@click.option(
-    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
-)
+@click.option("--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_CATALOG_FILE).")
 @pass_context
 def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     """Print the journal entries a capture yields, one JSON object per line; dead letters go to stderr."""
@@ -92,9 +90,7 @@ def run_tap(
 
 
 @click.command("tap")
-@click.option(
-    "--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_TAP__CATALOG_FILE)."
-)
+@click.option("--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_CATALOG_FILE).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @pass_context
 def tap(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from processor.graph.arrays import Growable, HashIndex, StringStore, key64
 from processor.graph.model import Edge, EdgeKind
-from processor.model import JournalEntry
+from processor.journal.model import JournalEntry
 
 KIND_CODE = {EdgeKind.CAUSED_BY: 1, EdgeKind.OVERWRITES: 2, EdgeKind.COMPENSATES: 4}
 CODE_KIND = {v: k for k, v in KIND_CODE.items()}

@@ -15,7 +15,7 @@ from processor.errors import ToolMissing
 from processor.graph.builder import CausalGraph
 from processor.graph.model import EdgeKind
 from processor.graph.queries import subgraph
-from processor.model import JournalEntry
+from processor.journal.model import JournalEntry
 
 TREE_LIMIT = 500
 ALL_KINDS = frozenset(EdgeKind)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor.jsonvalue import canonical_json, loads
-from processor.model import (
+from processor.journal.model import (
     JournalEntry,
     Op,
     OutboxEvent,
     Phase,
-    Reversibility,
     RowChange,
     SourcePosition,
     TraceContext,
 )
+from processor.jsonvalue import canonical_json, loads
 from processor.schemas import Record, SchemaName, decode, encode
+from processor.undo import Reversibility
 
 _OUTBOX_EVENT = "io.kafkarewind.journal.OutboxEvent"
 _TRACE = "io.kafkarewind.journal.TraceContext"

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
-from processor.model import Phase
+from processor.journal.model import Phase
 
 if TYPE_CHECKING:
-    from processor.deadletter import DeadLetter
     from processor.graph.builder import GraphStats
+    from processor.kafka.deadletters import DeadLetter
     from processor.rollback.plan import Step
     from processor.rollback.progress import RequestProgress
     from processor.tap.core import Journaled, RecordKind, TapPipeline

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, serialize
-from processor.model import JournalEntry
 from processor.rollback.request import Selector, SelectorKind
 
 _SCHEMA = """

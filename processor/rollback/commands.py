@@ -10,11 +10,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from processor.model import JournalEntry, JsonObject, Op, RowChange, canonical_json
-from processor.rollback.catalog import ActionSpec, Mechanism
+from processor.catalog.catalog import ActionSpec
+from processor.catalog.templates import context, render
+from processor.journal.model import JournalEntry, JsonObject, Op, RowChange
+from processor.jsonvalue import canonical_json
 from processor.rollback.plan import Step
 from processor.rollback.planner import restored_changes
-from processor.rollback.templates import context, render
+from processor.undo import Mechanism
 
 HEADER_REQUEST = "rewind.request_id"
 HEADER_ACTION = "rewind.compensated_action_id"

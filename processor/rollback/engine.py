@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from processor.catalog.catalog import Catalog
 from processor.errors import RewindError
 from processor.graph.builder import CausalGraph
-from processor.model import JournalEntry
+from processor.journal.model import JournalEntry
 from processor.rollback import commands as cmd
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import Catalog
 from processor.rollback.plan import Plan, Step, StepState
 from processor.rollback.planner import plan
 from processor.rollback.progress import Policy, RequestProgress, RequestState

@@ -7,21 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from processor.rollback.catalog import Mechanism
+from processor.undo import StepMechanism
 
 # Idempotency keys are UUIDv5 in this namespace: the same (request, action) always gives the same key.
 KEY_NAMESPACE = uuid.UUID("6f1c1f0e-52a4-4e0c-9a51-7d1f0b0c2a11")
-
-
-class StepMechanism(StrEnum):
-    RESTORE = "RESTORE"
-    COMPENSATE = "COMPENSATE"
-    IRREVERSIBLE = "IRREVERSIBLE"
-    UNCLASSIFIED = "UNCLASSIFIED"
-
-    @classmethod
-    def of(cls, mechanism: Mechanism | None) -> StepMechanism:
-        return cls.UNCLASSIFIED if mechanism is None else cls(mechanism.value.upper())
 
 
 class StepState(StrEnum):

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from processor.catalog.catalog import ActionSpec, Catalog
+from processor.catalog.templates import MappingFailed, context, render
 from processor.errors import RewindError
 from processor.graph.builder import CausalGraph, IntArray
 from processor.graph.model import CycleError, EdgeKind
 from processor.graph.queries import closure_nodes, undo_waves_nodes
-from processor.model import JournalEntry, Op, Phase, RowChange
+from processor.journal.model import JournalEntry, Op, Phase, RowChange
 from processor.rollback.actions import ActionLookup
-from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
-from processor.rollback.plan import Conflict, Plan, Step, StepMechanism, StepState, idempotency_key
+from processor.rollback.plan import Conflict, Plan, Step, StepState, idempotency_key
 from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
-from processor.rollback.templates import MappingFailed, context, render
+from processor.undo import Mechanism, StepMechanism
 
 ORDER_KINDS = frozenset({EdgeKind.CAUSED_BY, EdgeKind.OVERWRITES})
 

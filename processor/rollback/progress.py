@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from processor.rollback.plan import Plan, Step, StepMechanism, StepState
+from processor.rollback.plan import Plan, Step, StepState
 from processor.rollback.request import Control, ControlCommand, Mode
+from processor.undo import StepMechanism
 
 
 class RequestState(StrEnum):

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from processor.errors import RewindError
+from processor.journal.model import JournalEntry
 from processor.jsonvalue import JsonInvalid, dumps, is_number, loads
-from processor.model import JournalEntry
 
 
 class RequestInvalid(RewindError):

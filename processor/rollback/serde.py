@@ -6,7 +6,7 @@ from typing import Any
 
 from processor.errors import SchemaError, Where
 from processor.jsonvalue import JsonInvalid, dumps, loads
-from processor.rollback.plan import Conflict, Plan, Step, StepMechanism, StepState
+from processor.rollback.plan import Conflict, Plan, Step, StepState
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -20,6 +20,7 @@ from processor.rollback.request import (
     SelectorKind,
 )
 from processor.schemas import Record, SchemaName, decode, encode
+from processor.undo import StepMechanism
 
 # -- requests -------------------------------------------------------------------------------------
 

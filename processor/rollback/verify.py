@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from processor.catalog.catalog import Catalog
 from processor.graph.builder import CausalGraph
-from processor.model import Op, canonical_json
+from processor.journal.model import Op
+from processor.jsonvalue import canonical_json
 from processor.rollback.actions import ActionLookup
-from processor.rollback.catalog import Catalog
 from processor.rollback.commands import restore_row
-from processor.rollback.plan import Plan, StepMechanism, StepState
+from processor.rollback.plan import Plan, StepState
 from processor.rollback.planner import restored_changes
 from processor.rollback.progress import Diff
+from processor.undo import StepMechanism
 
 _ABSENT = object()
 

@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.deadletter import DeadLetter, dead_letter_message
 from processor.errors import DeadLetterReason, KafkaError, RewindError, SchemaError, Where
+from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients
+from processor.kafka.deadletters import DeadLetter, dead_letter_message
+from processor.kafka.messages import SourceRecord, header_pairs
 from processor.metrics import Metrics
-from processor.model import JournalEntry
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import Catalog
 from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
 from processor.rollback.progress import Policy, WaveBarrier
 from processor.rollback.request import RequestInvalid, Thresholds
@@ -40,7 +41,6 @@ from processor.rollback.serde import (
     encode_command,
     encode_status,
 )
-from processor.tap.records import SourceRecord
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -282,7 +282,7 @@ class RollbackWorker:
 
     def _dead_letter(self, s: _Session, msg: Message, reason: DeadLetterReason, text: str) -> None:
         logger.error("rollback: %s at %s: %s", reason.value, _where(msg), text)
-        headers = tuple(_header_pairs(msg))
+        headers = header_pairs(msg.headers())
         record = SourceRecord(
             msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(), headers
         )
@@ -327,12 +327,6 @@ def _skip(msg: Message) -> bool:
     if error.fatal() or not error.retriable():
         raise KafkaError(f"read failed: {error}", retryable=False)
     return True
-
-
-def _header_pairs(msg: Message) -> list[tuple[str, bytes | None]]:
-    raw = msg.headers() or []
-    pairs: list[tuple[str, object]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
-    return [(k, v if isinstance(v, bytes) or v is None else str(v).encode()) for k, v in pairs]
 
 
 def _where(msg: Message) -> str:

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from processor.config import TapSettings
-from processor.model import (
+from processor.journal.model import (
     JournalEntry,
     Op,
     Phase,
-    Reversibility,
     RowChange,
     SourcePosition,
     event_identity,
@@ -31,6 +30,7 @@ from processor.model import (
 from processor.tap.cdc import POSTGRES, ChangeEvent
 from processor.tap.outbox import OutboxMessage
 from processor.tap.transactions import TxBoundary
+from processor.undo import Reversibility
 
 Classify = Callable[[str], Reversibility]
 TopicPartitionKey = tuple[str, int]

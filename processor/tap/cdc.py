@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.errors import DeadLetterReason, InvalidRecord
+from processor.journal.model import JsonObject, Op, RowChange, SourcePosition
 from processor.jsonvalue import JsonInvalid, loads
-from processor.model import JsonObject, Op, RowChange, SourcePosition
+from processor.kafka.messages import SourceRecord
 from processor.tap.connect import NotDecimal, image_fields, key_fields, placeholder_image, read_decimals
 from processor.tap.decoding import unwrap
 from processor.tap.fields import int_or_none, is_tx_id, normalize_tx_id, str_or_none
-from processor.tap.records import SourceRecord
 
 STRUCT_TEXT = b"Struct{"  # Kafka Connect's Struct.toString(), what StringConverter makes of a key
 _STRUCT_FIELD = re.compile(r"(?:^|,)([A-Za-z_][A-Za-z0-9_$]*)=", re.ASCII)

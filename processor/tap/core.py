@@ -12,19 +12,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.deadletter import DeadLetter
 from processor.errors import DeadLetterReason, InvalidRecord
+from processor.journal.model import JournalEntry, Phase
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.jsonvalue import JsonInvalid, loads
-from processor.model import JournalEntry, Phase, Reversibility
-from processor.rollback.catalog import Catalog
+from processor.kafka.deadletters import DeadLetter
+from processor.kafka.messages import KafkaMessage, SourceRecord, is_error
 from processor.tap.assembler import Assembler, DedupeIndex
 from processor.tap.cdc import STRUCT_TEXT, ChangeEvent, Tombstone, parse_change
 from processor.tap.decoding import SchemaLookup, decode_enveloped, decode_text, unwrap
 from processor.tap.outbox import OutboxMessage, parse_outbox
-from processor.tap.records import KafkaMessage, SourceRecord, is_error
 from processor.tap.transactions import TxBoundary, looks_like_tx_metadata, parse_tx_metadata
+from processor.undo import Reversibility
 
 
 class RecordKind(StrEnum):

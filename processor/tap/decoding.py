@@ -10,7 +10,7 @@ import fastavro
 
 from processor.errors import DeadLetterReason, InvalidRecord, RewindError
 from processor.jsonvalue import JsonInvalid, exact, loads
-from processor.tap.records import SourceRecord
+from processor.kafka.messages import SourceRecord
 
 AVRO_MAGIC = 0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.rollback.catalog import Catalog
 from processor.tap import native
 from processor.tap.core import TapCore, TapObserver, TapPipeline
 from processor.tap.decoding import SchemaLookup

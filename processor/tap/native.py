@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.deadletter import DeadLetter
 from processor.errors import ConfigError, DeadLetterReason, InvalidRecord, SchemaError
+from processor.journal.model import JournalEntry, Phase
 from processor.journal.serde import deserialize
 from processor.jsonvalue import dumps
-from processor.model import JournalEntry, Phase, Reversibility
-from processor.rollback.catalog import Catalog
+from processor.kafka.deadletters import DeadLetter
+from processor.kafka.messages import KafkaMessage, SourceRecord, is_error
 from processor.tap.core import (
     Produced,
     RecordKind,
@@ -33,7 +34,7 @@ from processor.tap.core import (
     TapStats,
 )
 from processor.tap.decoding import SchemaLookup, decode, framed
-from processor.tap.records import KafkaMessage, SourceRecord, is_error
+from processor.undo import Reversibility
 
 rewind_native: ModuleType | None
 try:

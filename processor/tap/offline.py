@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
 from processor.errors import ConfigError
-from processor.rollback.catalog import Catalog
+from processor.kafka.messages import SourceRecord
+from processor.tap.capture import read_capture
 from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
 from processor.tap.decoding import SchemaLookup
 from processor.tap.engine import tap_core
-from processor.tap.records import SourceRecord, read_capture
 
 
 def run_capture(core: TapPipeline, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:

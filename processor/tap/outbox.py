@@ -14,11 +14,11 @@ from typing import Any
 
 from processor.config import OutboxConvention
 from processor.errors import DeadLetterReason, InvalidRecord
+from processor.journal.model import OutboxEvent, Phase, SourcePosition, TraceContext
 from processor.jsonvalue import JsonInvalid, canonical_json, loads, text_of
-from processor.model import OutboxEvent, Phase, SourcePosition, TraceContext
+from processor.kafka.messages import SourceRecord
 from processor.tap.decoding import unwrap
 from processor.tap.fields import normalize_tx_id
-from processor.tap.records import SourceRecord
 
 ENVELOPE_PAYLOAD = "payload"  # the router's name for the payload inside an envelope
 

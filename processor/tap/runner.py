@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.deadletter import dead_letter_message
 from processor.errors import ConfigError, KafkaError, RewindError
 from processor.kafka import clients
+from processor.kafka.deadletters import dead_letter_message
 from processor.metrics import Metrics
 from processor.runtime import tune_gc
 from processor.tap.core import Produced, TapPipeline

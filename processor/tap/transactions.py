@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.model import SourcePosition
+from processor.journal.model import SourcePosition
+from processor.kafka.messages import SourceRecord
 from processor.tap.fields import int_value, is_tx_id, normalize_tx_id
-from processor.tap.records import SourceRecord
 
 
 @dataclass(frozen=True, slots=True)

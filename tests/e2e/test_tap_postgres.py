@@ -15,11 +15,11 @@ from collections import Counter
 
 import psycopg
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings, TapSettings, TopicSettings
 from processor.devenv.connect import CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.kafka import clients
-from processor.rollback.catalog import Catalog
 from processor.tap.engine import tap_core
 from processor.tap.runner import TapRunner
 from tests.e2e.conftest import ConnectLauncher

@@ -14,9 +14,9 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processor.config import RollbackSettings, Settings, TopicSettings
+from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
 from processor.journal.serde import journal_key, serialize
 from processor.kafka import clients
-from processor.model import JournalEntry, Op, RowChange, SourcePosition
 from processor.rollback.commands import HEADER_KEY
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector

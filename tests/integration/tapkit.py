@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from processor.config import Settings, TapSettings, TopicSettings
+from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients
-from processor.model import JournalEntry
-from processor.tap.records import SourceRecord
+from processor.kafka.messages import SourceRecord
 from tests.unit.tap.builders import OUTBOX_TOPIC, TX_TOPIC, begin, change, end, outbox
 
 

@@ -18,9 +18,9 @@ from confluent_kafka import Producer
 from processor.config import Settings
 from processor.graph import store
 from processor.graph.builder import CausalGraph
+from processor.journal.model import JournalEntry
 from processor.journal.serde import journal_key, serialize
 from processor.kafka import clients
-from processor.model import JournalEntry
 
 WORKFLOWS = 12_000  # ~90k entries: seconds of work, so kills land while the builder catches up
 

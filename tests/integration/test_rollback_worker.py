@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from processor.catalog.catalog import load_catalog
 from processor.cli import main
 from processor.config import Settings
-from processor.rollback.catalog import load_catalog
 from processor.rollback.request import ControlCommand, FieldPredicate, Mode, Selector, SelectorKind
 from processor.rollback.worker import RollbackWorker
 from tests.integration.rollkit import (

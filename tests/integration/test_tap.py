@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.rollback.catalog import Catalog
+from processor.kafka.messages import SourceRecord
 from processor.tap.engine import tap_core
-from processor.tap.records import SourceRecord
 from processor.tap.runner import TapRunner
 from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, read_topic, transaction
 from tests.unit.tap.builders import OUTBOX_TOPIC

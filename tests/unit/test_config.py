@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from processor.cli import main
-from processor.config import load_settings
+from processor.config import RollbackSettings, Settings, TapSettings, load_settings
 from processor.errors import ConfigError
 
 
@@ -128,3 +129,14 @@ def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyP
 def test_no_bootstrap_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="REWIND_BOOTSTRAP_SERVERS"):
         load_settings().client_config()
+
+
+def test_one_catalog_for_the_tap_and_the_worker(caplog: pytest.LogCaptureFixture) -> None:
+    assert Settings(catalog_file=Path("c.yaml")).catalog_file == Path("c.yaml")
+    old = Settings(tap=TapSettings(catalog_file=Path("old.yaml")))  # the old name, for one release
+    assert old.catalog_file == Path("old.yaml") and "REWIND_TAP__CATALOG_FILE is deprecated" in caplog.text
+    with pytest.raises(ValidationError, match="one catalog"):
+        Settings(
+            tap=TapSettings(catalog_file=Path("a.yaml")),
+            rollback=RollbackSettings(catalog_file=Path("b.yaml")),
+        )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from processor.graph.builder import CausalGraph
 from processor.graph.model import CycleError, EdgeKind
 from processor.graph.queries import ancestors, closure, descendants, subgraph, undo_waves
-from processor.model import JournalEntry, TraceContext
+from processor.journal.model import JournalEntry, TraceContext
 
 
 def action(aid: str, *, causes: tuple[str, ...] = (), wf: str | None = "wf-1", ts: int = 0,

@@ -13,7 +13,7 @@ from processor.cli import main
 from processor.graph import store
 from processor.graph.builder import CausalGraph
 from processor.graph.queries import closure
-from processor.tap.records import SourceRecord
+from processor.kafka.messages import SourceRecord
 from tests.unit.graph.test_graph import action, build
 from tests.unit.tap.builders import outbox
 

@@ -11,15 +11,15 @@ import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryError
 
+from processor.catalog.catalog import Catalog
 from processor.config import Settings, TopicSettings
 from processor.errors import DeadLetterReason
+from processor.journal.model import Op
 from processor.journal.serde import journal_key, serialize
+from processor.kafka.messages import SourceRecord
 from processor.kafka.registry import RegistryLookup, RegistryUnavailable
-from processor.model import Op
-from processor.rollback.catalog import Catalog
 from processor.tap.core import TapPipeline
 from processor.tap.engine import tap_core
-from processor.tap.records import SourceRecord
 from tests.unit.tap.builders import FakeMessage, change, each_tap_engine, tap_settings  # noqa: F401
 
 ROW = {"type": "record", "name": "Value", "namespace": "shop.public.orders", "fields": [

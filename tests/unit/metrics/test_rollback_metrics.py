@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from processor.journal.model import Op
 from processor.metrics import Metrics
-from processor.model import Op
 from processor.rollback.engine import EngineConfig, RollbackEngine
 from processor.rollback.progress import Policy
 from processor.rollback.request import Mode, RollbackRequest, Selector, SelectorKind, Thresholds

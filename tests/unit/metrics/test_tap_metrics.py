@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from processor.catalog.catalog import ActionSpec, Catalog
 from processor.config import Settings, TapSettings
+from processor.kafka.messages import SourceRecord
 from processor.metrics import Metrics
-from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
 from processor.tap import native
 from processor.tap.core import TapCore
 from processor.tap.engine import tap_core
-from processor.tap.records import SourceRecord
+from processor.undo import Mechanism
 from tests.unit.tap.builders import TS, FakeMessage, begin, change, end, outbox
 
 

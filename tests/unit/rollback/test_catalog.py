@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from processor.catalog.catalog import Catalog, load_catalog
+from processor.catalog.coverage import ROUTER_TYPE_SETTING, check_catalog
 from processor.errors import ConfigError
-from processor.model import JournalEntry, OutboxEvent, Reversibility, SourcePosition
-from processor.rollback.catalog import Catalog, Mechanism, load_catalog
-from processor.rollback.coverage import ROUTER_TYPE_SETTING, check_catalog
+from processor.journal.model import JournalEntry, OutboxEvent, SourcePosition
+from processor.undo import Mechanism, Reversibility
 
 
 def write(tmp_path: Path, text: str) -> Path:

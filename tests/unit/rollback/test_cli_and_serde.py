@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
+from processor.journal.model import Op
 from processor.journal.serde import to_json_view
-from processor.model import Op
 from processor.rollback.progress import RequestProgress, RequestState
 from processor.rollback.request import (
     FieldPredicate,

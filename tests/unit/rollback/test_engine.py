@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from processor.model import Op
+from processor.journal.model import Op
 from processor.rollback.commands import Command
 from processor.rollback.engine import EngineConfig, RollbackEngine
 from processor.rollback.plan import StepState

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from processor.catalog.catalog import Catalog
 from processor.graph.builder import CausalGraph
-from processor.model import Op
+from processor.journal.model import Op
 from processor.rollback.actions import ActionStore
-from processor.rollback.catalog import Catalog
-from processor.rollback.plan import Plan, StepMechanism, StepState
+from processor.rollback.plan import Plan, StepState
 from processor.rollback.planner import plan
 from processor.rollback.request import (
     FieldPredicate,
@@ -20,6 +20,7 @@ from processor.rollback.request import (
     SelectorKind,
     Thresholds,
 )
+from processor.undo import StepMechanism
 from tests.unit.rollback.world import World, catalog
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

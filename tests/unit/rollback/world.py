@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from processor.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition, TraceContext
-from processor.rollback.catalog import Catalog, load_catalog
+from processor.catalog.catalog import Catalog, load_catalog
+from processor.journal.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition, TraceContext
 
 CATALOG = """
 actions:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from processor.config import TapSettings
+from processor.kafka.messages import SourceRecord
 from processor.tap import native
-from processor.tap.records import SourceRecord
 
 TAP_ENGINES = ["python", "native"] if native.available() else ["python"]
 _engine = ["python"]

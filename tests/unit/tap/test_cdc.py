@@ -5,10 +5,10 @@ import json
 import pytest
 
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.model import Op
+from processor.journal.model import Op
+from processor.kafka.messages import SourceRecord
 from processor.tap.cdc import ChangeEvent, Tombstone, normalize_tx_id, parse_change
 from processor.tap.decoding import decode
-from processor.tap.records import SourceRecord
 from tests.unit.tap.builders import change, tombstone
 
 

@@ -10,15 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processor.catalog.catalog import ActionSpec, Catalog
 from processor.config import Settings
 from processor.errors import DeadLetterReason
+from processor.journal.model import JournalEntry, Phase
 from processor.journal.serde import deserialize, serialize, to_json_view
-from processor.model import JournalEntry, Phase, Reversibility
-from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
+from processor.kafka.messages import SourceRecord
+from processor.tap.capture import read_capture
 from processor.tap.core import TapCore, TapOutput, TapPipeline, capture_has_tx_metadata
 from processor.tap.engine import tap_core
 from processor.tap.offline import run_capture
-from processor.tap.records import SourceRecord, read_capture
+from processor.undo import Mechanism, Reversibility
 from tests.unit.tap.builders import TS, begin, change, each_tap_engine, end, outbox, tap_settings, tombstone  # noqa: F401
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "pg_outbox_pgoutput.jsonl"
@@ -337,7 +339,7 @@ def test_offline_decoding_does_not_keep_closed_transactions() -> None:
 def test_a_dead_letter_too_large_to_write_whole_is_a_reference() -> None:
     import hashlib
 
-    from processor.deadletter import DeadLetter, dead_letter_message
+    from processor.kafka.deadletters import DeadLetter, dead_letter_message
 
     small = SourceRecord("t", 1, 7, b"k", b"v" * 100, (("h", b"1"),))
     whole = dead_letter_message(DeadLetter(small, DeadLetterReason.BAD_JSON, "why"), max_bytes=10_000)

@@ -17,16 +17,17 @@ from typing import Any
 
 import pytest
 
+from processor.catalog.catalog import Catalog
 from processor.config import OutboxConvention, Settings, TapSettings
+from processor.journal.model import JournalEntry, Op
 from processor.journal.serde import to_json_view
 from processor.jsonvalue import dumps, loads
-from processor.model import JournalEntry, Op
-from processor.rollback.catalog import Catalog
+from processor.kafka.messages import SourceRecord
 from processor.rollback.request import FieldPredicate
+from processor.tap.capture import read_capture
 from processor.tap.core import TapOutput, capture_has_tx_metadata
 from processor.tap.engine import tap_core
 from processor.tap.offline import run_capture
-from processor.tap.records import SourceRecord, read_capture
 from tests.unit.tap.builders import TAP_ENGINES
 
 ROOT = Path(__file__).parents[2] / "fixtures" / "debezium"

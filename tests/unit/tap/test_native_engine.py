@@ -13,14 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processor.catalog.catalog import ActionSpec, Catalog
 from processor.config import OutboxConvention, Settings, TapSettings, TopicSettings
 from processor.errors import ConfigError, SchemaError
 from processor.journal.serde import deserialize, journal_key, serialize
-from processor.rollback.catalog import ActionSpec, Catalog, Mechanism
+from processor.kafka.messages import SourceRecord
 from processor.tap import native
 from processor.tap.core import TapCore, TapPipeline
 from processor.tap.engine import tap_core
-from processor.tap.records import SourceRecord
+from processor.undo import Mechanism
 from tests.unit.tap.builders import (
     MYSQL_TX_TOPIC,
     OUTBOX_TOPIC,

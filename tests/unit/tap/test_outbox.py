@@ -6,10 +6,10 @@ import pytest
 
 from processor.config import OutboxConvention
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.model import Phase
+from processor.journal.model import Phase
+from processor.kafka.messages import SourceRecord
 from processor.tap.decoding import decode
 from processor.tap.outbox import OutboxMessage, parse_outbox
-from processor.tap.records import SourceRecord
 from tests.unit.tap.builders import outbox
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from processor.errors import DeadLetterReason, InvalidRecord
-from processor.tap.records import SourceRecord
+from processor.kafka.messages import SourceRecord
 from processor.tap.transactions import parse_tx_metadata
 from tests.unit.tap.builders import TX_TOPIC, begin, end
 

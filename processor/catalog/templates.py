@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processor.model import JournalEntry
+from processor.journal.model import JournalEntry
 
 ROOTS = frozenset({"payload", "before", "after", "action", "decision", "changes"})
 _REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")

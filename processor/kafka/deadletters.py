@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from processor.errors import DeadLetterReason
-from processor.tap.records import SourceRecord
+from processor.kafka.messages import SourceRecord
 
 DLQ_PREFIX = "rewind.dlq."
 PREFIX_BYTES = 4096  # kept of a value too large to write whole

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from processor.jsonvalue import canonical_json, text_of
+from processor.undo import Reversibility
 
 JsonObject = dict[str, Any]
 
@@ -46,16 +47,6 @@ class Phase(StrEnum):
     INTENT = "INTENT"  # about to call the outside world
     OUTCOME = "OUTCOME"  # the call's result
     IN_DOUBT = "IN_DOUBT"  # an intent whose outcome never came: attempted, may not have completed
-
-
-class Reversibility(StrEnum):
-    RESTORABLE = "RESTORABLE"
-    COMPENSABLE = "COMPENSABLE"
-    IRREVERSIBLE = "IRREVERSIBLE"
-    UNCLASSIFIED = "UNCLASSIFIED"
-
-
-__all__ = ["canonical_json"]  # the journal's one text per value, defined in processor.jsonvalue
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,29 +27,14 @@ Template strings are described in ``templates``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from processor.catalog.templates import ROOTS, references
 from processor.errors import ConfigError, Where
-from processor.model import Reversibility
-from processor.rollback.templates import ROOTS, references
-
-
-class Mechanism(StrEnum):
-    RESTORE = "restore"
-    COMPENSATE = "compensate"
-    IRREVERSIBLE = "irreversible"
-
-    @property
-    def reversibility(self) -> Reversibility:
-        return {
-            Mechanism.RESTORE: Reversibility.RESTORABLE,
-            Mechanism.COMPENSATE: Reversibility.COMPENSABLE,
-            Mechanism.IRREVERSIBLE: Reversibility.IRREVERSIBLE,
-        }[self]
+from processor.undo import Mechanism, Reversibility
 
 
 @dataclass(frozen=True, slots=True)

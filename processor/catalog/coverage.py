@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from processor.model import JournalEntry, Op
-from processor.rollback.catalog import Catalog, Mechanism
+from processor.catalog.catalog import Catalog
+from processor.journal.model import JournalEntry, Op
+from processor.undo import Mechanism
 
 ROUTER_TYPE_SETTING = "transforms.outbox.table.fields.additional.placement=type:header:eventType"
 

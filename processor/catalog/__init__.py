@@ -1,0 +1,1 @@
+"""The action catalog: how each action type is undone, read from YAML, and what it covers of the journal."""
