@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The test command: lint and type-check processor/ (and the native engine's Rust), then the whole
-# suite against a real broker.
+# The test command: lint, type-check and check the import rules (and lint the native engine's Rust),
+# then the whole suite against a real broker.
 # pytest's exit 5 (no tests collected) is a failure here, never a silent pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
 "$VENV/bin/ruff" check . || exit 1
-"$VENV/bin/mypy" || exit 1
+"$VENV/bin/mypy" || exit 1  # processor, examples, tests and bench
+"$VENV/bin/lint-imports" || exit 1  # the import rules of docs/architecture.md (pyproject.toml)
 [ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
 if command -v cargo >/dev/null; then  # the native tap engine: formatted and lint-free too
   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kafka-rewind/cargo-target} \

@@ -128,7 +128,7 @@ def run_tap(settings: Settings, bootstrap: str, actions: int, records: int, engi
     settings = settings.model_copy(update={"tap": settings.tap.model_copy(update={"engine": engine})})
     timed = _Timed(tap_core(settings, Catalog.empty(), observer=counter))
     clock = _CommitClock(counter, actions)
-    runner = TapRunner(settings, bootstrap, lambda: timed, clock)  # type: ignore[arg-type, return-value]
+    runner = TapRunner(settings, bootstrap, lambda: timed, clock)  # type: ignore[arg-type]
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()
     while clock.last is None and thread.is_alive():

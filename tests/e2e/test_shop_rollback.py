@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from examples.shop.scenario import Scenario
 from processor.devenv.postgres import Dsn
@@ -54,7 +55,10 @@ def test_rollback_restores_the_world_the_bad_rule_never_touched(
     assert len(plan.steps) == 5 * len(bad) and plan.conflicts == [] and plan.unclassified == []
 
     for table, order_column in (("orders", 0), ("payments", 1), ("emails", 1)):
-        unaffected = lambda rows, c=order_column: {r for r in rows if r[c] not in bad}  # noqa: E731
+
+        def unaffected(rows: set[tuple[Any, ...]], c: int = order_column) -> set[tuple[Any, ...]]:
+            return {r for r in rows if r[c] not in bad}
+
         assert unaffected(outcome.before[table]) == unaffected(after[table]), table
 
     # ... and at no time: every database change reaches the journal through CDC, and the journal holds the

@@ -21,6 +21,7 @@ from processor.rollback.commands import HEADER_KEY
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector
 from processor.rollback.serde import decode_command, decode_status, encode_control, encode_request
+from tests.integration.tapkit import headers_of
 from tests.unit.rollback.world import CATALOG
 
 COMMAND_TOPICS = ("orders.commands", "inventory.commands", "payments.commands", "ops.notifications")
@@ -160,7 +161,7 @@ class Services:
                     continue
                 command = decode_command(msg.value() or b"", self.fmt)
                 command["_topic"] = msg.topic()
-                command["_key_header"] = dict(msg.headers() or [])[HEADER_KEY].decode()
+                command["_key_header"] = headers_of(msg)[HEADER_KEY].decode()
                 self.seen.append(command)
                 ignored = command["event_type"] in self.ignore
                 if command["mechanism"] == "NOTIFY" or command["idempotency_key"] in self.applied or ignored:

@@ -53,7 +53,7 @@ class TapTopics:
                 cdc=[m["shop.public.orders"], m["shop.public.notes"]], tx_metadata=[m[TX_TOPIC]],
                 outbox=[m[OUTBOX_TOPIC]], partitions=3,
             ),
-            tap=TapSettings(outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{self.unique}.outbox.event."}), **tap),  # type: ignore[arg-type]
+            tap=TapSettings(outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{self.unique}.outbox.event."}), **tap),
         )  # fmt: skip
 
     def create(self, settings: Settings) -> None:
@@ -161,3 +161,12 @@ def read_journal(bootstrap: str, topic: str, expect: int, timeout_s: float = 120
         deserialize(m.value() or b"")
         for m in read_topic(bootstrap, topic, expect=expect, timeout_s=timeout_s)
     ]
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    """A consumed record's headers by name (the last of a repeated name), as bytes."""
+    out: dict[str, bytes] = {}
+    raw = msg.headers() or []
+    for name, value in raw.items() if isinstance(raw, dict) else raw:
+        out[name] = value.encode() if isinstance(value, str) else value or b""
+    return out

@@ -16,7 +16,7 @@ import yaml
 
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
-from tests.integration.tapkit import read_topic
+from tests.integration.tapkit import headers_of, read_topic
 from tests.unit.rollback.world import World
 
 ORDERS = 50  # 200 steps in 4 waves
@@ -77,7 +77,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
         time.sleep(rnd.uniform(0.0, 0.5))
         targets = [0, *sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS - 1))]
         for target in targets:
-            _wait_for(lambda t=target: len(services.seen) >= t, 120)  # type: ignore[misc]
+            _wait_for(lambda t=target: len(services.seen) >= t, 120)
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(10)
             kills_mid_emission += 0 < len(services.seen) < ORDERS * 4
@@ -93,7 +93,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
     commands = []
     for topic in topics.commands:
         commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
-    keys = Counter(dict(m.headers() or [])["rewind.idempotency_key"].decode() for m in commands)
+    keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
     doubled = {k: n for k, n in keys.items() if n > 1}
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
     assert not doubled and set(keys) == expected, f"doubled {doubled}, missing {expected - set(keys)}"

@@ -25,7 +25,7 @@ from tests.integration.rollkit import (
     send_raw,
     send_request,
 )
-from tests.integration.tapkit import read_topic
+from tests.integration.tapkit import headers_of, read_topic
 from tests.unit.rollback.world import World
 
 V7 = Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"'))
@@ -147,7 +147,7 @@ def test_invalid_requests_are_rejected_and_unreadable_ones_dead_lettered(
     assert rejected.state.value == "REJECTED"
     assert "selector.action_ids" in (rejected.reason or "") and "no-such-action" in (rejected.reason or "")
     [dead] = read_topic(settings.bootstrap_servers or "", settings.topics.deadletter, expect=1, timeout_s=20)
-    headers = {k: v.decode() for k, v in dead.headers() or []}
+    headers = {k: v.decode() for k, v in headers_of(dead).items()}
     assert headers["rewind.dlq.reason"] == "bad_request"
     assert headers["rewind.dlq.source.topic"] == settings.topics.requests
     for topic in topics.commands:

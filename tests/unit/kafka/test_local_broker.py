@@ -41,7 +41,7 @@ def _settings(tmp_path: Path, **kw: object) -> LocalBrokerSettings:
         cache_dir=tmp_path / "cache",
         port=free_port(),
         controller_port=free_port(),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

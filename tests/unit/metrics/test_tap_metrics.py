@@ -30,7 +30,7 @@ def test_tap_counts_what_it_did(engine: str, path: str) -> None:
     """Per record (rewind decode) and per batch (the live loop), on both tap cores."""
     metrics = Metrics(CollectorRegistry())
     catalog = Catalog({"OrderPlaced": ActionSpec("OrderPlaced", Mechanism.COMPENSATE)})
-    settings = Settings(tap=TapSettings(tx_timeout_ms=1000, engine=engine))  # type: ignore[arg-type]
+    settings = Settings(tap=TapSettings(tx_timeout_ms=1000, engine=engine))
     core = tap_core(settings, catalog, group_transactions=True, observer=metrics)
     records = [
         begin(1),

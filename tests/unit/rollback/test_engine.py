@@ -69,7 +69,9 @@ def test_waves_run_in_order_each_after_the_last_is_confirmed(tmp_path: Path) -> 
     assert json.loads(refund.envelope["payload_json"]) == {"payment_id": "p-2", "amount": 90}
     headers = dict(refund.headers)
     assert headers["rewind.request_id"] == "r1" and headers["rewind.compensated_action_id"] == "pay-2"
-    assert headers["rewind.idempotency_key"] == refund.event_id and headers["traceparent"].startswith("00-")
+    assert headers["rewind.idempotency_key"] == refund.event_id and str(headers["traceparent"]).startswith(
+        "00-"
+    )
     assert not engine.tick(30).commands  # wave 3 waits for the refund's effect
     apply(engine, w, refund, 40)
     [release] = engine.tick(50).commands
@@ -150,7 +152,7 @@ def test_approval_blocks_until_approved_and_pause_resume_abort(tmp_path: Path) -
     assert not engine.tick(10).commands
     engine.on_control(Control("r1", ControlCommand.APPROVE, "bob", 11), 11)
     engine.on_control(Control("r1", ControlCommand.PAUSE, "bob", 11), 11)
-    assert not engine.tick(12).commands and engine.requests["r1"].state is RequestState.PAUSED
+    assert not engine.tick(12).commands and engine.requests["r1"].state is RequestState.PAUSED  # type: ignore[comparison-overlap]
     engine.on_control(Control("r1", ControlCommand.RESUME, "bob", 13), 13)
     [_notify, refund] = engine.tick(14).commands
     engine.on_control(Control("r1", ControlCommand.ABORT, "bob", 17, "enough"), 17)

@@ -7,8 +7,9 @@ import pytest
 from processor.errors import DeadLetterReason, InvalidRecord
 from processor.journal.model import Op
 from processor.kafka.messages import SourceRecord
-from processor.tap.cdc import ChangeEvent, Tombstone, normalize_tx_id, parse_change
+from processor.tap.cdc import ChangeEvent, Tombstone, parse_change
 from processor.tap.decoding import decode
+from processor.tap.fields import normalize_tx_id
 from tests.unit.tap.builders import change, tombstone
 
 

@@ -574,7 +574,10 @@ def test_native_engine_matches_the_reference_on_deployed_shapes_in_batches_and_r
 def test_hostile_records_are_dead_letters_with_a_reason_on_both_engines() -> None:
     """None of them stops the tap; each gets a reason, the same on both engines."""
     s = deployed_settings()
-    for core in (TapCore(s, CATALOG), *([native.NativeTapCore(s, CATALOG)] if native.available() else [])):
+    cores: list[TapPipeline] = [TapCore(s, CATALOG)]
+    if native.available():
+        cores.append(native.NativeTapCore(s, CATALOG))
+    for core in cores:
         for record in HOSTILE:
             out = core.process(record, TS)
             assert out.entries == [] or out.dead_letters == [], record
