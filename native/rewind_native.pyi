@@ -9,7 +9,7 @@ Out = tuple[bytes, bytes, str, str, bool, str, bool]
 class TapEngine:
     def __init__(
         self,
-        config: dict[str, Any],
+        config: Any,  # processor.tap.native.EngineSettings
         router: Callable[[str], str | None],
         classify: Callable[[str], str],
     ) -> None: ...

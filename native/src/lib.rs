@@ -52,15 +52,6 @@ fn outs<'py>(py: Python<'py>, entries: &[Entry]) -> Vec<Out<'py>> {
     entries.iter().map(|e| out(py, e)).collect()
 }
 
-fn setting<'py, T: FromPyObject<'py>>(config: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
-    config
-        .get_item(name)?
-        .ok_or_else(|| {
-            pyo3::exceptions::PyKeyError::new_err(format!("tap engine setting '{name}' is missing"))
-        })?
-        .extract()
-}
-
 /// What one record did, for the caller.
 enum Step {
     Journaled(Vec<Entry>),
@@ -150,40 +141,12 @@ fn message_record(msg: &Bound<'_, PyAny>) -> PyResult<Record> {
 
 #[pymethods]
 impl TapEngine {
-    /// ``config``: the tap settings, flattened (see processor/tap/native.py); ``router(topic)`` names a
-    /// topic's kind or None; ``classify(action_type)`` gives the reversibility's name.
+    /// ``config``: processor.tap.native.EngineSettings, read attribute by attribute into ``Config``;
+    /// ``router(topic)`` names a topic's kind or None; ``classify(action_type)`` gives the
+    /// reversibility's name.
     #[new]
-    fn new(config: &Bound<'_, PyDict>, router: Py<PyAny>, classify: Py<PyAny>) -> PyResult<Self> {
-        let cfg = Config {
-            max_record_bytes: setting(config, "max_record_bytes")?,
-            envelope: setting(config, "envelope")?,
-            event_id_header: setting(config, "event_id_header")?,
-            event_type_header: setting(config, "event_type_header")?,
-            aggregate_type_header: setting(config, "aggregate_type_header")?,
-            topic_prefix: setting(config, "topic_prefix")?,
-            correlation_header: setting(config, "correlation_header")?,
-            causation_header: setting(config, "causation_header")?,
-            tx_header: setting(config, "tx_header")?,
-            traceparent_headers: setting(config, "traceparent_headers")?,
-            tracestate_headers: setting(config, "tracestate_headers")?,
-            phase_header: setting(config, "phase_header")?,
-            intent_header: setting(config, "intent_header")?,
-            external_systems_header: setting(config, "external_systems_header")?,
-            correlation_field: setting(config, "correlation_field")?,
-            causation_field: setting(config, "causation_field")?,
-            tx_field: setting(config, "tx_field")?,
-            traceparent_field: setting(config, "traceparent_field")?,
-            phase_field: setting(config, "phase_field")?,
-            intent_field: setting(config, "intent_field")?,
-            decision_fields: setting(config, "decision_fields")?,
-            decision_header_prefix: setting(config, "decision_header_prefix")?,
-            outbox_tables: setting(config, "outbox_tables")?,
-            outbox_rows_deleted_in_tx: setting(config, "outbox_rows_deleted_in_tx")?,
-            tx_timeout_ms: setting(config, "tx_timeout_ms")?,
-            intent_timeout_ms: setting(config, "intent_timeout_ms")?,
-            dedupe_window_ms: setting(config, "dedupe_window_ms")?,
-            group_transactions: setting(config, "group_transactions")?,
-        };
+    fn new(config: &Bound<'_, PyAny>, router: Py<PyAny>, classify: Py<PyAny>) -> PyResult<Self> {
+        let cfg: Config = config.extract()?;
         let asm = Assembler::new(cfg.dedupe_window_ms, classify);
         Ok(TapEngine {
             cfg,

@@ -3,6 +3,7 @@
 //! processor/tap/{decoding,cdc,connect,fields,transactions,outbox}.py. Only validity is decided here:
 //! an invalid record is handed back, and the Python reference names the reason.
 
+use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::connect::{field_maps, image_field_maps, placeholder_image, read_decimals};
@@ -19,6 +20,9 @@ const HEARTBEAT_TOPIC_PREFIX: &str = "__debezium-heartbeat";
 const ENVELOPE_PAYLOAD: &str = "payload";
 pub const POSTGRES: &str = "postgresql";
 
+/// The engine's settings: read by name off processor.tap.native.EngineSettings (its one other
+/// declaration), so a field either side lacks fails at construction.
+#[derive(FromPyObject)]
 pub struct Config {
     pub max_record_bytes: usize,
     pub envelope: bool,

@@ -126,7 +126,9 @@ def _table_key(row: RowChange) -> str:
 
 
 @dataclass
-class AssemblyStats:
+class TapStats:
+    """What a tap core counted (both engines report these)."""
+
     duplicates: int = 0
     incomplete: int = 0
     in_doubt: int = 0
@@ -146,7 +148,7 @@ class Assembler:
         self.group_transactions = group_transactions
         self.classify = classify
         self.dedupe = dedupe or DedupeIndex(int(settings.dedupe_window_hours * 3_600_000))
-        self.stats = AssemblyStats()
+        self.stats = TapStats()
         self._open: dict[str, _OpenTx] = {}
         self._intents: dict[str, _PendingIntent] = {}
         self._identity: dict[str, ReplicaIdentity] = {}  # per table: what its updates have shown

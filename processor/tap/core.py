@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from processor.journal.serde import deserialize, journal_key, serialize
 from processor.jsonvalue import JsonInvalid, loads
 from processor.kafka.deadletters import DeadLetter
 from processor.kafka.messages import KafkaMessage, SourceRecord, is_error
-from processor.tap.assembler import Assembler, DedupeIndex
+from processor.tap.assembler import Assembler, DedupeIndex, TapStats
 from processor.tap.cdc import STRUCT_TEXT, ChangeEvent, Tombstone, parse_change
 from processor.tap.decoding import SchemaLookup, decode_enveloped, decode_text, unwrap
 from processor.tap.outbox import OutboxMessage, parse_outbox
@@ -99,13 +99,6 @@ class SilentObserver:
     def journaled(self, entry: Journaled) -> None: ...
     def dead_lettered(self, dead: DeadLetter) -> None: ...
     def duplicate_dropped(self, count: int = 1) -> None: ...
-
-
-@dataclass
-class TapStats:
-    duplicates: int = 0
-    incomplete: int = 0
-    in_doubt: int = 0
 
 
 class TapPipeline(Protocol):
@@ -269,8 +262,7 @@ class TapCore:
 
     @property
     def stats(self) -> TapStats:
-        s = self.assembler.stats
-        return TapStats(s.duplicates, s.incomplete, s.in_doubt)
+        return replace(self.assembler.stats)
 
     @property
     def open_transactions(self) -> int:

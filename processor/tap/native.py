@@ -14,16 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from processor.catalog.catalog import Catalog
-from processor.config import Settings
+from processor.config import OutboxConvention, Settings
 from processor.errors import ConfigError, DeadLetterReason, InvalidRecord, SchemaError
 from processor.journal.model import JournalEntry, Phase
 from processor.journal.serde import deserialize
 from processor.jsonvalue import dumps
 from processor.kafka.deadletters import DeadLetter
 from processor.kafka.messages import KafkaMessage, SourceRecord, is_error
+from processor.tap.assembler import TapStats
 from processor.tap.core import (
     Produced,
     RecordKind,
@@ -31,7 +32,6 @@ from processor.tap.core import (
     TapCore,
     TapObserver,
     TapOutput,
-    TapStats,
 )
 from processor.tap.decoding import SchemaLookup, decode, framed
 from processor.undo import Reversibility
@@ -67,18 +67,31 @@ class Summary(NamedTuple):
     type_fallback: bool
 
 
-def engine_config(settings: Settings, group_transactions: bool, offline: bool = False) -> dict[str, Any]:
-    tap, conv = settings.tap, settings.tap.outbox
-    return {
-        **conv.model_dump(),
-        "max_record_bytes": tap.max_record_bytes,
-        "outbox_tables": tap.outbox_tables,
-        "outbox_rows_deleted_in_tx": tap.outbox_rows_deleted_in_tx,
-        "tx_timeout_ms": tap.tx_timeout_ms,
-        "intent_timeout_ms": tap.intent_timeout_ms,
-        "dedupe_window_ms": None if offline else int(tap.dedupe_window_hours * 3_600_000),
-        "group_transactions": group_transactions,
-    }
+class EngineSettings(OutboxConvention):
+    """What the engine is told, field for field its ``Config`` (native/src/parse.rs reads these names
+    off this object): the outbox convention and the tap's settings, built in ``engine_config`` only."""
+
+    max_record_bytes: int
+    outbox_tables: list[str]
+    outbox_rows_deleted_in_tx: bool
+    tx_timeout_ms: int
+    intent_timeout_ms: int
+    dedupe_window_ms: int | None  # None: a capture read whole, nothing forgotten
+    group_transactions: bool
+
+
+def engine_config(settings: Settings, group_transactions: bool, offline: bool = False) -> EngineSettings:
+    tap = settings.tap
+    return EngineSettings(
+        **tap.outbox.model_dump(),
+        max_record_bytes=tap.max_record_bytes,
+        outbox_tables=list(tap.outbox_tables),
+        outbox_rows_deleted_in_tx=tap.outbox_rows_deleted_in_tx,
+        tx_timeout_ms=tap.tx_timeout_ms,
+        intent_timeout_ms=tap.intent_timeout_ms,
+        dedupe_window_ms=None if offline else int(tap.dedupe_window_hours * 3_600_000),
+        group_transactions=group_transactions,
+    )
 
 
 class NativeTapCore:
