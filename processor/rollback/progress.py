@@ -56,6 +56,21 @@ class Diff:
     actual_json: str | None
 
 
+class StateLog:
+    """Each request's state change said once: the status topic carries every progress record, the log
+    only what changed (a request executing over many transactions is one line, not one per commit)."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, tuple[RequestState, str | None]] = {}
+
+    def news(self, progress: RequestProgress) -> bool:
+        said = (progress.state, progress.reason)
+        if self._said.get(progress.request_id) == said:
+            return False
+        self._said[progress.request_id] = said
+        return True
+
+
 @dataclass(slots=True)
 class RequestProgress:
     request_id: str

@@ -32,7 +32,7 @@ from processor.kafka.messages import SourceRecord, header_pairs
 from processor.metrics import Metrics
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
-from processor.rollback.progress import Policy, WaveBarrier
+from processor.rollback.progress import Policy, StateLog, WaveBarrier
 from processor.rollback.request import RequestInvalid, Thresholds
 from processor.rollback.serde import (
     decode_control,
@@ -91,6 +91,7 @@ class RollbackWorker:
         self.settings = settings
         self._engine = engine  # one already holding a graph and store (benchmarks), else built at start
         self.engine: RollbackEngine | None = engine  # the current session's (for a demo's picture)
+        self._said = StateLog()
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.metrics = metrics
@@ -311,7 +312,8 @@ class RollbackWorker:
             raise KafkaError(f"rollback transaction failed: {exc}", retryable=True) from exc
         s.producer.begin_transaction()
         for progress in out.changed.values():
-            logger.info("rollback: %s %s: %s", progress.request_id, progress.state.value, progress.reason)
+            if self._said.news(progress):
+                logger.info("rollback: %s %s: %s", progress.request_id, progress.state.value, progress.reason)
 
 
 def _merge(a: Outputs, b: Outputs) -> Outputs:

@@ -178,3 +178,17 @@ def test_after_a_restart_from_the_status_record_nothing_is_emitted_twice(tmp_pat
     assert restarted.requests["r1"].plan.step("pay-2").state is StepState.CONFIRMED  # type: ignore[union-attr]
     [release] = restarted.tick(50).commands
     assert release.envelope["compensated_action_id"] == "reserve-2"
+
+
+def test_a_state_change_is_said_once_however_many_records_carry_it() -> None:
+    from processor.rollback.progress import RequestProgress, StateLog
+
+    def at(request: str, state: RequestState, ts: int) -> RequestProgress:
+        return RequestProgress(request, state, ts, reason="approved by bob")
+
+    log = StateLog()
+    assert log.news(at("r1", RequestState.EXECUTING, 1))
+    assert not log.news(at("r1", RequestState.EXECUTING, 2)) and not log.news(
+        at("r1", RequestState.EXECUTING, 3)
+    )
+    assert log.news(at("r1", RequestState.CONFIRMING, 4)) and log.news(at("r2", RequestState.EXECUTING, 4))
