@@ -15,11 +15,12 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import KafkaError, SchemaError
+from processor.errors import SchemaError
 from processor.graph import store
 from processor.graph.queries import new_cycles
 from processor.journal.serde import deserialize
-from processor.kafka import clients
+from processor.kafka import clients, loop
+from processor.kafka.messages import is_error
 from processor.metrics import Metrics
 from processor.runtime import release_free_memory, tune_gc
 
@@ -40,9 +41,16 @@ class GraphBuilder:
         self.clock = clock
         self.topic = settings.topics.journal
         self.path = settings.graph.checkpoint_path
+        self.checkpoint: store.Checkpoint | None = None  # the current session's
 
     def run(self, stop: threading.Event) -> store.Checkpoint:
-        checkpoint = store.load_or_empty(self.path, self.topic)
+        """Sessions (processor.kafka.loop) until stopped; each resumes from the checkpoint on disk."""
+        loop.run_sessions("graph builder", self._session, stop)
+        assert self.checkpoint is not None
+        return self.checkpoint
+
+    def _session(self, stop: threading.Event) -> None:
+        self.checkpoint = checkpoint = store.load_or_empty(self.path, self.topic)
         tune_gc()
         release_free_memory()
         logger.info(
@@ -65,26 +73,19 @@ class GraphBuilder:
             self._save(checkpoint)
         finally:
             consumer.close()
-        return checkpoint
 
     def _assign(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
-        meta = consumer.list_topics(self.topic, timeout=30).topics.get(self.topic)
-        if meta is None or meta.error is not None:
-            raise KafkaError(
-                f"journal topic {self.topic} is not there: {meta.error if meta else 'missing'}",
-                retryable=True,
-            )
         start = checkpoint.offsets
         consumer.assign(
-            [TopicPartition(self.topic, p, start.get(p, OFFSET_BEGINNING)) for p in meta.partitions]
+            [
+                TopicPartition(self.topic, p, start.get(p, OFFSET_BEGINNING))
+                for p in loop.partitions(consumer, self.topic)
+            ]
         )
 
     def _read(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
         for msg in consumer.consume(1000, timeout=0.2):
-            error = msg.error()
-            if error is not None:
-                if error.fatal() or not error.retriable():
-                    raise KafkaError(f"journal read failed: {error}", retryable=False)
+            if is_error(msg):
                 continue
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None

@@ -19,16 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from processor.catalog.catalog import Catalog
 from processor.config import Settings
-from processor.errors import DeadLetterReason, KafkaError, RewindError, SchemaError, Where
+from processor.errors import DeadLetterReason, KafkaError, SchemaError, Where
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
-from processor.kafka import clients
+from processor.kafka import clients, loop
 from processor.kafka.deadletters import DeadLetter, dead_letter_message
-from processor.kafka.messages import SourceRecord, header_pairs
+from processor.kafka.messages import SourceRecord, header_pairs, is_error
 from processor.metrics import Metrics
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
@@ -103,21 +103,9 @@ class RollbackWorker:
         return int(self.clock() * 1000)
 
     def run(self, stop: threading.Event) -> None:
-        """Run sessions until stopped; a retryable failure restarts from the committed state."""
-        backoff = 1.0
-        while not stop.is_set():
-            try:
-                self._session(stop)
-                return
-            except (RewindError, KafkaException) as exc:
-                retryable = exc.retryable if isinstance(exc, RewindError) else not exc.args[0].fatal()
-                if not retryable or self._engine is not None:  # a given engine cannot be rebuilt
-                    raise
-                # What ran ahead of the last commit is forgotten: the next session reads the status
-                # topic and the journal again, and its init_transactions aborts the open transaction.
-                logger.warning("rollback worker restarts in %.0fs from committed state: %s", backoff, exc)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 30.0)
+        """Run sessions until stopped; a retryable failure restarts from the committed state (the
+        status topic and the journal are read again). A given engine cannot be rebuilt: no restart."""
+        loop.run_sessions("rollback worker", self._session, stop, restartable=self._engine is None)
 
     def _session(self, stop: threading.Event) -> None:
         s = self._start()
@@ -141,10 +129,7 @@ class RollbackWorker:
             extra={"message.max.bytes": self.settings.rollback.status_max_bytes + 65536,
                    "compression.type": "zstd"},
         )  # fmt: skip
-        try:
-            producer.init_transactions(60)
-        except KafkaException as exc:
-            raise KafkaError(f"rollback worker cannot start transactions: {exc}", retryable=True) from exc
+        loop.init_transactions(producer, "rollback worker")
         engine = self._engine or RollbackEngine(
             self.catalog, engine_config(self.settings),
             actions=ActionStore(self.settings.rollback.store_path or ":memory:"), observer=self.metrics,
@@ -155,7 +140,7 @@ class RollbackWorker:
             self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-journal"
         )
         probe = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-probe")
-        partitions = self._partitions(probe, self.topics.journal)
+        partitions = loop.partitions(probe, self.topics.journal)
         journal.assign([TopicPartition(self.topics.journal, p, OFFSET_BEGINNING) for p in partitions])
         s = _Session(producer, journal, self._inputs(), engine, probe, partitions)
         started = time.monotonic()
@@ -179,24 +164,12 @@ class RollbackWorker:
         consumer.subscribe([self.topics.requests, self.topics.control])
         return consumer
 
-    def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
-        meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise KafkaError(
-                f"topic {topic} is not there: {meta.error if meta else 'missing'}", retryable=True
-            )
-        return sorted(meta.partitions)
-
     def _load_status(self, engine: RollbackEngine) -> None:
         """Each request's last committed status record."""
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-status")
         try:
-            topic = self.topics.status
-            parts = self._partitions(reader, topic)
-            ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
-            todo = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts if ends[p] > 0]
             latest = {}
-            for msg in _read_to(reader, todo, ends):
+            for msg in loop.read_to_end(reader, self.topics.status, what="the status topic back"):
                 try:
                     progress = decode_status(msg.value() or b"")
                 except SchemaError as exc:
@@ -211,9 +184,7 @@ class RollbackWorker:
     def _catch_up_journal(self, s: _Session) -> None:
         """Read the journal up to its current end (planning needs every action committed so far)."""
         topic = self.topics.journal
-        ends = {
-            p: s.probe.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in s.journal_partitions
-        }
+        ends = loop.ends(s.probe, topic, s.journal_partitions)
         deadline = time.monotonic() + 600
         while True:
             positions = {
@@ -230,7 +201,7 @@ class RollbackWorker:
     def _pass(self, s: _Session) -> None:
         wait = 0.0 if s.busy else 0.05  # more may be due at once: do not idle in polls
         out, s.pending = _merge(s.pending, self._read_journal(s, timeout=wait)), Outputs()
-        messages = [m for m in s.inputs.consume(100, timeout=2 * wait) if not _skip(m)]
+        messages = [m for m in s.inputs.consume(100, timeout=2 * wait) if not is_error(m)]
         if messages:
             self._catch_up_journal(s)
             out, s.pending = _merge(out, s.pending), Outputs()
@@ -248,7 +219,7 @@ class RollbackWorker:
     def _read_journal(self, s: _Session, timeout: float) -> Outputs:
         batch: list[tuple[JournalEntry, bytes | None]] = []
         for msg in s.journal.consume(BATCH, timeout=timeout):
-            if _skip(msg):
+            if is_error(msg):
                 continue
             value = msg.value() or b""
             try:
@@ -296,21 +267,13 @@ class RollbackWorker:
 
     def _commit(self, s: _Session, out: Outputs, consumed: bool) -> None:
         fmt = self.settings.rollback.command_format
-        try:
-            for c in out.commands:
-                s.producer.produce(
-                    c.topic, key=c.key, value=encode_command(c.envelope, fmt), headers=c.headers
-                )
-            for progress in out.changed.values():
-                s.producer.produce(self.topics.status, key=progress.request_id, value=encode_status(progress))
-            if consumed:
-                positions = s.inputs.position(s.inputs.assignment())
-                s.producer.send_offsets_to_transaction(positions, s.inputs.consumer_group_metadata(), 30)
-            s.producer.commit_transaction(60)
-        except KafkaException as exc:
-            # The in-memory state ran ahead of what committed: start over from the committed state.
-            raise KafkaError(f"rollback transaction failed: {exc}", retryable=True) from exc
-        s.producer.begin_transaction()
+        for c in out.commands:
+            s.producer.produce(c.topic, key=c.key, value=encode_command(c.envelope, fmt), headers=c.headers)
+        for progress in out.changed.values():
+            s.producer.produce(self.topics.status, key=progress.request_id, value=encode_status(progress))
+        offsets = s.inputs.position(s.inputs.assignment()) if consumed else []
+        # A failure leaves the in-memory state ahead of what committed: the next session starts over.
+        loop.commit(s.producer, offsets, s.inputs.consumer_group_metadata())
         for progress in out.changed.values():
             if self._said.news(progress):
                 logger.info("rollback: %s %s: %s", progress.request_id, progress.state.value, progress.reason)
@@ -322,29 +285,5 @@ def _merge(a: Outputs, b: Outputs) -> Outputs:
     return a
 
 
-def _skip(msg: Message) -> bool:
-    error = msg.error()
-    if error is None:
-        return False
-    if error.fatal() or not error.retriable():
-        raise KafkaError(f"read failed: {error}", retryable=False)
-    return True
-
-
 def _where(msg: Message) -> str:
     return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
-
-
-def _read_to(reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]) -> list[Message]:
-    if not todo:
-        return []
-    reader.assign(todo)
-    found: list[Message] = []
-    deadline = time.monotonic() + 300
-    while True:
-        found += [m for m in reader.consume(BATCH, timeout=0.5) if not _skip(m)]
-        positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
-        if all(tp.offset >= ends[tp.partition] for tp in positions):
-            return found
-        if time.monotonic() > deadline:
-            raise KafkaError("reading the status topic back did not finish in 300s", retryable=True)

@@ -1,15 +1,14 @@
 """The tap's Kafka loop: consume sources, run the core, produce journal entries and dead letters, and
-commit the consumed offsets in the same Kafka transaction (exactly once).
+commit the consumed offsets in the same Kafka transaction (exactly once), on processor.kafka.loop.
 
-Order of one session, written down once:
+One session:
 1. ``init_transactions``: fences a previous instance with the same transactional id and aborts its
    open transaction, so nothing half-written is ever read back.
 2. Seed the core from the journal (read_committed, over the dedupe window): what is journaled already
    is known as duplicate, and intents still waiting for an outcome are pending again.
-3. Loop: consume -> core -> produce; every ``commit_interval_ms``: send offsets, commit, begin.
+3. Loop: consume -> core -> produce; every ``commit_interval_ms``, the loop module's commit.
    A partition's committed offset never passes a record the core still holds (an open source
    transaction), so after a crash those records are read again; the seeded dedupe drops the rest.
-Any abortable error aborts the transaction and starts a new session from committed state.
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import ConfigError, KafkaError, RewindError
-from processor.kafka import clients
+from processor.errors import ConfigError
+from processor.kafka import clients, loop
 from processor.kafka.deadletters import dead_letter_message
 from processor.metrics import Metrics
 from processor.runtime import tune_gc
@@ -34,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 LAG_EVERY_S = 5.0
-MAX_BACKOFF_S = 30.0
 
 
 def source_topics(settings: Settings) -> list[str]:
@@ -58,10 +56,6 @@ class _Session:
     revoked: bool = False
 
 
-class SessionRestart(Exception):
-    """The current transaction was aborted; start a new session from committed state."""
-
-
 class TapRunner:
     def __init__(
         self,
@@ -80,31 +74,13 @@ class TapRunner:
         self.transactional_id = f"{settings.transactional_id_prefix}-tap"
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 1.0
-        while not stop.is_set():
-            try:
-                self._session(stop)
-                return
-            except SessionRestart as exc:
-                logger.warning("tap session restarts from committed state: %s", exc)
-            except RewindError as exc:
-                if not exc.retryable:
-                    raise
-                # The open transaction is left behind; the next session's init_transactions aborts it.
-                logger.warning("tap session stopped (%s); restarting in %.0fs", exc, backoff)
-            except KafkaException as exc:
-                err = exc.args[0]
-                if getattr(err, "fatal", lambda: False)():
-                    raise KafkaError(f"fatal Kafka error in the tap: {err}", retryable=False) from exc
-                logger.warning("tap session failed (%s); retrying in %.0fs", err, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        loop.run_sessions("tap", self._session, stop)
 
     # -- one session ------------------------------------------------------------------------------
 
     def _session(self, stop: threading.Event) -> None:
         producer = clients.producer(self.settings, self.bootstrap, transactional_id=self.transactional_id)
-        producer.init_transactions(60)
+        loop.init_transactions(producer, "tap")
         core = self.make_core()
         seeded = core.seed_journal(self._journal_values())
         tune_gc()
@@ -142,7 +118,7 @@ class TapRunner:
             s.producer.poll(0)  # serve delivery reports once per batch
             self._emit(s, s.core.expire(self._now_ms()))
             if s.revoked:
-                self._abort(s, "partitions were revoked (rebalance)")
+                loop.abort(s.producer, "partitions were revoked (rebalance)")
             if time.monotonic() - s.tx_started >= interval:
                 self._commit(s)
             if self.metrics and time.monotonic() - last_lag >= LAG_EVERY_S:
@@ -173,25 +149,11 @@ class TapRunner:
             TopicPartition(topic, partition, min(next_offset, held.get((topic, partition), next_offset)))
             for (topic, partition), next_offset in s.positions.items()
         ]
-        try:
-            s.producer.send_offsets_to_transaction(offsets, s.consumer.consumer_group_metadata(), 30)
-            s.producer.commit_transaction(60)
-        except KafkaException as exc:
-            if exc.args[0].txn_requires_abort():
-                self._abort(s, f"commit failed: {exc.args[0]}")
-            raise
+        loop.commit(s.producer, offsets, s.consumer.consumer_group_metadata())
         if self.metrics:
             self.metrics.tap_committed(time.perf_counter() - started, s.core)
         s.dirty = False
-        s.producer.begin_transaction()
         s.tx_started = time.monotonic()
-
-    def _abort(self, s: _Session, why: str) -> None:
-        try:
-            s.producer.abort_transaction(30)
-        except KafkaException as exc:
-            logger.warning("abort failed: %s", exc)
-        raise SessionRestart(why)
 
     # -- start-up and lag -------------------------------------------------------------------------
 
@@ -201,35 +163,19 @@ class TapRunner:
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-seed")
         try:
             meta = reader.list_topics(topic, timeout=30).topics.get(topic)
-            if meta is None or meta.error is not None:
+            if meta is None or meta.error is not None:  # no journal yet: nothing to seed from
                 return []
             since = int((self.clock() - self.settings.tap.dedupe_window_hours * 3600) * 1000)
-            starts = reader.offsets_for_times([TopicPartition(topic, p, since) for p in meta.partitions], 30)
-            ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in meta.partitions}
-            todo = [tp for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]]
-            return self._read_until(reader, todo, ends)
+            parts = loop.partitions(reader, topic)
+            starts = reader.offsets_for_times([TopicPartition(topic, p, since) for p in parts], 30)
+            begin = {tp.partition: tp.offset for tp in starts if tp.offset >= 0}
+            stop_at = loop.ends(reader, topic, parts)
+            # A partition with nothing since the window started: nothing of it to read.
+            begin |= {p: stop_at[p] for p in parts if p not in begin}
+            found = loop.read_to_end(reader, topic, begin, what="the journal back at start-up")
+            return [v for m in found if (v := m.value()) is not None]
         finally:
             reader.close()
-
-    def _read_until(self, reader: Consumer, todo: list[TopicPartition], ends: dict[int, int]) -> list[bytes]:
-        values: list[bytes] = []
-        if not todo:
-            return values
-        reader.assign(todo)
-        deadline = time.monotonic() + 300
-        while True:
-            for msg in reader.consume(BATCH, timeout=0.5):
-                value = msg.value()
-                if msg.error() is None and value is not None:
-                    values.append(value)
-            positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
-            if all(tp.offset >= ends[tp.partition] for tp in positions):
-                return values
-            if time.monotonic() > deadline:
-                # A partial seed would let duplicates through: better not to start.
-                raise KafkaError(
-                    "reading the journal back at start-up did not finish in 300s", retryable=True
-                )
 
     def _report_lag(self, s: _Session) -> None:
         assert self.metrics is not None

@@ -1,0 +1,150 @@
+"""The one Kafka loop of every long-running component (tap, graph builder, rollback worker): sessions
+restarted with backoff, what ends a session and what ends the component decided once, a topic's
+partitions, reading a topic to its end, and the transactional commit.
+
+One transactional commit, in this order, written down here only:
+1. produce the outputs (journal entries, dead letters, commands, status records);
+2. send the consumed offsets to the transaction;
+3. commit it.
+An abortable failure aborts the transaction, and the session starts over from the committed state
+(the next ``init_transactions`` fences whatever was left); a fatal one ends the component.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+
+from processor.errors import KafkaError, RewindError
+from processor.kafka.messages import is_error
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+BATCH = 1000
+
+
+class SessionRestart(Exception):
+    """The current transaction was aborted: start a new session from the committed state."""
+
+
+def run_sessions(
+    name: str,
+    session: Callable[[threading.Event], None],
+    stop: threading.Event,
+    *,
+    restartable: bool = True,
+) -> None:
+    """Run ``session`` until it returns or ``stop`` is set; a retryable failure starts a new one after
+    a backoff (1 s, doubling to 30 s), a fatal one is raised. ``restartable=False``: raise every failure
+    (a component handed state it cannot rebuild)."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            session(stop)
+            return
+        except SessionRestart as exc:
+            if not restartable:
+                raise KafkaError(f"the {name} transaction was aborted: {exc}", retryable=False) from exc
+            logger.warning("%s session restarts from committed state: %s", name, exc)
+        except (RewindError, KafkaException) as exc:
+            if not restartable or not retryable(exc):
+                raise fatal(name, exc) from exc
+            # What ran ahead of the last commit is forgotten; the next session's init_transactions aborts
+            # the transaction left open.
+            logger.warning("%s session stopped (%s); restarting in %.0fs", name, exc, backoff)
+        stop.wait(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def retryable(exc: RewindError | KafkaException) -> bool:
+    """Whether a new session may succeed: ours say so; the client's, unless it calls them fatal."""
+    if isinstance(exc, RewindError):
+        return exc.retryable
+    is_fatal = getattr(exc.args[0] if exc.args else None, "fatal", None)
+    return not (callable(is_fatal) and is_fatal())
+
+
+def fatal(name: str, exc: RewindError | KafkaException) -> RewindError:
+    if isinstance(exc, RewindError):
+        return exc
+    return KafkaError(f"fatal Kafka error in the {name}: {exc.args[0] if exc.args else exc}", retryable=False)
+
+
+def init_transactions(producer: Producer, name: str) -> None:
+    """Fence any predecessor with the same transactional id and abort what it left open."""
+    try:
+        producer.init_transactions(60)
+    except KafkaException as exc:
+        raise KafkaError(f"the {name} cannot start transactions: {exc}", retryable=True) from exc
+
+
+def commit(producer: Producer, offsets: list[TopicPartition], group: object | None) -> None:
+    """Steps 2 and 3 of the commit (the outputs are produced already), then begin the next
+    transaction. An abortable failure aborts and restarts the session; any other is raised."""
+    try:
+        if offsets and group is not None:
+            producer.send_offsets_to_transaction(offsets, group, 30)
+        producer.commit_transaction(60)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        requires_abort = getattr(error, "txn_requires_abort", None)
+        if callable(requires_abort) and requires_abort():
+            abort(producer, f"commit failed: {error}")
+        raise KafkaError(f"commit failed: {error}", retryable=retryable(exc)) from exc
+    producer.begin_transaction()
+
+
+def abort(producer: Producer, why: str) -> None:
+    """Abort the open transaction and start the session over from the committed state."""
+    try:
+        producer.abort_transaction(30)
+    except KafkaException as exc:
+        logger.warning("abort failed: %s", exc)
+    raise SessionRestart(why)
+
+
+def partitions(client: Consumer, topic: str) -> list[int]:
+    """The topic's partitions; a topic that is not there (yet) ends the session, to be tried again."""
+    meta = client.list_topics(topic, timeout=30).topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise KafkaError(f"topic {topic} is not there: {meta.error if meta else 'missing'}", retryable=True)
+    return sorted(meta.partitions)
+
+
+def ends(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
+    """Each partition's high watermark (with read_committed, the last stable offset)."""
+    return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
+
+
+def read_to_end(
+    reader: Consumer,
+    topic: str,
+    starts: dict[int, int] | None = None,
+    *,
+    what: str,
+    timeout_s: float = 300,
+) -> list[Message]:
+    """Every record of the topic from ``starts`` (partition -> offset; default: the beginning) up to its
+    current end. A read that does not finish in time ends the session: a partial read would let the
+    component start from a state it never had."""
+    parts = partitions(reader, topic)
+    stop_at = ends(reader, topic, parts)
+    begin = {p: (starts or {}).get(p, OFFSET_BEGINNING) for p in parts}
+    todo = [TopicPartition(topic, p, begin[p]) for p in parts if stop_at[p] > 0 and begin[p] < stop_at[p]]
+    if not todo:
+        return []
+    reader.assign(todo)
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found += [m for m in reader.consume(BATCH, timeout=0.5) if not is_error(m)]
+        positions = reader.position([TopicPartition(t.topic, t.partition) for t in todo])
+        if all(tp.offset >= stop_at[tp.partition] for tp in positions):
+            return found
+        if time.monotonic() > deadline:
+            raise KafkaError(f"reading {what} ({topic}) did not finish in {timeout_s:.0f}s", retryable=True)
