@@ -15,7 +15,7 @@ import sys
 
 from processor.catalog.catalog import Catalog
 from processor.tap import native
-from processor.tap.core import TapCore, TapPipeline
+from processor.tap.core import PythonTapCore, TapCore
 from processor.tap.native import NativeTapCore
 from tests.integration.tapkit import TapTopics, transaction
 
@@ -28,7 +28,7 @@ def rss_bytes() -> int:
 def measure(engine: str, transactions: int) -> None:
     topics = TapTopics("bench")
     settings = topics.settings("unused:9092")
-    core: TapPipeline = (NativeTapCore if engine == "native" else TapCore)(settings, Catalog.empty())
+    core: TapCore = (NativeTapCore if engine == "native" else PythonTapCore)(settings, Catalog.empty())
     offsets: dict[str, int] = {}
     gc.collect()
     before = rss_bytes()

@@ -39,7 +39,7 @@ from processor.kafka.local_broker import LocalBroker
 from processor.kafka.messages import KafkaMessage
 from processor.metrics import Metrics
 from processor.tap import native
-from processor.tap.core import Journaled, Produced, RecordKind, TapPipeline
+from processor.tap.core import Journaled, Produced, RecordKind, TapCore
 from processor.tap.engine import tap_core
 from processor.tap.runner import TapRunner
 from tests.integration.tapkit import TapTopics, interleave, produce, transaction
@@ -93,7 +93,7 @@ class _Count:
 class _Timed:
     """The tap core, noting wall and CPU time when the first batch of records reaches it."""
 
-    def __init__(self, core: TapPipeline) -> None:
+    def __init__(self, core: TapCore) -> None:
         self.core = core
         self.first: tuple[float, float] | None = None
 
@@ -113,7 +113,7 @@ class _CommitClock:
         self.counter, self.actions = counter, actions
         self.last: tuple[float, float] | None = None
 
-    def tap_committed(self, seconds: float, core: TapPipeline) -> None:
+    def tap_committed(self, seconds: float, core: TapCore) -> None:
         self.counter.metrics.tap_committed(seconds, core)
         if self.last is None and self.counter.entries >= self.actions:
             self.last = (time.perf_counter(), time.process_time())

@@ -13,14 +13,14 @@ import time
 from processor.catalog.catalog import Catalog
 from processor.journal.serde import serialize
 from processor.tap import native
-from processor.tap.core import TapCore, TapPipeline
+from processor.tap.core import PythonTapCore, TapCore
 from processor.tap.native import NativeTapCore
 from tests.integration.tapkit import TapTopics, transaction
 
 
 def journal(transactions: int) -> tuple[TapTopics, list[bytes]]:
     topics = TapTopics("bench")
-    core = TapCore(topics.settings("unused:9092"), Catalog.empty())
+    core = PythonTapCore(topics.settings("unused:9092"), Catalog.empty())
     offsets: dict[str, int] = {}
     values: list[bytes] = []
     for i in range(transactions):
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     topics, values = journal(args.transactions)
     settings = topics.settings("unused:9092")
-    engines: list[tuple[str, type[TapPipeline]]] = [("python", TapCore)]
+    engines: list[tuple[str, type[TapCore]]] = [("python", PythonTapCore)]
     if native.available():
         engines.insert(0, ("native", NativeTapCore))
     print(f"{'engine':<8} {'entries':>10} {'µs/entry':>10} {'s':>8} {'identities':>12}")

@@ -21,11 +21,12 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from examples.shop.runner import ShopRunner, ShopTopics
 from examples.shop.schema import schema_sql, tables
 from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
-from processor.catalog.catalog import Catalog, load_catalog
+from processor.app import Rewind
+from processor.catalog.catalog import Catalog
 from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
 from processor.devenv.connect import STRING_CONVERTER, CaptureSpec
 from processor.devenv.postgres import Dsn
-from processor.errors import RewindError, Where
+from processor.errors import KafkaError, RewindError, Where
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients
@@ -39,10 +40,7 @@ from processor.rollback.request import (
     Selector,
     SelectorKind,
 )
-from processor.rollback.serde import decode_status, encode_control, encode_request
-from processor.rollback.worker import RollbackWorker
-from processor.tap.engine import tap_core
-from processor.tap.runner import TapRunner
+from processor.rollback.serde import encode_control, encode_request
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
 SKUS = ("sku-a", "sku-b", "sku-c")
@@ -67,6 +65,27 @@ class Outcome:
     oracle_gateway_net: dict[str, int]
     journal: list[JournalEntry]  # every action, the services' answers to rewind's commands included
     timings: dict[str, float] = field(default_factory=dict)
+
+    def checks(self) -> list[tuple[str, str, bool]]:
+        """The shop against the oracle world, table by table: (table, the equivalence, whether it holds)."""
+        captured = {r for r in self.after["payments"] if r[3] == "CAPTURED"}
+        refunded = self.after["payments"] - captured
+        extra_emails = self.after["emails"] - self.oracle["emails"]
+        return [
+            ("orders", "every row equals the oracle's", self.after["orders"] == self.oracle["orders"]),
+            ("stock", "equals the oracle's (released = never reserved)",
+             self.after["stock"] == self.oracle["stock"]),
+            ("payments", "captured rows equal the oracle's; the rest refunded, all of bad orders",
+             captured == self.oracle["payments"] and {r[1] for r in refunded} == self.bad),
+            ("gateway", "net money equals the oracle's", self.gateway_net == self.oracle_gateway_net),
+            ("emails", "the oracle's plus the bad orders' (irreversible, listed)",
+             self.oracle["emails"] <= self.after["emails"] and {r[1] for r in extra_emails} == self.bad),
+        ]  # fmt: skip
+
+    @property
+    def proved(self) -> bool:
+        """Completed, and every table equals the oracle world's."""
+        return self.status.state.value == "COMPLETED" and all(holds for _, _, holds in self.checks())
 
 
 @dataclass(frozen=True)
@@ -114,7 +133,6 @@ class Scenario:
         )  # fmt: skip
         catalog_file = work_dir / "catalog.yaml"
         catalog_file.write_text(CATALOG.read_text().replace("shop.", f"{u}.shop."))
-        self.catalog: Catalog = load_catalog(catalog_file)
         self.outbox_topics = [f"{u}.outbox.{a}" for a in ("order", "stock", "payment", "email", "restore")]
         self.settings = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
@@ -132,7 +150,9 @@ class Scenario:
                 notify_topic=f"{u}.notify", command_format="json", confirm_timeout_s=60
             ),
         )  # fmt: skip
-        self.worker = RollbackWorker(self.settings, bootstrap, self.catalog)
+        self.app = Rewind(self.settings)  # the processor, built as `rewind run` builds it
+        self.catalog: Catalog = self.app.catalog
+        self.worker = self.app.worker(bootstrap)
         self._journal_reader: Any = None
         self.journal: list[JournalEntry] = []  # every committed journal entry, as read
 
@@ -157,13 +177,12 @@ class Scenario:
         command_topics = tuple(t for t in self.command_topics if ".commands." in t)
         services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer),
                               ShopTopics(f"{self.unique}.outbox.", command_topics))  # fmt: skip
-        tap = TapRunner(self.settings, self.bootstrap, lambda: tap_core(self.settings, self.catalog))
+        tap = self.app.tap(self.bootstrap)
         threads = [
             threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (services, tap, self.worker)
         ]
         for t in threads:
             t.start()
-        status = _StatusReader(self.settings)
         try:
             self._workload(gateway, mailer)
             _wait(
@@ -188,7 +207,7 @@ class Scenario:
                     "the rollback worker did not start in 120s", where=Where(component="worker")
                 )
             before = self._snapshot()
-            final = self._roll_back(status)
+            final = self._roll_back()
             timings["rollback_s"] = time.monotonic() - t0 - timings["orders_s"]
             after = self._snapshot()
             seen = -1
@@ -198,7 +217,6 @@ class Scenario:
             stop.set()
             for t in threads:
                 t.join(30)
-            status.close()
             if self._journal_reader is not None:
                 self._journal_reader.close()
         bad = {n for n in range(1, self.orders + 1) if is_bad(n)}
@@ -206,23 +224,23 @@ class Scenario:
         return Outcome(self.orders, bad, final, before, after, oracle, gateway.net(), oracle_net,
                        list(self.journal), timings)  # fmt: skip
 
-    def _roll_back(self, status: _StatusReader) -> RequestProgress:
+    def _roll_back(self) -> RequestProgress:
         selector = Selector(
             SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')
         )
         request = RollbackRequest(f"rollback-{self.unique}", "demo", "pricing rule v7 undercharged orders",
                                   int(time.time() * 1000), selector, Mode.EXECUTE)  # fmt: skip
-        self._send(self.settings.topics.requests, request.request_id, encode_request(request))
+        self.app.publish(self.settings.topics.requests, request.request_id, encode_request(request))
         self.say(f"request {request.request_id}: roll back where {selector.predicate}")
-        planned = status.wait(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
+        planned = self._status(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
         self.say(f"{planned.state.value}: {planned.reason}")
         if planned.state.value == "AWAITING_APPROVAL":
             control = Control(
                 request.request_id, ControlCommand.APPROVE, "demo-operator", int(time.time() * 1000)
             )
-            self._send(self.settings.topics.control, request.request_id, encode_control(control))
+            self.app.publish(self.settings.topics.control, request.request_id, encode_control(control))
             self.say("approved by demo-operator")
-        return status.wait(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
+        return self._status(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
 
     # -- the pieces -----------------------------------------------------------------------------
 
@@ -241,12 +259,11 @@ class Scenario:
 
     def _topics(self) -> None:
         s = self.settings
+        self.app.ensure_topics(self.bootstrap)
         clients.ensure_topics(
             clients.admin(s, self.bootstrap),
-            [*s.topics.own(), s.rollback.notify_topic, *self.command_topics, *self.outbox_topics,
-             *s.topics.cdc, self.spec.tx_topic],
+            [*self.command_topics, *self.outbox_topics, *s.topics.cdc, self.spec.tx_topic],
             partitions=3, replication_factor=1,
-            configs={s.topics.status: {"max.message.bytes": str(s.rollback.status_max_bytes)}},
         )  # fmt: skip
 
     def _workload(self, gateway: FakeGateway, mailer: FakeMailer) -> None:
@@ -292,10 +309,27 @@ class Scenario:
                 self.journal.append(deserialize(msg.value() or b""))
         return len(self.journal)
 
-    def _send(self, topic: str, key: str, value: bytes) -> None:
-        producer = clients.producer(self.settings, self.bootstrap)
-        producer.produce(topic, key=key, value=value)
-        producer.flush(30)
+    def _status(
+        self,
+        request_id: str,
+        states: set[str],
+        timeout_s: float,
+        on_change: Callable[[RequestProgress], None] | None = None,
+    ) -> RequestProgress:
+        """The request's status once it is in one of ``states``."""
+        try:
+            for progress, _caught_up in self.app.follow_status(request_id, follow=True, timeout_s=timeout_s):
+                if on_change:
+                    on_change(progress)
+                if progress.state.value in states:
+                    return progress
+        except KafkaError:
+            pass  # did not get there in time
+        raise ScenarioStuck(
+            f"{request_id} did not reach {' or '.join(sorted(states))} in {timeout_s:.0f}s",
+            where=Where(component="rollback worker"),
+            hint=f"rewind status {request_id} shows where it stands",
+        )  # fmt: skip
 
 
 def _follow(shop: Shop, event_id: str) -> None:
@@ -342,39 +376,3 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, component:
                 f"waited {timeout_s:.0f}s until {what}", where=Where(component=component), hint=hint
             )
         time.sleep(0.2)
-
-
-class _StatusReader:
-    """The latest committed status per request (read_committed), with a callback on each change."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.consumer = clients.consumer(settings, settings.bootstrap_servers or "", f"status-{uuid.uuid4()}")
-        self.consumer.assign([_tp(settings.topics.status, p) for p in range(3)])
-        self.latest: dict[str, RequestProgress] = {}
-
-    def wait(
-        self,
-        request_id: str,
-        states: set[str],
-        timeout_s: float,
-        on_change: Callable[[RequestProgress], None] | None = None,
-    ) -> RequestProgress:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for msg in self.consumer.consume(100, timeout=0.3):
-                if msg.error() is None and (msg.key() or b"").decode() == request_id:
-                    progress = decode_status(msg.value() or b"")
-                    self.latest[request_id] = progress
-                    if on_change:
-                        on_change(progress)
-            current = self.latest.get(request_id)
-            if current is not None and current.state.value in states:
-                return current
-        raise ScenarioStuck(
-            f"{request_id} did not reach {' or '.join(sorted(states))} in {timeout_s:.0f}s",
-            where=Where(component="rollback worker"),
-            hint=f"rewind status {request_id} shows where it stands",
-        )  # fmt: skip
-
-    def close(self) -> None:
-        self.consumer.close()

@@ -1,17 +1,25 @@
-"""What every command shares: settings loaded once, lazily, and one console for output."""
+"""What every command shares: settings loaded once, lazily, one console for output, and the composition
+root (processor.app) built from them."""
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
+from processor.app import Rewind
 from processor.config import Settings, load_settings
-from processor.kafka import clients
+from processor.errors import ConfigError
+from processor.graph.builder import CausalGraph
+from processor.journal.model import JournalEntry
+
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class Context:
@@ -26,6 +34,10 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self._config_file)
         return self._settings
+
+    def app(self, catalog_file: Path | None = None) -> Rewind:
+        """The composition root for this command, saying what it starts on the console."""
+        return Rewind(self.settings, catalog_file, say=self.out.print)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -48,16 +60,31 @@ def stop_on_signals(ctx: Context, duration: float | None = None) -> threading.Ev
     return stop
 
 
-def ensure_own_topics(ctx: Context, settings: Settings, bootstrap: str) -> None:
-    names = [*settings.topics.own(), settings.rollback.notify_topic]
-    created = clients.ensure_topics(
-        clients.admin(settings, bootstrap), names,
-        partitions=settings.topics.partitions, replication_factor=settings.topics.replication_factor,
-        configs=own_topic_configs(settings),
-    )  # fmt: skip
-    ctx.out.print(f"topics: {len(names)} ready ({len(created)} created)")
+F = TypeVar("F", bound=Callable[..., Any])
+
+SOURCES = [
+    click.option("--capture", type=FILE, help="Build from a kcat -J capture, through the tap's decoder."),
+    click.option(
+        "--journal", "journal_dump", type=FILE, help="Build from a journal dump (`rewind decode` output)."
+    ),
+    click.option(
+        "--catalog", "catalog_file", type=FILE, help="Action catalog, for reversibility with --capture."
+    ),
+]
 
 
-def own_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Status records carry whole plans: their topic takes large records."""
-    return {settings.topics.status: {"max.message.bytes": str(settings.rollback.status_max_bytes)}}
+def with_sources(f: F) -> F:
+    for option in reversed(SOURCES):
+        f = option(f)
+    return f
+
+
+def load_graph(
+    ctx: Context, capture: Path | None, journal_dump: Path | None, catalog_file: Path | None
+) -> tuple[CausalGraph, dict[str, JournalEntry]]:
+    """The graph from a capture or a dump (with each action's entry), else the builder's checkpoint."""
+    return ctx.app(catalog_file).graph(capture, journal_dump, _unreadable)
+
+
+def _unreadable(error: ConfigError) -> None:
+    click.echo(f"unreadable line: {error}", err=True)

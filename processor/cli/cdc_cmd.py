@@ -7,15 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-import psycopg
 
+from processor.app import CDC_CONNECTOR as CONNECTOR
 from processor.cli.base import Context, pass_context
-from processor.devenv.connect import CaptureSpec, LocalConnect
+from processor.devenv.connect import LocalConnect
 from processor.devenv.postgres import LocalPostgres
-from processor.errors import LocalServiceError
-from processor.kafka import cluster
-
-CONNECTOR = "rewind-cdc"
 
 
 @click.group("cdc")
@@ -40,18 +36,7 @@ def fetch(ctx: Context) -> None:
 @pass_context
 def up(ctx: Context, tables: tuple[str, ...], schema_sql: Path | None) -> None:
     """Start PostgreSQL, apply SQL, and start Connect with Debezium capturing the tables."""
-    settings = ctx.settings
-    dsn = LocalPostgres(settings.postgres).start()
-    ctx.out.print(f"PostgreSQL: {dsn.host}:{dsn.port}/{dsn.database}")
-    if schema_sql:
-        try:
-            with psycopg.connect(dsn.conninfo(), autocommit=True) as conn:
-                conn.execute(schema_sql.read_text().encode())
-        except psycopg.Error as exc:
-            raise LocalServiceError(f"PostgreSQL: {schema_sql} failed: {exc}") from exc
-    with cluster.connect(settings, keep_local_broker=True) as bootstrap:
-        spec = CaptureSpec(CONNECTOR, dsn, tables, settings.connect.topic_prefix)
-        LocalConnect(settings.connect, bootstrap).start(spec)
+    _dsn, spec = ctx.app().start_cdc(tables, schema_sql)
     ctx.out.print(f"Debezium streaming {', '.join(tables)} to {spec.topic_prefix}.<schema>.<table>")
     ctx.out.print(f"transactions to {spec.tx_topic}, outbox events to {spec.outbox_topic_prefix}<aggregate>")
 

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from rich.table import Table
 
-from examples.shop.scenario import Outcome, Scenario
+from examples.shop.demo import affected_picture, run_demo
+from examples.shop.scenario import Outcome
 from processor.cli.base import Context, pass_context
-from processor.devenv.connect import CaptureSpec, LocalConnect
-from processor.devenv.postgres import LocalPostgres
 from processor.errors import RewindError
 from processor.graph import render
-from processor.graph.model import EdgeKind
-from processor.kafka import cluster
-from processor.rollback.engine import RollbackEngine
-from processor.rollback.worker import RollbackWorker
-
-T = TypeVar("T")
-PICTURE_WORKFLOWS = 3  # bad orders drawn in the picture (the whole scope is too big to read)
 
 
 @click.command("demo")
@@ -36,47 +24,16 @@ PICTURE_WORKFLOWS = 3  # bad orders drawn in the picture (the whole scope is too
 def demo(ctx: Context, orders: int, picture: Path) -> None:
     """A bad pricing rule ships; rewind finds what it caused, undoes it after approval, and proves the
     shop now equals a world where the rule never ran (everything starts here and stops at the end)."""
-    settings = ctx.settings
-    work = Path(tempfile.mkdtemp(prefix="rewind-demo-"))
-    work.chmod(0o755)  # as root, PostgreSQL runs as the postgres user, who must reach its data dir
-    say = ctx.out.print
     try:
-        with cluster.connect(settings) as bootstrap:
-            say(f"[bold]kafka[/]: {bootstrap}")
-            pg = LocalPostgres(settings.postgres.model_copy(update={"data_dir": work / "postgres"}))
-            dsn = _step("postgres", pg.start)
-            say(f"[bold]postgres[/]: {dsn.host}:{dsn.port} (wal_level=logical)")
-            connect = LocalConnect(
-                settings.connect.model_copy(update={"data_dir": work / "connect"}), bootstrap
-            )
-            try:
-                _step("kafka connect", connect.fetch)
-
-                def start_capture(spec: CaptureSpec) -> None:
-                    _step("kafka connect", lambda: connect.start(spec))
-
-                scenario = Scenario(
-                    bootstrap, dsn, start_capture, work, orders, progress=lambda line: say(f"  {line}")
-                )
-                outcome = scenario.run()
-                _report(ctx, outcome)
-                _draw(ctx, scenario.worker, outcome, picture)
-            finally:
-                connect.stop()
-                pg.stop()
-        say("[bold]stopped[/]: Connect, PostgreSQL and the broker this demo started")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if not _proved(outcome):
-        raise click.ClickException("the rolled-back shop differs from the oracle world: see above")
-
-
-def _step(component: str, action: Callable[[], T]) -> T:
-    """Run one component's step; a failure says which component and what to do."""
-    try:
-        return action()
+        scenario, outcome = run_demo(ctx.settings, orders, ctx.out.print)
     except RewindError as exc:
-        raise click.ClickException(f"{component} failed: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc
+    _report(ctx, outcome)
+    dot, actions, workflows = affected_picture(scenario, outcome)
+    if dot:
+        _draw(ctx, dot, picture, f"{actions} actions of {workflows} bad orders, with their undo")
+    if not outcome.proved:
+        raise click.ClickException("the rolled-back shop differs from the oracle world: see above")
 
 
 def _report(ctx: Context, o: Outcome) -> None:
@@ -99,60 +56,21 @@ def _report(ctx: Context, o: Outcome) -> None:
     checks = Table(title=f"the shop against the oracle world ({o.orders} orders, {len(o.bad)} touched by v7)")
     for column in ("table", "equivalence", "holds"):
         checks.add_column(column)
-    for name, text, holds in _checks(o):
+    for name, text, holds in o.checks():
         checks.add_row(name, text, "yes" if holds else "[red]NO[/]")
     say(checks)
     flowed, rolled = o.timings.get("orders_s", 0.0), o.timings.get("rollback_s", 0.0)
     say(f"timings: orders flowed in {flowed:.0f}s, the rollback took {rolled:.0f}s")
 
 
-def _checks(o: Outcome) -> list[tuple[str, str, bool]]:
-    captured = {r for r in o.after["payments"] if r[3] == "CAPTURED"}
-    refunded = o.after["payments"] - captured
-    extra_emails = o.after["emails"] - o.oracle["emails"]
-    return [
-        ("orders", "every row equals the oracle's", o.after["orders"] == o.oracle["orders"]),
-        ("stock", "equals the oracle's (released = never reserved)", o.after["stock"] == o.oracle["stock"]),
-        ("payments", "captured rows equal the oracle's; the rest refunded, all of bad orders",
-         captured == o.oracle["payments"] and {r[1] for r in refunded} == o.bad),
-        ("gateway", "net money equals the oracle's", o.gateway_net == o.oracle_gateway_net),
-        ("emails", "the oracle's plus the bad orders' (irreversible, listed)",
-         o.oracle["emails"] <= o.after["emails"] and {r[1] for r in extra_emails} == o.bad),
-    ]  # fmt: skip
-
-
-def _proved(o: Outcome) -> bool:
-    return o.status.state.value == "COMPLETED" and all(holds for _, _, holds in _checks(o))
-
-
-def _draw(ctx: Context, worker: RollbackWorker, o: Outcome, picture: Path) -> None:
-    engine, plan = worker.engine, o.status.plan
-    if engine is None or plan is None:
-        return
-    shown = {f"order-{n}" for n in sorted(o.bad)[:PICTURE_WORKFLOWS]}
-    entries = engine.actions.get_many(plan.scope)
-    scope = {a for a, e in entries.items() if e.correlation_id in shown}
-    scope |= {a.action_id for a in engine.actions.get_many(_compensations(engine, scope)).values()}
-    dot = render.to_dot(engine.graph, scope, entries | engine.actions.get_many(scope))
+def _draw(ctx: Context, dot: str, picture: Path, what: str) -> None:
     try:
         render.render_image(dot, picture, "svg")
     except RewindError as exc:
         picture = picture.with_suffix(".dot")
         picture.write_text(dot)
         ctx.err.print(f"picture: {exc}; wrote the DOT source instead")
-    ctx.out.print(
-        f"[bold]picture[/]: {picture} ({len(scope)} actions of {len(shown)} bad orders, with their undo)"
-    )
-
-
-def _compensations(engine: RollbackEngine, scope: set[str]) -> list[str]:
-    """The actions that undid the ones in scope (the services' answers to rewind's commands)."""
-    found = []
-    for action in scope:
-        for node, kind in engine.graph.downstream(engine.graph.node(action)):
-            if kind is EdgeKind.COMPENSATES:
-                found.append(engine.graph.action_id(node))
-    return found
+    ctx.out.print(f"[bold]picture[/]: {picture} ({what})")
 
 
 def register(main: click.Group) -> None:

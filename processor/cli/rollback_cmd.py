@@ -12,24 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from rich.table import Table
 
-from processor.catalog.catalog import Catalog, load_catalog
 from processor.catalog.coverage import check_catalog
-from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
-from processor.cli.graph_cmd import load_graph, with_sources
-from processor.cli.tap_cmd import FILE
-from processor.config import Settings
-from processor.errors import ConfigError, SchemaError
-from processor.journal.model import JournalEntry
-from processor.journal.serde import deserialize
-from processor.kafka import clients, cluster
-from processor.metrics import Metrics
-from processor.metrics.server import serve
-from processor.rollback.actions import ActionStore
+from processor.cli.base import FILE, Context, load_graph, pass_context, stop_on_signals, with_sources
+from processor.errors import KafkaError
 from processor.rollback.plan import Plan
-from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,
@@ -40,15 +28,9 @@ from processor.rollback.request import (
     Selector,
     SelectorKind,
 )
-from processor.rollback.serde import decode_status, encode_control, encode_request, plan_record, status_record
-from processor.rollback.worker import RollbackWorker, engine_config
+from processor.rollback.serde import encode_control, encode_request, plan_record, status_record
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def rollback_catalog(ctx: Context, catalog_file: Path | None) -> Catalog:
-    path = catalog_file or ctx.settings.catalog_file
-    return load_catalog(path) if path else Catalog.empty()
 
 
 SELECT = [
@@ -126,15 +108,12 @@ def plan_cmd(
     """Plan a rollback offline from a capture or journal dump: the same planner the worker runs."""
     if not (capture or journal_dump):
         raise click.UsageError("rewind plan needs --capture FILE or --journal FILE")
-    catalog = rollback_catalog(ctx, catalog_file)
     graph, entries = load_graph(ctx, capture, journal_dump, catalog_file)
-    store = ActionStore()
-    store.add_many((e, None) for e in entries.values())
     request = RollbackRequest(
         f"offline-{uuid.uuid4()}", "offline", "rewind plan", int(time.time() * 1000),
         selector_from(**select), Mode.DRY_RUN, widen,
     )  # fmt: skip
-    result = make_plan(request, graph, store, catalog, engine_config(ctx.settings).thresholds)
+    result = ctx.app(catalog_file).plan(request, graph, entries)
     if fmt == "json":
         click.echo(json.dumps(plan_record(result), indent=2))
     else:
@@ -195,7 +174,7 @@ def request_cmd(
         selector_from(**select), Mode.EXECUTE if execute else Mode.DRY_RUN, widen,
     )  # fmt: skip
     request.validate()
-    _publish(ctx, ctx.settings.topics.requests, request.request_id, encode_request(request))
+    ctx.app().publish(ctx.settings.topics.requests, request.request_id, encode_request(request))
     ctx.out.print(
         f"request {request.request_id} published ({request.mode.value}): {request.selector.describe()}"
     )
@@ -210,31 +189,11 @@ def _control(command: ControlCommand) -> click.Command:
     @pass_context
     def control(ctx: Context, request_id: str, issued_by: str, reason: str | None) -> None:
         record = Control(request_id, command, issued_by, int(time.time() * 1000), reason)
-        _publish(ctx, ctx.settings.topics.control, request_id, encode_control(record))
+        ctx.app().publish(ctx.settings.topics.control, request_id, encode_control(record))
         ctx.out.print(f"{command.value} sent for {request_id}")
 
     control.help = f"Send {command.value} for a rollback request."
     return control
-
-
-def _publish(ctx: Context, topic: str, key: str, value: bytes) -> None:
-    settings = ctx.settings
-    bootstrap = _existing_cluster(settings)
-    producer = clients.producer(settings, bootstrap)
-    errors: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
-
-    producer.produce(topic, key=key, value=value, on_delivery=delivered)
-    producer.flush(30)
-    if errors:
-        raise ConfigError(f"publishing to {topic} failed: {errors[0]}", hint="is the cluster reachable?")
-
-
-def _existing_cluster(settings: Settings) -> str:
-    return settings.bootstrap_servers or f"{settings.local_broker.host}:{settings.local_broker.port}"
 
 
 def _user() -> str:
@@ -254,49 +213,12 @@ def _user() -> str:
 @pass_context
 def status_cmd(ctx: Context, request_id: str, follow: bool, timeout: float | None, fmt: str) -> None:
     """Show a request's state, plan progress and verification (from the status topic)."""
-    settings = ctx.settings
-    reader = clients.consumer(
-        settings, _existing_cluster(settings), f"{settings.group_id}-status-{uuid.uuid4()}"
-    )
-    topic = settings.topics.status
-    meta = reader.list_topics(topic, timeout=30).topics.get(topic)
-    if meta is None or meta.error is not None:
-        raise ConfigError(
-            f"status topic {topic} is not there", hint="is the worker running against this cluster?"
-        )
-    reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last: RequestProgress | None = None
-    shown = None
+    updates = ctx.app().follow_status(request_id, follow=follow, timeout_s=timeout)
     try:
-        while True:
-            caught_up = False
-            for msg in reader.consume(500, timeout=0.5):
-                if msg.error() is None and (msg.key() or b"").decode() == request_id:
-                    try:
-                        last = decode_status(msg.value() or b"")
-                    except SchemaError:
-                        continue
-            caught_up = _at_end(reader)
-            if last is not None and (shown is None or shown != last.ts_ms) and (follow or caught_up):
-                _print_status(ctx, last, fmt, brief=follow and not last.final)
-                shown = last.ts_ms
-            if caught_up and (not follow or (last is not None and last.final)):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise click.ClickException(f"{request_id} did not finish within {timeout}s")
-    finally:
-        reader.close()
-    if last is None:
-        raise click.ClickException(f"no status for request {request_id}")
-
-
-def _at_end(reader: Any) -> bool:
-    for tp in reader.position(reader.assignment()):
-        _low, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
-        if high > 0 and tp.offset < high:
-            return False
-    return True
+        for progress, _caught_up in updates:
+            _print_status(ctx, progress, fmt, brief=follow and not progress.final)
+    except KafkaError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) -> None:
@@ -334,12 +256,9 @@ def catalog_check(
 ) -> None:
     """Action types seen in the journal (or a capture) that the catalog does not classify, with counts,
     and restores that cannot work because before-images hold only the key."""
-    catalog = rollback_catalog(ctx, catalog_file)
-    if capture or journal_dump:
-        _, by_id = load_graph(ctx, capture, journal_dump, catalog_file)
-        entries = list(by_id.values())
-    else:
-        entries = _read_journal(ctx.settings)
+    app = ctx.app(catalog_file)
+    catalog = app.catalog
+    entries = app.entries(capture, journal_dump) if capture or journal_dump else app.journal()
     report = check_catalog(catalog, entries)
     table = Table(
         title=f"{len(entries)} actions, {len(report.observed)} types, catalog {catalog.source or '(none)'}"
@@ -360,26 +279,6 @@ def catalog_check(
         raise SystemExit(1)
 
 
-def _read_journal(settings: Settings) -> list[JournalEntry]:
-    bootstrap = _existing_cluster(settings)
-    reader = clients.consumer(settings, bootstrap, f"{settings.group_id}-catalog-{uuid.uuid4()}")
-    topic = settings.topics.journal
-    try:
-        meta = reader.list_topics(topic, timeout=30).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise ConfigError(f"journal topic {topic} is not there", hint="pass --capture or --journal")
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
-        entries: list[JournalEntry] = []
-        while True:
-            for msg in reader.consume(1000, timeout=0.5):
-                if msg.error() is None and msg.value():
-                    entries.append(deserialize(msg.value() or b""))
-            if _at_end(reader):
-                return entries
-    finally:
-        reader.close()
-
-
 # -- the worker -------------------------------------------------------------------------------------
 
 
@@ -389,22 +288,10 @@ def _read_journal(settings: Settings) -> list[JournalEntry]:
 @pass_context
 def worker_cmd(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:
     """Run the rollback worker: plan requests, wait for approval, emit, confirm and verify."""
-    settings = ctx.settings
-    catalog = rollback_catalog(ctx, catalog_file)
-    if not catalog.actions:
+    app = ctx.app(catalog_file)
+    if not app.catalog.actions:
         ctx.err.print("warning: no action catalog: every step is unclassified and nothing will be undone")
-    stop = stop_on_signals(ctx, duration)
-    metrics = Metrics()
-    with cluster.connect(settings) as bootstrap:
-        ensure_own_topics(ctx, settings, bootstrap)
-        server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
-        metrics.component_started("rollback")
-        try:
-            RollbackWorker(settings, bootstrap, catalog, metrics).run(stop)
-        finally:
-            metrics.component_stopped("rollback")
-            if server:
-                server.shutdown()
+    app.run_worker(stop_on_signals(ctx, duration))
     ctx.out.print("rollback worker stopped")
 
 

@@ -1,32 +1,15 @@
-"""``rewind decode --capture FILE``: the tap's core, offline, over a kcat -J capture."""
+"""``rewind decode --capture FILE`` (the tap's core, offline, over a kcat -J capture) and ``rewind tap``."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import click
 
-from processor.catalog.catalog import Catalog, load_catalog
-from processor.cli.base import Context, ensure_own_topics, pass_context, stop_on_signals
-from processor.config import Settings
+from processor.cli.base import FILE, Context, pass_context, stop_on_signals
 from processor.errors import ConfigError
 from processor.journal.serde import to_json_view
 from processor.jsonvalue import dumps
-from processor.kafka import cluster
-from processor.kafka.registry import registry_lookup
-from processor.metrics import Metrics
-from processor.metrics.server import serve
-from processor.tap.engine import tap_core
-from processor.tap.offline import open_capture
-from processor.tap.runner import TapRunner, source_topics
-
-FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
-    path = catalog_file or ctx.settings.catalog_file
-    return load_catalog(path) if path else Catalog.empty()
 
 
 @click.command("decode")
@@ -37,14 +20,13 @@ def catalog_from(ctx: Context, catalog_file: Path | None) -> Catalog:
 @pass_context
 def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     """Print the journal entries a capture yields, one JSON object per line; dead letters go to stderr."""
-    catalog = catalog_from(ctx, catalog_file)
     unreadable: list[ConfigError] = []
 
     def skip(error: ConfigError) -> None:
         click.echo(f"unreadable line: {error}", err=True)
         unreadable.append(error)
 
-    core, outputs = open_capture(ctx.settings, catalog, capture, registry_lookup(ctx.settings), skip)
+    core, outputs = ctx.app(catalog_file).decode(capture, skip)
     entries = dead = 0
     for out in outputs:
         for entry in out.entries:
@@ -61,53 +43,13 @@ def decode(ctx: Context, capture: Path, catalog_file: Path | None) -> None:
     )
 
 
-def has_sources(settings: Settings) -> bool:
-    t = settings.topics
-    return bool(t.cdc or t.tx_metadata or t.outbox)
-
-
-def run_tap(
-    ctx: Context,
-    settings: Settings,
-    bootstrap: str,
-    catalog: Catalog,
-    metrics: Metrics,
-    stop: threading.Event,
-) -> None:
-    topics = source_topics(settings)
-    ctx.out.print(
-        f"tap: {', '.join(topics)} -> {settings.topics.journal} (catalog: {catalog.source or 'none'})"
-    )
-    lookup = registry_lookup(settings)
-    runner = TapRunner(
-        settings, bootstrap, lambda: tap_core(settings, catalog, observer=metrics, lookup=lookup), metrics
-    )
-    metrics.component_started("tap")
-    try:
-        runner.run(stop)
-    finally:
-        metrics.component_stopped("tap")
-
-
 @click.command("tap")
 @click.option("--catalog", "catalog_file", type=FILE, help="Action catalog (default: REWIND_CATALOG_FILE).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @pass_context
 def tap(ctx: Context, catalog_file: Path | None, duration: float | None) -> None:
     """Journal the configured CDC, transaction metadata and outbox topics, exactly once."""
-    settings = ctx.settings
-    source_topics(settings)  # fail before starting anything
-    catalog = catalog_from(ctx, catalog_file)
-    stop = stop_on_signals(ctx, duration)
-    metrics = Metrics()
-    with cluster.connect(settings) as bootstrap:
-        ensure_own_topics(ctx, settings, bootstrap)
-        server = serve(metrics, settings.metrics_port) if settings.metrics_port else None
-        try:
-            run_tap(ctx, settings, bootstrap, catalog, metrics, stop)
-        finally:
-            if server:
-                server.shutdown()
+    ctx.app(catalog_file).run_tap(stop_on_signals(ctx, duration))
     ctx.out.print("tap stopped")
 
 

@@ -155,3 +155,17 @@ def subgraph(graph: CausalGraph, scope: set[str], kinds: frozenset[EdgeKind] = C
         if target in scope:
             g.add_edge(graph.action_id(c), target, kind=CODE_KIND[k].value)
     return g
+
+
+def around(graph: CausalGraph, actions: Iterable[str], direction: str) -> set[str]:
+    """The actions, with what they caused (``down``), what caused them (``up``) or both; no actions:
+    the whole graph."""
+    chosen = list(actions)
+    if not chosen:
+        return {graph.action_id(n) for n in range(len(graph))}
+    scope = set(chosen)
+    if direction in ("down", "both"):
+        scope |= closure(graph, chosen)
+    if direction in ("up", "both"):
+        scope |= ancestors(graph, chosen)
+    return scope

@@ -108,17 +108,33 @@ def abort(producer: Producer, why: str) -> None:
     raise SessionRestart(why)
 
 
-def partitions(client: Consumer, topic: str) -> list[int]:
-    """The topic's partitions; a topic that is not there (yet) ends the session, to be tried again."""
+def partitions(client: Consumer, topic: str, *, missing_ok: bool = False) -> list[int]:
+    """The topic's partitions; a topic that is not there (yet) ends the session, to be tried again
+    (``missing_ok``: it has none)."""
     meta = client.list_topics(topic, timeout=30).topics.get(topic)
     if meta is None or meta.error is not None:
+        if missing_ok:
+            return []
         raise KafkaError(f"topic {topic} is not there: {meta.error if meta else 'missing'}", retryable=True)
     return sorted(meta.partitions)
+
+
+def from_beginning(topic: str, parts: Iterable[int]) -> list[TopicPartition]:
+    return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts]
 
 
 def ends(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
     """Each partition's high watermark (with read_committed, the last stable offset)."""
     return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
+
+
+def at_end(reader: Consumer) -> bool:
+    """Whether the reader has read every assigned partition to its current (uncached) end."""
+    for tp in reader.position(reader.assignment()):
+        _low, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
+        if high > 0 and tp.offset < high:
+            return False
+    return True
 
 
 def read_to_end(

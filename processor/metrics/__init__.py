@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from processor.kafka.deadletters import DeadLetter
     from processor.rollback.plan import Step
     from processor.rollback.progress import RequestProgress
-    from processor.tap.core import Journaled, RecordKind, TapPipeline
+    from processor.tap.core import Journaled, RecordKind, TapCore
 
 
 class Metrics:
@@ -158,7 +158,7 @@ class Metrics:
     def duplicate_dropped(self, count: int = 1) -> None:
         self._duplicates.inc(count)
 
-    def tap_committed(self, seconds: float, core: TapPipeline) -> None:
+    def tap_committed(self, seconds: float, core: TapCore) -> None:
         self._commit.observe(seconds)
         self._open_tx.set(core.open_transactions)
         self._pending.set(core.pending_intents)

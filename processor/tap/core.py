@@ -101,8 +101,10 @@ class SilentObserver:
     def duplicate_dropped(self, count: int = 1) -> None: ...
 
 
-class TapPipeline(Protocol):
-    """A tap core, Python (the reference) or native: records in, journal entries and dead letters out.
+class TapCore(Protocol):
+    """The tap's one role: records in, journal entries and dead letters out. Two implementations:
+    ``PythonTapCore`` (here, the reference) and ``NativeTapCore`` (tap/native.py, around the Rust
+    extension's engine); ``tap.engine.tap_core()`` chooses one from the settings.
 
     ``process``/``tick``/``finish`` give entries as objects (tests, ``rewind decode``); ``consume`` and
     ``expire`` give the live loop bytes to produce."""
@@ -153,8 +155,8 @@ def _matches(pattern: str, topic: str) -> bool:
 Parsed = ChangeEvent | Tombstone | TxBoundary | OutboxMessage | Routine
 
 
-class TapCore:
-    """The reference pipeline, in Python."""
+class PythonTapCore:
+    """The reference tap core, in Python: the native engine is held byte for byte to it."""
 
     engine = "python"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from processor.catalog.catalog import Catalog
 from processor.config import Settings
 from processor.tap import native
-from processor.tap.core import TapCore, TapObserver, TapPipeline
+from processor.tap.core import PythonTapCore, TapCore, TapObserver
 from processor.tap.decoding import SchemaLookup
 
 
@@ -17,11 +17,11 @@ def tap_core(
     lookup: SchemaLookup | None = None,
     observer: TapObserver | None = None,
     offline: bool = False,
-) -> TapPipeline:
+) -> TapCore:
     """``offline``: a capture read whole, so the dedupe index forgets nothing."""
     engine = settings.tap.engine
     core = (
-        TapCore
+        PythonTapCore
         if engine == "python" or (engine == "auto" and not native.available())
         else native.NativeTapCore
     )

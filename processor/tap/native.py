@@ -1,7 +1,7 @@
-"""The native tap engine (Rust, ``native/``) behind the same interface as the Python ``TapCore``.
+"""The native tap engine (Rust, ``native/``) behind the same interface as the Python ``PythonTapCore``.
 
 The engine takes a whole consumed batch and returns Avro journal entries, without a Python object per
-record: the tap's hot path. ``TapCore`` stays the reference: tests hold both to byte-identical
+record: the tap's hot path. ``PythonTapCore`` stays the reference: tests hold both to byte-identical
 journal output, and the engine hands back what it does not do itself:
 
 - an invalid record: the reference parser names the reason and the message for the dead letter;
@@ -27,9 +27,9 @@ from processor.kafka.messages import KafkaMessage, SourceRecord, is_error
 from processor.tap.assembler import TapStats
 from processor.tap.core import (
     Produced,
+    PythonTapCore,
     RecordKind,
     SilentObserver,
-    TapCore,
     TapObserver,
     TapOutput,
 )
@@ -115,7 +115,9 @@ class NativeTapCore:
         self.observer: TapObserver = observer or SilentObserver()
         self.lookup = lookup
         # The reference parses what the engine hands back; its own assembler stays unused.
-        self.reference = TapCore(settings, catalog, group_transactions=group_transactions, lookup=lookup)
+        self.reference = PythonTapCore(
+            settings, catalog, group_transactions=group_transactions, lookup=lookup
+        )
         router, group = self.reference.router, self.reference.assembler.group_transactions
         self._engine = rewind_native.TapEngine(
             engine_config(settings, group, offline),

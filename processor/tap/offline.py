@@ -10,12 +10,12 @@ from processor.config import Settings
 from processor.errors import ConfigError
 from processor.kafka.messages import SourceRecord
 from processor.tap.capture import read_capture
-from processor.tap.core import TapOutput, TapPipeline, capture_has_tx_metadata
+from processor.tap.core import TapCore, TapOutput, capture_has_tx_metadata
 from processor.tap.decoding import SchemaLookup
 from processor.tap.engine import tap_core
 
 
-def run_capture(core: TapPipeline, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:
+def run_capture(core: TapCore, records: Iterable[SourceRecord]) -> Iterator[TapOutput]:
     """Yield outputs in order: per record, then timeouts it triggers, then what is left at the end."""
     now = 0
     for record in records:
@@ -31,7 +31,7 @@ def open_capture(
     path: Path,
     lookup: SchemaLookup | None = None,
     on_error: Callable[[ConfigError], None] | None = None,
-) -> tuple[TapPipeline, Iterator[TapOutput]]:
+) -> tuple[TapCore, Iterator[TapOutput]]:
     """The tap core set up for a capture file (grouping by transaction when it holds BEGIN/END), and
     the outputs it yields over the file. A capture is read whole, so nothing leaves the dedupe index:
     one far-future record time cannot make an action count twice. ``on_error`` hears each line that

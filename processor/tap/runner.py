@@ -27,7 +27,7 @@ from processor.kafka import clients, loop
 from processor.kafka.deadletters import dead_letter_message
 from processor.metrics import Metrics
 from processor.runtime import tune_gc
-from processor.tap.core import Produced, TapPipeline
+from processor.tap.core import Produced, TapCore
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def source_topics(settings: Settings) -> list[str]:
 class _Session:
     consumer: Consumer
     producer: Producer
-    core: TapPipeline
+    core: TapCore
     positions: dict[tuple[str, int], int]
     tx_started: float = 0.0
     dirty: bool = False
@@ -61,7 +61,7 @@ class TapRunner:
         self,
         settings: Settings,
         bootstrap: str,
-        make_core: Callable[[], TapPipeline],
+        make_core: Callable[[], TapCore],
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -162,11 +162,10 @@ class TapRunner:
         topic = self.settings.topics.journal
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-seed")
         try:
-            meta = reader.list_topics(topic, timeout=30).topics.get(topic)
-            if meta is None or meta.error is not None:  # no journal yet: nothing to seed from
+            parts = loop.partitions(reader, topic, missing_ok=True)  # no journal yet: nothing to seed
+            if not parts:
                 return []
             since = int((self.clock() - self.settings.tap.dedupe_window_hours * 3600) * 1000)
-            parts = loop.partitions(reader, topic)
             starts = reader.offsets_for_times([TopicPartition(topic, p, since) for p in parts], 30)
             begin = {tp.partition: tp.offset for tp in starts if tp.offset >= 0}
             stop_at = loop.ends(reader, topic, parts)

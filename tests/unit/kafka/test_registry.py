@@ -18,7 +18,7 @@ from processor.journal.model import Op
 from processor.journal.serde import journal_key, serialize
 from processor.kafka.messages import SourceRecord
 from processor.kafka.registry import RegistryLookup, RegistryUnavailable
-from processor.tap.core import TapPipeline
+from processor.tap.core import TapCore
 from processor.tap.engine import tap_core
 from tests.unit.tap.builders import FakeMessage, change, each_tap_engine, tap_settings  # noqa: F401
 
@@ -85,7 +85,7 @@ def record(value_id: int = 2) -> SourceRecord:
 pytestmark = pytest.mark.usefixtures("each_tap_engine")
 
 
-def core(registry: FakeRegistry | None) -> TapPipeline:
+def core(registry: FakeRegistry | None) -> TapCore:
     settings = Settings(
         topics=TopicSettings(cdc=["shop.public.orders"]),
         tap=tap_settings(),

@@ -10,7 +10,7 @@ from processor.config import Settings, TapSettings
 from processor.kafka.messages import SourceRecord
 from processor.metrics import Metrics
 from processor.tap import native
-from processor.tap.core import TapCore
+from processor.tap.core import PythonTapCore
 from processor.tap.engine import tap_core
 from processor.undo import Mechanism
 from tests.unit.tap.builders import TS, FakeMessage, begin, change, end, outbox
@@ -98,7 +98,7 @@ def outbox_without_type(event_id: str) -> SourceRecord:
 
 def test_lag_and_commit_latency_are_exported() -> None:
     metrics = Metrics(CollectorRegistry())
-    core = TapCore(Settings(), Catalog.empty(), group_transactions=True)
+    core = PythonTapCore(Settings(), Catalog.empty(), group_transactions=True)
     metrics.tap_lag("shop.public.orders", 2, 17)
     metrics.tap_committed(0.02, core)
     text = generate_latest(metrics.registry).decode()

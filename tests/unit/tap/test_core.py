@@ -17,7 +17,7 @@ from processor.journal.model import JournalEntry, Phase
 from processor.journal.serde import deserialize, serialize, to_json_view
 from processor.kafka.messages import SourceRecord
 from processor.tap.capture import read_capture
-from processor.tap.core import TapCore, TapOutput, TapPipeline, capture_has_tx_metadata
+from processor.tap.core import PythonTapCore, TapCore, TapOutput, capture_has_tx_metadata
 from processor.tap.engine import tap_core
 from processor.tap.offline import run_capture
 from processor.undo import Mechanism, Reversibility
@@ -29,12 +29,12 @@ FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "pg_outbox_pgout
 pytestmark = pytest.mark.usefixtures("each_tap_engine")  # every test here runs on both tap cores
 
 
-def core(group: bool = True, catalog: Catalog | None = None, **tap: object) -> TapPipeline:
+def core(group: bool = True, catalog: Catalog | None = None, **tap: object) -> TapCore:
     settings = Settings(tap=tap_settings(**tap))
     return tap_core(settings, catalog or Catalog.empty(), group_transactions=group)
 
 
-def feed(c: TapPipeline, records: list[SourceRecord], now: int = TS) -> TapOutput:
+def feed(c: TapCore, records: list[SourceRecord], now: int = TS) -> TapOutput:
     out = TapOutput()
     for r in records:
         out.extend(c.process(r, now))
@@ -320,7 +320,7 @@ def test_offline_decoding_does_not_keep_closed_transactions() -> None:
     """`rewind decode` never asks for safe offsets; closed transactions must not stay referenced by the
     held-offset queues (they did: ~5 KB per action, the whole capture in memory). What stays is the
     dedupe index and a bounded cache of transaction ids (~1.6 KB per action here)."""
-    c = TapCore(Settings(), Catalog.empty(), group_transactions=True)
+    c = PythonTapCore(Settings(), Catalog.empty(), group_transactions=True)
 
     def decode(first: int, count: int) -> None:
         for tx in range(first, first + count):

@@ -17,7 +17,7 @@ from processor.journal.serde import serialize
 from processor.kafka.messages import SourceRecord
 from processor.schemas import SchemaName, parsed_schema, raw_schema
 from processor.tap import native
-from processor.tap.core import TapCore, TapPipeline
+from processor.tap.core import PythonTapCore, TapCore
 from processor.undo import Mechanism
 from tests.unit.tap.builders import OUTBOX_TOPIC, TS, TX_TOPIC, begin, change, end, mysql_change, outbox
 
@@ -83,7 +83,7 @@ def workload() -> list[tuple[SourceRecord, int]]:
     return [(replace(r, offset=i), TS) for i, r in enumerate(records)]
 
 
-def journal(core: TapPipeline) -> list[bytes]:
+def journal(core: TapCore) -> list[bytes]:
     out = [serialize(e) for r, now in workload() for e in core.process(r, now).entries]
     return out + [serialize(e) for e in core.tick(TS + 10**9).entries]  # the waiting intent: in doubt
 
@@ -104,7 +104,7 @@ def engine_journal() -> list[bytes]:
 
 
 def test_the_engine_writes_every_field_of_the_schema_as_the_reference_does() -> None:
-    ours, reference = engine_journal(), journal(TapCore(settings(), CATALOG))
+    ours, reference = engine_journal(), journal(PythonTapCore(settings(), CATALOG))
     assert ours == reference
     decoded = [decode(v) for v in ours]
     for path in fields(SCHEMA):  # every field of the schema, nested ones too, written with a value
@@ -138,7 +138,7 @@ def test_the_engine_writes_every_symbol_of_the_schemas_enums(enum: str) -> None:
 
 def test_the_engines_reader_takes_every_field_the_reference_writes() -> None:
     """At start-up the engine reads the journal's bytes itself: all of them, every field set."""
-    values = journal(TapCore(settings(), CATALOG))
-    engine, reference = native.NativeTapCore(settings(), CATALOG), TapCore(settings(), CATALOG)
+    values = journal(PythonTapCore(settings(), CATALOG))
+    engine, reference = native.NativeTapCore(settings(), CATALOG), PythonTapCore(settings(), CATALOG)
     assert engine.seed_journal(values) == reference.seed_journal(values) == len(values)
     assert (engine.dedupe_size, engine.pending_intents) == (reference.dedupe_size, reference.pending_intents)

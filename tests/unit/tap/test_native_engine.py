@@ -19,7 +19,7 @@ from processor.errors import ConfigError, SchemaError
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.kafka.messages import SourceRecord
 from processor.tap import native
-from processor.tap.core import TapCore, TapPipeline
+from processor.tap.core import PythonTapCore, TapCore
 from processor.tap.engine import tap_core
 from processor.undo import Mechanism
 from tests.unit.tap.builders import (
@@ -58,7 +58,7 @@ def test_asking_for_a_missing_native_engine_is_a_config_error(monkeypatch: pytes
     with pytest.raises(ConfigError, match="native tap engine is not installed") as info:
         tap_core(Settings(tap=TapSettings(engine="native")), Catalog.empty())
     assert "REWIND_TAP__ENGINE=python" in str(info.value)
-    assert isinstance(tap_core(Settings(), Catalog.empty()), TapCore)  # auto falls back
+    assert isinstance(tap_core(Settings(), Catalog.empty()), PythonTapCore)  # auto falls back
 
 
 # -- generated streams ----------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def tap_settings(**tap: Any) -> Settings:
     )  # fmt: skip
 
 
-def run(core: TapPipeline, stream: list[tuple[SourceRecord, int]]) -> list[Any]:
+def run(core: TapCore, stream: list[tuple[SourceRecord, int]]) -> list[Any]:
     seen: list[Any] = []
     for record, now in stream:
         out = core.process(record, now)
@@ -257,7 +257,7 @@ def test_native_engine_matches_the_reference_record_by_record(
     stream: list[tuple[SourceRecord, int]], group: bool, deleted_in_tx: bool
 ) -> None:
     s = tap_settings(outbox_rows_deleted_in_tx=deleted_in_tx)
-    reference = TapCore(s, CATALOG, group_transactions=group)
+    reference = PythonTapCore(s, CATALOG, group_transactions=group)
     engine = native.NativeTapCore(s, CATALOG, group_transactions=group)
     assert run(engine, stream) == run(reference, stream)
 
@@ -271,9 +271,9 @@ def test_native_seeding_from_journal_bytes_matches_the_reference(
     """A restart: what was journaled before is read back (the engine reads the Avro bytes itself),
     then the whole stream comes again, as Debezium redelivers after a crash."""
     s = tap_settings()
-    first = TapCore(s, CATALOG)
+    first = PythonTapCore(s, CATALOG)
     journal = [serialize(e) for r, now in stream[:cut] for e in first.process(r, now).entries]
-    reference, engine = TapCore(s, CATALOG), native.NativeTapCore(s, CATALOG)
+    reference, engine = PythonTapCore(s, CATALOG), native.NativeTapCore(s, CATALOG)
     assert engine.seed_journal(journal) == reference.seed_journal(journal) == len(journal)
     assert engine.dedupe_size == reference.dedupe_size and engine.pending_intents == reference.pending_intents
     assert run(engine, stream) == run(reference, stream)
@@ -281,9 +281,9 @@ def test_native_seeding_from_journal_bytes_matches_the_reference(
 
 @needs_native
 def test_a_journal_entry_that_does_not_read_stops_the_seed_naming_it() -> None:
-    reference = TapCore(tap_settings(), CATALOG)
+    reference = PythonTapCore(tap_settings(), CATALOG)
     [good] = [serialize(e) for r in order_placed for e in reference.process(r, TS).entries]
-    for core in (TapCore(tap_settings(), CATALOG), native.NativeTapCore(tap_settings(), CATALOG)):
+    for core in (PythonTapCore(tap_settings(), CATALOG), native.NativeTapCore(tap_settings(), CATALOG)):
         with pytest.raises(SchemaError, match="journal_entry"):
             core.seed_journal([good, good[:-7]])
 
@@ -302,7 +302,7 @@ class RetriableError:
         return "broker transport failure"
 
 
-def consume_all(core: TapPipeline, stream: list[tuple[SourceRecord, int]], batch: int) -> list[Any]:
+def consume_all(core: TapCore, stream: list[tuple[SourceRecord, int]], batch: int) -> list[Any]:
     seen: list[Any] = []
     messages: list[Any] = [FakeMessage(r) for r, _ in stream]
     if stream:  # a consumer event among the records: logged and skipped
@@ -322,7 +322,7 @@ def consume_all(core: TapPipeline, stream: list[tuple[SourceRecord, int]], batch
 def test_native_batches_match_the_reference(stream: list[tuple[SourceRecord, int]], batch: int) -> None:
     s = tap_settings()
     assert consume_all(native.NativeTapCore(s, CATALOG), stream, batch) == consume_all(
-        TapCore(s, CATALOG), stream, batch
+        PythonTapCore(s, CATALOG), stream, batch
     )
 
 
@@ -333,7 +333,7 @@ def test_batch_output_is_what_the_reference_journals() -> None:
                outbox("e-5", "OrderPlaced", {"n": 1.5}, tx=5), end(5, {"public.orders": 1, "public.outbox": 1})]  # fmt: skip
     records = [replace(r, offset=i) for i, r in enumerate(records)]
     produced = native.NativeTapCore(tap_settings(), CATALOG).consume([FakeMessage(r) for r in records], TS)
-    reference = TapCore(tap_settings(), CATALOG)
+    reference = PythonTapCore(tap_settings(), CATALOG)
     [entry] = [e for r in records for e in reference.process(r, TS).entries]
     assert produced.journal == [(journal_key(entry), serialize(entry))]
     assert deserialize(produced.journal[0][1]).changes[0].after == {"id": 1, "s": "é"}
@@ -553,7 +553,7 @@ def test_native_engine_matches_the_reference_on_deployed_shapes(
     stream: list[tuple[SourceRecord, int]], envelope: bool
 ) -> None:
     s = deployed_settings(outbox=OutboxConvention(envelope=envelope))
-    assert run(native.NativeTapCore(s, CATALOG), stream) == run(TapCore(s, CATALOG), stream)
+    assert run(native.NativeTapCore(s, CATALOG), stream) == run(PythonTapCore(s, CATALOG), stream)
 
 
 @needs_native
@@ -563,9 +563,9 @@ def test_native_engine_matches_the_reference_on_deployed_shapes_in_batches_and_r
     stream: list[tuple[SourceRecord, int]], cut: int, batch: int
 ) -> None:
     s = deployed_settings()
-    first = TapCore(s, CATALOG)
+    first = PythonTapCore(s, CATALOG)
     journal = [serialize(e) for r, now in stream[:cut] for e in first.process(r, now).entries]
-    reference, engine = TapCore(s, CATALOG), native.NativeTapCore(s, CATALOG)
+    reference, engine = PythonTapCore(s, CATALOG), native.NativeTapCore(s, CATALOG)
     reference.seed_journal(journal)
     engine.seed_journal(journal)
     assert consume_all(engine, stream, batch) == consume_all(reference, stream, batch)
@@ -574,7 +574,7 @@ def test_native_engine_matches_the_reference_on_deployed_shapes_in_batches_and_r
 def test_hostile_records_are_dead_letters_with_a_reason_on_both_engines() -> None:
     """None of them stops the tap; each gets a reason, the same on both engines."""
     s = deployed_settings()
-    cores: list[TapPipeline] = [TapCore(s, CATALOG)]
+    cores: list[TapCore] = [PythonTapCore(s, CATALOG)]
     if native.available():
         cores.append(native.NativeTapCore(s, CATALOG))
     for core in cores:

@@ -1,0 +1,362 @@
+"""The composition root: every component built from the settings in one place, and the hosts that run
+them. The command line parses arguments and calls this; ``rewind run`` hosts the same objects the
+one-component commands (``rewind tap``, ``rewind graph build``, ``rewind worker``) do, and the example
+shop builds its processor here too.
+
+What is built where:
+- components (``tap``, ``graph_builder``, ``worker``): Kafka loops on a bootstrap address;
+- hosts (``run``, ``run_tap``, ``run_graph``, ``run_worker``): a cluster, rewind's topics, the metrics
+  endpoint, and the components as threads that stop together when one fails;
+- offline (``decode``, ``entries``, ``graph``, ``plan``): the same cores over a capture or a journal dump;
+- clients (``publish``, ``journal``, ``follow_status``): one-shot reads and writes of a running cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from processor.catalog.catalog import Catalog, load_catalog
+from processor.config import Settings
+from processor.devenv.connect import CaptureSpec, LocalConnect
+from processor.devenv.postgres import Dsn, LocalPostgres
+from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaError
+from processor.graph import store
+from processor.graph.builder import CausalGraph
+from processor.graph.runner import GraphBuilder
+from processor.journal.model import JournalEntry
+from processor.journal.serde import deserialize, from_json_view
+from processor.jsonvalue import loads
+from processor.kafka import clients, cluster, loop
+from processor.kafka.registry import registry_lookup
+from processor.kafka.selfcheck import SelfCheck, transactional_round_trip
+from processor.metrics import Metrics
+from processor.metrics.server import serve
+from processor.rollback.actions import ActionStore
+from processor.rollback.engine import RollbackEngine
+from processor.rollback.plan import Plan
+from processor.rollback.planner import plan as make_plan
+from processor.rollback.progress import RequestProgress
+from processor.rollback.request import RollbackRequest
+from processor.rollback.serde import decode_status
+from processor.rollback.worker import RollbackWorker, engine_config
+from processor.tap.core import TapCore, TapOutput
+from processor.tap.engine import tap_core
+from processor.tap.offline import open_capture
+from processor.tap.runner import TapRunner, source_topics
+
+T = TypeVar("T")
+CDC_CONNECTOR = "rewind-cdc"  # the development source's connector (``rewind cdc up``)
+Say = Callable[[str], None]
+
+
+def _silent(_line: str) -> None:
+    """No progress lines (a library caller)."""
+
+
+@dataclass
+class Rewind:
+    """kafka-rewind assembled from one settings object. ``catalog_file`` overrides REWIND_CATALOG_FILE;
+    ``say`` hears one line per thing started, for a terminal."""
+
+    settings: Settings
+    catalog_file: Path | None = None
+    say: Say = _silent
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        path = self.catalog_file or self.settings.catalog_file
+        return load_catalog(path) if path else Catalog.empty()
+
+    # -- components ---------------------------------------------------------------------------------
+
+    def tap_core(self, *, offline: bool = False) -> TapCore:
+        lookup = registry_lookup(self.settings)
+        return tap_core(self.settings, self.catalog, lookup=lookup, observer=self.metrics, offline=offline)
+
+    def tap(self, bootstrap: str) -> TapRunner:
+        return TapRunner(self.settings, bootstrap, self.tap_core, self.metrics)
+
+    def graph_builder(self, bootstrap: str) -> GraphBuilder:
+        return GraphBuilder(self.settings, bootstrap, self.metrics)
+
+    def worker(self, bootstrap: str, engine: RollbackEngine | None = None) -> RollbackWorker:
+        return RollbackWorker(self.settings, bootstrap, self.catalog, self.metrics, engine=engine)
+
+    # -- hosts --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def cluster(self, *, keep_broker: bool = False) -> Iterator[str]:
+        """The configured cluster, or a local broker started here; rewind's own topics created."""
+        with cluster.connect(self.settings, keep_local_broker=keep_broker) as bootstrap:
+            self.say(f"cluster: {bootstrap}")
+            self.ensure_topics(bootstrap)
+            yield bootstrap
+
+    def ensure_topics(self, bootstrap: str) -> None:
+        s = self.settings
+        names = [*s.topics.own(), s.rollback.notify_topic]
+        created = clients.ensure_topics(
+            clients.admin(s, bootstrap), names,
+            partitions=s.topics.partitions, replication_factor=s.topics.replication_factor,
+            configs=own_topic_configs(s),
+        )  # fmt: skip
+        self.say(f"topics: {len(names)} ready ({len(created)} created)")
+
+    def serving_metrics(self) -> AbstractContextManager[None]:
+        """/metrics and /healthz while the block runs, when a metrics port is configured."""
+        port = self.settings.metrics_port
+        if not port:
+            return nullcontext()
+
+        @contextmanager
+        def serving() -> Iterator[None]:
+            server = serve(self.metrics, port)
+            self.say(f"metrics: http://127.0.0.1:{port}/metrics")
+            try:
+                yield
+            finally:
+                server.shutdown()
+
+        return serving()
+
+    def run(self, stop: threading.Event, *, keep_broker: bool = False) -> None:
+        """The processor: the graph builder and the worker always, the tap when sources are configured.
+        One component's failure stops the others (a dead worker must not look healthy)."""
+        with self.cluster(keep_broker=keep_broker) as bootstrap, self.serving_metrics():
+            self.metrics.component_started("processor")
+            threads = [
+                threading.Thread(target=self._graph, args=(bootstrap, stop), name="graph"),
+                threading.Thread(target=self._worker, args=(bootstrap, stop), name="rollback"),
+            ]
+            for t in threads:
+                t.start()
+            try:
+                if has_sources(self.settings):
+                    self._tap(bootstrap, stop)
+                else:
+                    self.say("tap: idle (no source topics configured)")
+                    stop.wait()
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join()
+                self.metrics.component_stopped("processor")
+
+    def run_tap(self, stop: threading.Event) -> None:
+        source_topics(self.settings)  # fail before starting anything
+        self.catalog  # noqa: B018 (a bad catalog fails before the cluster starts)
+        with self.cluster() as bootstrap, self.serving_metrics():
+            self._tap(bootstrap, stop)
+
+    def run_graph(self, stop: threading.Event) -> store.Checkpoint:
+        with self.cluster() as bootstrap, self.serving_metrics():
+            return self._graph(bootstrap, stop)
+
+    def run_worker(self, stop: threading.Event) -> None:
+        self.catalog  # noqa: B018
+        with self.cluster() as bootstrap, self.serving_metrics():
+            self._worker(bootstrap, stop)
+
+    def self_check(self, *, keep_broker: bool = False) -> SelfCheck:
+        """The transactional guarantees proved on the cluster: committed seen once, aborted never."""
+        with self.cluster(keep_broker=keep_broker) as bootstrap:
+            topic = f"{self.settings.topics.journal}.selfcheck"
+            return transactional_round_trip(self.settings, bootstrap, topic)
+
+    def start_cdc(self, tables: Sequence[str], schema_sql: Path | None = None) -> tuple[Dsn, CaptureSpec]:
+        """A development CDC source: local PostgreSQL (``schema_sql`` applied first) and Kafka Connect
+        with Debezium capturing ``tables``, on the configured cluster or the local broker (left running)."""
+        s = self.settings
+        dsn = LocalPostgres(s.postgres).start()
+        self.say(f"PostgreSQL: {dsn.host}:{dsn.port}/{dsn.database}")
+        if schema_sql:
+            try:
+                with psycopg.connect(dsn.conninfo(), autocommit=True) as conn:
+                    conn.execute(schema_sql.read_text().encode())
+            except psycopg.Error as exc:
+                raise LocalServiceError(f"PostgreSQL: {schema_sql} failed: {exc}") from exc
+        with cluster.connect(s, keep_local_broker=True) as bootstrap:
+            spec = CaptureSpec(CDC_CONNECTOR, dsn, tuple(tables), s.connect.topic_prefix)
+            LocalConnect(s.connect, bootstrap).start(spec)
+        return dsn, spec
+
+    def _tap(self, bootstrap: str, stop: threading.Event) -> None:
+        topics = ", ".join(source_topics(self.settings))
+        self.say(
+            f"tap: {topics} -> {self.settings.topics.journal} (catalog: {self.catalog.source or 'none'})"
+        )
+        self._hosted("tap", lambda: self.tap(bootstrap).run(stop), stop)
+
+    def _graph(self, bootstrap: str, stop: threading.Event) -> store.Checkpoint:
+        self.say(f"graph: {self.settings.topics.journal} -> {self.settings.graph.checkpoint_path}")
+        return self._hosted("graph", lambda: self.graph_builder(bootstrap).run(stop), stop)
+
+    def _worker(self, bootstrap: str, stop: threading.Event) -> None:
+        self.say(
+            f"rollback: {self.settings.topics.requests} -> worker "
+            f"({len(self.catalog.actions)} action types in catalog)"
+        )
+        self._hosted("rollback", lambda: self.worker(bootstrap).run(stop), stop)
+
+    def _hosted(self, component: str, body: Callable[[], T], stop: threading.Event) -> T:
+        self.metrics.component_started(component)
+        try:
+            return body()
+        except BaseException:
+            stop.set()  # the components of one process stop together
+            raise
+        finally:
+            self.metrics.component_stopped(component)
+
+    # -- offline ------------------------------------------------------------------------------------
+
+    def decode(
+        self, capture: Path, on_unreadable: Callable[[ConfigError], None] | None = None
+    ) -> tuple[TapCore, Iterator[TapOutput]]:
+        """The tap core over a capture file, and the outputs it yields."""
+        lookup = registry_lookup(self.settings)
+        return open_capture(self.settings, self.catalog, capture, lookup, on_unreadable)
+
+    def entries(
+        self,
+        capture: Path | None = None,
+        dump: Path | None = None,
+        on_unreadable: Callable[[ConfigError], None] | None = None,
+    ) -> list[JournalEntry]:
+        """The journal entries of a capture (through the tap's decoder) or of a journal dump."""
+        if capture:
+            _, outputs = self.decode(capture, on_unreadable)
+            return [e for out in outputs for e in out.entries]
+        if dump:
+            lines = dump.read_text(encoding="utf-8").splitlines()
+            return [from_json_view(loads(line)) for line in lines if line.strip()]
+        return []
+
+    def graph(
+        self,
+        capture: Path | None = None,
+        dump: Path | None = None,
+        on_unreadable: Callable[[ConfigError], None] | None = None,
+    ) -> tuple[CausalGraph, dict[str, JournalEntry]]:
+        """The graph of a capture or a dump (with each action's entry), else the builder's checkpoint."""
+        if capture or dump:
+            entries = self.entries(capture, dump, on_unreadable)
+            graph = CausalGraph()
+            for e in entries:
+                graph.add(e)
+            return graph, {e.action_id: e for e in entries}
+        path = self.settings.graph.checkpoint_path
+        checkpoint = store.load(path, self.settings.topics.journal)
+        if checkpoint is None:
+            raise ConfigError(
+                f"no graph checkpoint at {path}",
+                hint="run `rewind graph build`, or pass --capture FILE or --journal FILE",
+            )
+        return checkpoint.graph, {}
+
+    def plan(self, request: RollbackRequest, graph: CausalGraph, entries: dict[str, JournalEntry]) -> Plan:
+        """The worker's planner, offline."""
+        actions = ActionStore()
+        actions.add_many((e, None) for e in entries.values())
+        return make_plan(request, graph, actions, self.catalog, engine_config(self.settings).thresholds)
+
+    # -- clients of a running cluster -----------------------------------------------------------------
+
+    @property
+    def existing_cluster(self) -> str:
+        """The configured cluster, or the local broker's address (not started here)."""
+        s = self.settings
+        return s.bootstrap_servers or f"{s.local_broker.host}:{s.local_broker.port}"
+
+    def publish(self, topic: str, key: str, value: bytes) -> None:
+        producer = clients.producer(self.settings, self.existing_cluster)
+        errors: list[str] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        producer.produce(topic, key=key, value=value, on_delivery=delivered)
+        producer.flush(30)
+        if errors:
+            raise ConfigError(f"publishing to {topic} failed: {errors[0]}", hint="is the cluster reachable?")
+
+    def journal(self) -> list[JournalEntry]:
+        """Every entry of the journal topic, read to its current end."""
+        topic = self.settings.topics.journal
+        reader = self._reader("catalog")
+        try:
+            found = _read_or(reader, topic, "the journal", hint="pass --capture or --journal")
+            return [deserialize(v) for m in found if (v := m.value())]
+        finally:
+            reader.close()
+
+    def follow_status(
+        self, request_id: str, *, follow: bool, timeout_s: float | None = None
+    ) -> Iterator[tuple[RequestProgress, bool]]:
+        """A request's status records from the status topic: (latest, caught up), each time the latest
+        changes (with ``follow``, until it is final; without, once, at the topic's end)."""
+        topic = self.settings.topics.status
+        reader = self._reader("status")
+        try:
+            parts = _partitions_or(reader, topic, hint="is the worker running against this cluster?")
+            reader.assign(loop.from_beginning(topic, parts))
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            last: RequestProgress | None = None
+            shown: int | None = None
+            while True:
+                for msg in reader.consume(500, timeout=0.5):
+                    if msg.error() is None and (msg.key() or b"").decode() == request_id:
+                        try:
+                            last = decode_status(msg.value() or b"")
+                        except SchemaError:
+                            continue
+                caught_up = loop.at_end(reader)
+                if last is not None and shown != last.ts_ms and (follow or caught_up):
+                    yield last, caught_up
+                    shown = last.ts_ms
+                if caught_up and (not follow or (last is not None and last.final)):
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise KafkaError(f"{request_id} did not finish within {timeout_s}s", retryable=True)
+        finally:
+            reader.close()
+        if last is None:
+            raise ConfigError(f"no status for request {request_id}", hint="is the request id right?")
+
+    def _reader(self, purpose: str) -> Any:
+        group = f"{self.settings.group_id}-{purpose}-{uuid.uuid4()}"
+        return clients.consumer(self.settings, self.existing_cluster, group)
+
+
+def has_sources(settings: Settings) -> bool:
+    t = settings.topics
+    return bool(t.cdc or t.tx_metadata or t.outbox)
+
+
+def own_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Status records carry whole plans: their topic takes large records."""
+    return {settings.topics.status: {"max.message.bytes": str(settings.rollback.status_max_bytes)}}
+
+
+def _partitions_or(reader: Any, topic: str, *, hint: str) -> list[int]:
+    try:
+        return loop.partitions(reader, topic)
+    except KafkaError as exc:
+        raise ConfigError(str(exc), hint=hint) from exc
+
+
+def _read_or(reader: Any, topic: str, what: str, *, hint: str) -> list[Any]:
+    _partitions_or(reader, topic, hint=hint)
+    return loop.read_to_end(reader, topic, what=what)
