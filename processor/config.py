@@ -197,7 +197,11 @@ class RollbackSettings(Section):
     )
     max_emits_per_transaction: int = Field(500, ge=1)
     max_emits_per_s: float = Field(0.0, ge=0, description="pace commands for downstream services (0: none)")
-    store_path: Path | None = Field(None, description="SQLite file for the action store; unset = memory")
+    store_path: Path | None = Field(
+        None,
+        description="SQLite file for the action store (unset: beside the graph checkpoint, per journal "
+        "and instance; ':memory:' keeps it in memory and rebuilds it from the journal at each start)",
+    )
     status_max_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest status record (a plan with every step)"
     )

@@ -68,6 +68,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What components write to their default state directory (graph checkpoints, action stores)
+    stays in this run's temporary directory, not the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    yield
+    patch.undo()
+
+
 # -- the broker ------------------------------------------------------------------------------------
 # Order: REWIND_TEST_BOOTSTRAP names an existing cluster; else a Kafka testcontainer when a Docker
 # engine answers (image from REWIND_TEST_KAFKA_IMAGE); else the project's own local KRaft broker on

@@ -127,8 +127,17 @@ class CausalGraph:
     def note_compensation(self, event_id: str, compensated_action_id: str) -> None:
         """Rewind emitted ``event_id`` to undo that action: what it causes compensates the action."""
         node = self.find(compensated_action_id)
-        if node >= 0:
-            self._compensation_events[event_id] = node
+        if node < 0:
+            return
+        self._compensation_events[event_id] = node
+        # Answers already added before rewind's event was known (a graph built without the worker, as
+        # the graph builder's checkpoint is) wait on the event id: they compensate the action.
+        waiting = self._dangling.pop(event_id, [])
+        made: set[tuple[int, int, EdgeKind]] = set()
+        for target, _code in waiting:
+            self._edge(node, target, EdgeKind.COMPENSATES, made)
+        if waiting:
+            self._resolved.append(node)
 
     def _new_node(self, entry: JournalEntry) -> int:
         node = self._ids.append(entry.action_id)

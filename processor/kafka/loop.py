@@ -32,6 +32,10 @@ class SessionRestart(Exception):
     """The current transaction was aborted: start a new session from the committed state."""
 
 
+class Stopping(Exception):
+    """The component was asked to stop in the middle of something that must not end half done."""
+
+
 def run_sessions(
     name: str,
     session: Callable[[threading.Event], None],
@@ -46,6 +50,8 @@ def run_sessions(
     while not stop.is_set():
         try:
             session(stop)
+            return
+        except Stopping:
             return
         except SessionRestart as exc:
             if not restartable:
@@ -126,6 +132,11 @@ def from_beginning(topic: str, parts: Iterable[int]) -> list[TopicPartition]:
 def ends(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
     """Each partition's high watermark (with read_committed, the last stable offset)."""
     return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
+
+
+def beginnings(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
+    """Each partition's first offset still held (after retention)."""
+    return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[0] for p in parts}
 
 
 def at_end(reader: Consumer) -> bool:

@@ -87,8 +87,18 @@ class RollbackEngine:
             if step.state is not StepState.PENDING:
                 self._note_emitted(progress.request_id, step)
 
+    def note_resumed(self) -> None:
+        """Link again what rewind emitted for resumed requests: the actions they undo may have come
+        into the graph only after the status was read (a graph rebuilt from the journal)."""
+        for progress in self.requests.values():
+            for step in progress.plan.steps if progress.plan else []:
+                if step.state is not StepState.PENDING:
+                    self._note_emitted(progress.request_id, step)
+
     def add_entries(self, batch: list[tuple[JournalEntry, bytes | None]], now_ms: int) -> Outputs:
-        """New journal entries: into the graph and the store; confirm the steps they show done."""
+        """New journal entries: into the graph and the store; confirm the steps they show done. Entries
+        seen before (a restart reads from the older of the graph's and the store's positions) change
+        neither."""
         out = Outputs()
         for entry, _ in batch:
             self.graph.add(entry)

@@ -3,9 +3,13 @@
 Start-up, in this order, so nothing is emitted twice and nothing is planned on a partial graph:
 1. ``init_transactions`` fences a previous incarnation (same transactional id) and aborts its open
    transaction: commands it produced but did not commit never become visible.
-2. The status topic is read to its end (read_committed): each request's last committed progress.
-3. The journal is read from its start into the graph and the action store; entries caused by an
-   emitted command confirm their step.
+2. The graph comes from the graph builder's checkpoint and the action store from the worker's own file,
+   each with the journal position it reflects (missing or unreadable: rebuilt from the journal, and the
+   log says so).
+3. The status topic is read to its end (read_committed): each request's last committed progress.
+4. The journal is read to its end from the older of those two positions (and from before the oldest
+   emission still unconfirmed, so an answer journaled before a checkpoint still confirms its step);
+   entries already known change nothing, entries caused by an emitted command confirm their step.
 Then it loops: journal entries in; requests and control commands (a consumer group whose offsets are
 committed in the worker's transactions) in; commands and status records out, in one transaction
 together with those offsets. Before planning a request, the journal is caught up to its end.
@@ -18,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from processor.catalog.catalog import Catalog
 from processor.config import Settings
 from processor.errors import DeadLetterReason, KafkaError, SchemaError, Where
+from processor.graph import store as graph_store
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
@@ -44,6 +50,16 @@ from processor.rollback.serde import (
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
+
+
+def action_store_path(settings: Settings) -> Path:
+    """Where the worker keeps its action store: the setting, else beside the graph checkpoint, one file
+    per journal and worker instance (':memory:' keeps it in memory)."""
+    r = settings.rollback
+    if r.store_path is not None:
+        return r.store_path
+    name = f"actions-{settings.topics.journal}-{r.instance_id}.sqlite"
+    return settings.graph.checkpoint_path.with_name(name)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -73,7 +89,12 @@ class _Session:
     # they would queue behind its long-poll fetch (fetch.wait.max.ms, 500 ms each).
     probe: Consumer
     journal_partitions: list[int]
+    stop: threading.Event
+    starts: dict[int, int]  # the offset each journal partition was assigned at
     pending: Outputs = field(default_factory=Outputs)  # found while catching up, written next commit
+    read: int = 0  # journal records consumed this session
+    read_to: dict[int, int] = field(default_factory=dict)  # journal partition -> next offset, as read
+    marked: dict[int, int] = field(default_factory=dict)  # the store's restart position
     busy: bool = False  # the last pass emitted: more may be due
     paced_until: float = 0.0  # with max_emits_per_s: no new emissions before this (monotonic)
 
@@ -108,7 +129,7 @@ class RollbackWorker:
         loop.run_sessions("rollback worker", self._session, stop, restartable=self._engine is None)
 
     def _session(self, stop: threading.Event) -> None:
-        s = self._start()
+        s = self._start(stop)
         try:
             while not stop.is_set():
                 self._pass(s)
@@ -122,7 +143,7 @@ class RollbackWorker:
 
     # -- start-up ------------------------------------------------------------------------------
 
-    def _start(self) -> _Session:
+    def _start(self, stop: threading.Event) -> _Session:
         tx_id = f"{self.settings.transactional_id_prefix}-rollback-{self.settings.rollback.instance_id}"
         producer = clients.producer(
             self.settings, self.bootstrap, transactional_id=tx_id,
@@ -130,10 +151,12 @@ class RollbackWorker:
                    "compression.type": "zstd"},
         )  # fmt: skip
         loop.init_transactions(producer, "rollback worker")
-        engine = self._engine or RollbackEngine(
-            self.catalog, engine_config(self.settings),
-            actions=ActionStore(self.settings.rollback.store_path or ":memory:"), observer=self.metrics,
-        )  # fmt: skip
+        graph_at: dict[int, int] = {}
+        store_at: dict[int, int] = {}
+        if self._engine is None:
+            engine, graph_at, store_at = self._engine_from_checkpoints()
+        else:
+            engine = self._engine  # given (benchmarks): its store and graph hold what they hold
         self.engine = engine
         self._load_status(engine)
         journal = clients.consumer(
@@ -141,19 +164,44 @@ class RollbackWorker:
         )
         probe = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-probe")
         partitions = loop.partitions(probe, self.topics.journal)
-        journal.assign([TopicPartition(self.topics.journal, p, OFFSET_BEGINNING) for p in partitions])
-        s = _Session(producer, journal, self._inputs(), engine, probe, partitions)
+        topic = self.topics.journal
+        starts = _journal_starts(loop.beginnings(probe, topic, partitions), graph_at, store_at)
+        journal.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
+        s = _Session(producer, journal, self._inputs(), engine, probe, partitions, stop, starts)
         started = time.monotonic()
         self._catch_up_journal(s)
+        engine.note_resumed()  # link the answers to rewind's commands that the catch-up brought
         engine.graph.warm()
         logger.info(
-            "rollback: %d actions from the journal in %.1fs, %d requests resumed",
-            len(engine.graph),
-            time.monotonic() - started,
+            "rollback: ready with %d actions (%d journal records read in %.1fs), %d requests resumed",
+            len(engine.graph), s.read, time.monotonic() - started,
             sum(not p.final for p in engine.requests.values()),
-        )
+        )  # fmt: skip
         producer.begin_transaction()
         return s
+
+    def _engine_from_checkpoints(self) -> tuple[RollbackEngine, dict[int, int], dict[int, int]]:
+        """The engine on the graph builder's checkpoint and the worker's own action store, with the
+        journal positions each reflects; what is missing or unreadable is rebuilt from the journal."""
+        topic, path = self.topics.journal, self.settings.graph.checkpoint_path
+        try:
+            checkpoint = graph_store.load(path, topic)
+            missing = None if checkpoint else f"no graph checkpoint at {path}"
+        except graph_store.CheckpointError as exc:
+            checkpoint, missing = None, str(exc)
+        if missing:
+            logger.warning("rollback: %s; the graph is rebuilt from the journal", missing)
+        else:
+            assert checkpoint is not None
+            logger.info("rollback: graph checkpoint at %s: %d actions", path, len(checkpoint.graph))
+        actions, empty = ActionStore.open(action_store_path(self.settings), topic)
+        if empty:
+            logger.warning("rollback: %s; the action store is filled from the journal", empty)
+        engine = RollbackEngine(
+            self.catalog, engine_config(self.settings), graph=checkpoint.graph if checkpoint else None,
+            actions=actions, observer=self.metrics,
+        )  # fmt: skip
+        return engine, checkpoint.offsets if checkpoint else {}, actions.positions()
 
     def _inputs(self) -> Consumer:
         consumer = clients.consumer(
@@ -187,11 +235,15 @@ class RollbackWorker:
         ends = loop.ends(s.probe, topic, s.journal_partitions)
         deadline = time.monotonic() + 600
         while True:
+            # A partition not read from yet has no position: it stands where it was assigned.
             positions = {
-                tp.partition: tp.offset for tp in s.journal.position([TopicPartition(topic, p) for p in ends])
+                tp.partition: tp.offset if tp.offset >= 0 else s.starts[tp.partition]
+                for tp in s.journal.position([TopicPartition(topic, p) for p in ends])
             }
-            if all(positions.get(p, -1) >= end or end == 0 for p, end in ends.items()):
+            if all(positions.get(p, 0) >= end for p, end in ends.items()):
                 return
+            if s.stop.is_set():
+                raise loop.Stopping("stopped while catching up with the journal")
             if time.monotonic() > deadline:
                 raise KafkaError("catching up with the journal took over 600s", retryable=True)
             s.pending = _merge(s.pending, self._read_journal(s, timeout=0.2))
@@ -215,17 +267,25 @@ class RollbackWorker:
             rate = self.settings.rollback.max_emits_per_s
             if rate and out.commands:
                 s.paced_until = time.monotonic() + len(out.commands) / rate
+        if s.read_to != s.marked:  # what everything read so far caused is committed now
+            s.engine.actions.mark(s.read_to)
+            s.marked = dict(s.read_to)
 
     def _read_journal(self, s: _Session, timeout: float) -> Outputs:
         batch: list[tuple[JournalEntry, bytes | None]] = []
-        for msg in s.journal.consume(BATCH, timeout=timeout):
+        messages = s.journal.consume(BATCH, timeout=timeout)
+        for msg in messages:
             if is_error(msg):
                 continue
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None
+            s.read_to[partition] = offset + 1
             value = msg.value() or b""
             try:
                 batch.append((deserialize(value), value))
             except SchemaError as exc:  # rewind wrote the journal: a bad entry is a bug, not a stop
                 logger.error("rollback: skipped journal entry %s: %s", _where(msg), exc)
+        s.read += len(messages)
         return s.engine.add_entries(batch, self._now_ms()) if batch else Outputs()
 
     def _handle_input(self, s: _Session, msg: Message) -> Outputs:
@@ -287,3 +347,13 @@ def _merge(a: Outputs, b: Outputs) -> Outputs:
 
 def _where(msg: Message) -> str:
     return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
+def _journal_starts(
+    beginnings: dict[int, int], graph_at: dict[int, int], store_at: dict[int, int]
+) -> dict[int, int]:
+    """Where each journal partition is read from: the older of the graph's and the store's positions
+    (the store's is where everything before it had its effect committed, so an answer journaled before
+    a graph checkpoint but in no status record yet is read again and confirms its step), and no earlier
+    than what the partition still holds."""
+    return {p: max(low, min(graph_at.get(p, 0), store_at.get(p, 0))) for p, low in beginnings.items()}

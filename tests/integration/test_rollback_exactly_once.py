@@ -1,10 +1,13 @@
 """Each step's command is emitted exactly once, proven by killing the worker (`kill -9`) at several
-points of a paced rollback, restarting it, and counting commands by idempotency key (read_committed)."""
+points of a paced rollback, restarting it, and counting commands by idempotency key (read_committed):
+the worker alone (rebuilding its graph at each start), and inside `rewind run` beside the graph builder
+(starting from its checkpoint and the worker's action store)."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from processor.graph import store as graph_store
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
 from tests.integration.tapkit import headers_of, read_topic
@@ -39,10 +43,10 @@ def _config(topics: RollbackTopics, bootstrap: str, tmp_path: Path) -> Path:
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start(config: Path, log: Path, command: str = "worker") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "processor.cli", "--config", str(config), "worker"],
+        return subprocess.Popen([sys.executable, "-m", "processor.cli", "--config", str(config), command],
                                 stdout=out, stderr=out, env=env)  # fmt: skip
 
 
@@ -101,3 +105,67 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
     assert all(s.attempts == 1 for s in final.plan.steps)  # type: ignore[union-attr]
     assert kills_mid_emission >= KILLS - 1, "the kills did not land while commands were flowing"
     assert log.read_text().count("requests resumed") >= KILLS
+
+
+def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly_once(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    topics = RollbackTopics(unique)
+    settings = topics.settings(kafka_bootstrap)
+    topics.create(settings)
+    world = World()
+    for n in range(ORDERS):
+        world.order(n, rule="v7", price=90)
+    world.order(ORDERS, rule="v6", price=100)
+    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    config, log = _config(topics, kafka_bootstrap, tmp_path), tmp_path / "run.log"
+    checkpoint = tmp_path / "graph.npz"
+    text = yaml.safe_load(config.read_text())
+    text["graph"] = {"checkpoint_path": str(checkpoint), "checkpoint_interval_s": 0.5}
+    text["rollback"]["store_path"] = str(tmp_path / "actions.sqlite")
+    config.write_text(yaml.safe_dump(text))
+
+    def checkpointed() -> int:
+        found = graph_store.load(checkpoint, settings.topics.journal) if checkpoint.is_file() else None
+        return len(found.graph) if found else 0
+
+    services = Services(kafka_bootstrap, topics, settings.topics.journal).start()
+    status = StatusReader(settings)
+    rnd = random.Random(unique)
+    process = _start(config, log, "run")
+    try:
+        _wait_for(lambda: checkpointed() >= len(world.entries), 120)
+        assert checkpointed() >= len(world.entries), "the graph builder never checkpointed the journal"
+        request_id = send_request(settings, Selector(SelectorKind.FIELD_PREDICATE,
+                                                     predicate=FieldPredicate.parse('rule_version == "v7"')))  # fmt: skip
+        for target in sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS)):
+            _wait_for(lambda t=target: len(services.seen) >= t, 120)
+            os.kill(process.pid, signal.SIGKILL)  # graph builder and worker together, mid-emission
+            process.wait(10)
+            process = _start(config, log, "run")
+        final = status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED"}, 240)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"rewind run did not stop on SIGTERM\n{log.read_text()[-3000:]}") from None
+        services.stop()
+        status.close()
+
+    out = log.read_text()
+    assert final.state.value == "COMPLETED", f"{final.reason}\n{out[-3000:]}"
+    commands = []
+    for topic in topics.commands:
+        commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
+    keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
+    expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
+    assert max(keys.values()) == 1 and set(keys) == expected and len(expected) == ORDERS * 4
+    assert all(s.attempts == 1 for s in final.plan.steps), "a confirmation was lost at a restart"  # type: ignore[union-attr]
+    restarts = [line for line in out.splitlines() if "rollback: ready with" in line][1:]
+    assert len(restarts) == KILLS
+    assert out.count("rollback: graph checkpoint at") >= KILLS, "the restarts did not use the checkpoint"
+    for line in restarts:  # "ready with N actions (M journal records read in ..."
+        total, read = (int(x) for x in re.findall(r"with (\d+) actions \((\d+) journal records read", line)[0])
+        assert read < total // 2, f"a restart read most of the journal again: {line}"
