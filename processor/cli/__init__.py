@@ -1,4 +1,5 @@
-"""The ``rewind`` command line: it only wires settings -> adapters -> core."""
+"""The ``rewind`` command line: each command parses its arguments, calls the composition root
+(processor.app) and prints what it returns."""
 
 from __future__ import annotations
 

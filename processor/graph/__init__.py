@@ -1,4 +1,5 @@
 """The dependency graph of actions: built from journal entries, queried for lineage and rollback scope.
 
-Pure: no Kafka, no Prometheus. networkx runs the algorithms on extracted subgraphs only.
+Everything here but ``runner`` (the graph builder's Kafka loop) is pure: no Kafka, no Prometheus. networkx
+runs the algorithms on extracted subgraphs only.
 """

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from processor.config import Settings
 from processor.graph import store as graph_store
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
@@ -50,6 +51,27 @@ def _start(config: Path, log: Path, command: str = "worker") -> subprocess.Popen
                                 stdout=out, stderr=out, env=env)  # fmt: skip
 
 
+def _orders_journaled(bootstrap: str, unique: str) -> tuple[RollbackTopics, Settings, World]:
+    """ORDERS orders priced by the bad rule and one untouched, journaled; rewind's topics created."""
+    topics = RollbackTopics(unique)
+    settings = topics.settings(bootstrap)
+    topics.create(settings)
+    world = World()
+    for n in range(ORDERS):
+        world.order(n, rule="v7", price=90)
+    world.order(ORDERS, rule="v6", price=100)  # untouched
+    publish_journal(bootstrap, settings.topics.journal, world.entries)
+    return topics, settings, world
+
+
+def _commands_by_key(bootstrap: str, topics: RollbackTopics) -> Counter[str]:
+    """Every committed command, counted by idempotency key."""
+    commands = []
+    for topic in topics.commands:
+        commands += read_topic(bootstrap, topic, expect=0, timeout_s=10)
+    return Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
+
+
 def _wait_for(condition: object, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
@@ -59,14 +81,7 @@ def _wait_for(condition: object, timeout_s: float) -> None:
 def test_kill_9_at_several_points_emits_every_step_exactly_once(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    topics = RollbackTopics(unique)
-    settings = topics.settings(kafka_bootstrap)
-    topics.create(settings)
-    world = World()
-    for n in range(ORDERS):
-        world.order(n, rule="v7", price=90)
-    world.order(ORDERS, rule="v6", price=100)  # untouched
-    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    topics, settings, _world = _orders_journaled(kafka_bootstrap, unique)
     config, log = _config(topics, kafka_bootstrap, tmp_path), tmp_path / "worker.log"
     services = Services(kafka_bootstrap, topics, settings.topics.journal).start()
     status = StatusReader(settings)
@@ -94,10 +109,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
         status.close()
 
     assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
-    commands = []
-    for topic in topics.commands:
-        commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
-    keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
+    keys = _commands_by_key(kafka_bootstrap, topics)
     doubled = {k: n for k, n in keys.items() if n > 1}
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
     assert not doubled and set(keys) == expected, f"doubled {doubled}, missing {expected - set(keys)}"
@@ -110,14 +122,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
 def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly_once(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    topics = RollbackTopics(unique)
-    settings = topics.settings(kafka_bootstrap)
-    topics.create(settings)
-    world = World()
-    for n in range(ORDERS):
-        world.order(n, rule="v7", price=90)
-    world.order(ORDERS, rule="v6", price=100)
-    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
+    topics, settings, world = _orders_journaled(kafka_bootstrap, unique)
     config, log = _config(topics, kafka_bootstrap, tmp_path), tmp_path / "run.log"
     checkpoint = tmp_path / "graph.npz"
     text = yaml.safe_load(config.read_text())
@@ -156,10 +161,7 @@ def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly
 
     out = log.read_text()
     assert final.state.value == "COMPLETED", f"{final.reason}\n{out[-3000:]}"
-    commands = []
-    for topic in topics.commands:
-        commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
-    keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
+    keys = _commands_by_key(kafka_bootstrap, topics)
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
     assert max(keys.values()) == 1 and set(keys) == expected and len(expected) == ORDERS * 4
     assert all(s.attempts == 1 for s in final.plan.steps), "a confirmation was lost at a restart"  # type: ignore[union-attr]
@@ -167,5 +169,7 @@ def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly
     assert len(restarts) == KILLS
     assert out.count("rollback: graph checkpoint at") >= KILLS, "the restarts did not use the checkpoint"
     for line in restarts:  # "ready with N actions (M journal records read in ..."
-        total, read = (int(x) for x in re.findall(r"with (\d+) actions \((\d+) journal records read", line)[0])
+        total, read = (
+            int(x) for x in re.findall(r"with (\d+) actions \((\d+) journal records read", line)[0]
+        )
         assert read < total // 2, f"a restart read most of the journal again: {line}"

@@ -163,7 +163,9 @@ def test_approval_blocks_until_approved_and_pause_resume_abort(tmp_path: Path) -
     assert not engine.tick(100_000).commands
 
 
-def test_after_a_restart_from_the_status_record_nothing_is_emitted_twice(tmp_path: Path) -> None:
+def refund_answered_then_died(tmp_path: Path) -> tuple[World, bytes]:
+    """Order 2's rollback: the refund emitted (its status record committed with it), the service's
+    answer journaled, then the worker died. The journal, and the last status record."""
     w = World()
     w.order(2, rule="v7", price=90)
     engine = setup(tmp_path, w)
@@ -171,6 +173,11 @@ def test_after_a_restart_from_the_status_record_nothing_is_emitted_twice(tmp_pat
     [_notify, refund] = engine.tick(10).commands
     saved = encode_status(engine.requests["r1"])  # what the worker committed with the refund
     apply(engine, w, refund, 30)  # the service applied it; then the worker died
+    return w, saved
+
+
+def test_after_a_restart_from_the_status_record_nothing_is_emitted_twice(tmp_path: Path) -> None:
+    w, saved = refund_answered_then_died(tmp_path)
 
     restarted = RollbackEngine(catalog(tmp_path), EngineConfig(thresholds=LIMITS))
     restarted.resume(decode_status(saved))

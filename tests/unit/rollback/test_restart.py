@@ -11,8 +11,8 @@ from processor.graph.model import EdgeKind
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import EngineConfig, RollbackEngine
 from processor.rollback.plan import StepState
-from processor.rollback.serde import decode_status, encode_status
-from tests.unit.rollback.test_engine import LIMITS, apply, execute, setup
+from processor.rollback.serde import decode_status
+from tests.unit.rollback.test_engine import LIMITS, refund_answered_then_died
 from tests.unit.rollback.world import World, catalog
 
 
@@ -58,13 +58,7 @@ def test_a_store_of_another_journal_or_unreadable_is_replaced_and_says_why(tmp_p
 def test_from_a_checkpoint_built_without_the_worker_the_undo_links_and_confirmations_hold(
     tmp_path: Path,
 ) -> None:
-    w = World()
-    w.order(2, rule="v7", price=90)
-    engine = setup(tmp_path, w)
-    execute(engine, "price-2")
-    [_notify, refund] = engine.tick(10).commands
-    saved = encode_status(engine.requests["r1"])  # committed with the refund
-    apply(engine, w, refund, 30)  # the service's answer reaches the journal; then the worker dies
+    w, saved = refund_answered_then_died(tmp_path)
 
     # The graph builder indexed the whole journal, the answer included, and checkpointed it.
     built = CausalGraph()
@@ -93,13 +87,7 @@ def test_from_a_checkpoint_built_without_the_worker_the_undo_links_and_confirmat
 
 
 def test_rebuilding_from_the_journal_links_the_answers_too(tmp_path: Path) -> None:
-    w = World()
-    w.order(2, rule="v7", price=90)
-    engine = setup(tmp_path, w)
-    execute(engine, "price-2")
-    [_notify, refund] = engine.tick(10).commands
-    saved = encode_status(engine.requests["r1"])
-    apply(engine, w, refund, 30)
+    w, saved = refund_answered_then_died(tmp_path)
 
     rebuilt = RollbackEngine(catalog(tmp_path), EngineConfig(thresholds=LIMITS))
     rebuilt.resume(decode_status(saved))  # before the graph holds pay-2

@@ -197,6 +197,17 @@ def delivered(draw: st.DrawFn, records: list[SourceRecord]) -> list[tuple[Source
     return out
 
 
+def _end_counts(rows: list[SourceRecord], events: list[SourceRecord]) -> dict[str, int]:
+    """An END record's per-collection event counts for these rows and outbox events."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        table = f"public.{r.topic.rsplit('.', 1)[-1]}"
+        counts[table] = counts.get(table, 0) + 1
+    if events:
+        counts["public.outbox"] = len(events)
+    return counts
+
+
 @st.composite
 def streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
     """Records as Kafka would hand them over (offsets in order per partition), each with the time."""
@@ -208,13 +219,7 @@ def streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
         events = [draw(outbox_events(tx_id, i)) for i in range(draw(st.integers(0, 2)))]
         body = rows + events
         if grouped and draw(st.integers(0, 4)):  # sometimes the END never comes
-            counts: dict[str, int] = {}
-            for r in rows:
-                table = f"public.{r.topic.rsplit('.', 1)[-1]}"
-                counts[table] = counts.get(table, 0) + 1
-            if events:
-                counts["public.outbox"] = len(events)
-            body = [begin(tx_id or 0), *body, end(tx_id or 0, counts)]
+            body = [begin(tx_id or 0), *body, end(tx_id or 0, _end_counts(rows, events))]
         records += body
     records += draw(st.lists(st.sampled_from(BROKEN), max_size=3))
     return delivered(draw, records)
@@ -527,13 +532,7 @@ def deployed_streams(draw: st.DrawFn) -> list[tuple[SourceRecord, int]]:
         tx_id = 800 + tx
         rows = [draw(pg_rows(tx_id, 10 * tx + i)) for i in range(draw(st.integers(0, 3)))]
         events = [draw(deployed_outbox(tx_id, i)) for i in range(draw(st.integers(0, 2)))]
-        counts: dict[str, int] = {}
-        for r in rows:
-            table = f"public.{r.topic.rsplit('.', 1)[-1]}"
-            counts[table] = counts.get(table, 0) + 1
-        if events:
-            counts["public.outbox"] = len(events)
-        records += [begin(tx_id), *rows, *events, end(tx_id, counts)]
+        records += [begin(tx_id), *rows, *events, end(tx_id, _end_counts(rows, events))]
     records += draw(st.lists(st.sampled_from(HOSTILE + ROUTINE + BROKEN), max_size=4))
     return delivered(draw, records)
 
