@@ -40,3 +40,13 @@ def test_probe_and_scrape_use_the_metrics_port() -> None:
     assert container["ports"][0]["containerPort"] == port
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_graph_checkpoint_and_action_store_live_on_the_state_volume() -> None:
+    docs = {d["kind"]: d for d in _docs()}
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    checkpoint = Path(docs["ConfigMap"]["data"]["REWIND_GRAPH__CHECKPOINT_PATH"])
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "state"]
+    assert checkpoint.parent == Path(mount["mountPath"]), "the store sits beside the checkpoint"
+    [volume] = [v for v in pod["volumes"] if v["name"] == "state"]
+    assert volume["persistentVolumeClaim"]["claimName"] == docs["PersistentVolumeClaim"]["metadata"]["name"]
