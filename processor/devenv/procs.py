@@ -101,11 +101,22 @@ def require_free_port(component: str, host: str, port: int, setting: str) -> Non
         )
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now and not handed out before by this process.
+
+    The kernel may give a just-released port again, so two calls in a row (the broker's port, then
+    Connect's) could otherwise name the same port for two daemons.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def answers(host: str, port: int) -> bool:
