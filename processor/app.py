@@ -41,12 +41,14 @@ from processor.kafka.registry import registry_lookup
 from processor.kafka.selfcheck import SelfCheck, transactional_round_trip
 from processor.metrics import Metrics
 from processor.metrics.server import serve
+from processor.replay.runner import FilteredReplay, Progress, ReplayJob, ReplayReport
+from processor.replay.scope import ReplayRefused, Scope, StartPoint
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import RollbackEngine
 from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import RequestProgress
-from processor.rollback.request import RollbackRequest
+from processor.rollback.request import Mode, RollbackRequest, Selector
 from processor.rollback.serde import decode_status
 from processor.rollback.worker import RollbackWorker, engine_config
 from processor.tap.core import TapCore, TapOutput
@@ -270,6 +272,65 @@ class Rewind:
         actions = ActionStore()
         actions.add_many((e, None) for e in entries.values())
         return make_plan(request, graph, actions, self.catalog, engine_config(self.settings).thresholds)
+
+    # -- replay -------------------------------------------------------------------------------------
+
+    def replay_scope(
+        self,
+        request_id: str | None = None,
+        selector: Selector | None = None,
+        *,
+        capture: Path | None = None,
+        dump: Path | None = None,
+        widen: bool = False,
+    ) -> Scope:
+        """The records a replay skips: a rollback request's planned scope (from its status), or the scope
+        the planner gives a selector; the entries from a capture, a dump, or the journal topic."""
+        entries = self.entries(capture, dump) if (capture or dump) else self.journal()
+        if request_id is not None:
+            progress = None
+            for latest, _ in self.follow_status(request_id, follow=False):
+                progress = latest
+            if progress is None or progress.plan is None:
+                state = progress.state.value if progress else "unknown"
+                raise ReplayRefused(f"request {request_id} has no plan to replay without (it is {state})")
+            ids = set(progress.plan.scope)
+        else:
+            assert selector is not None
+            graph = CausalGraph()
+            for e in entries:
+                graph.add(e)
+            request = RollbackRequest(
+                f"replay-{uuid.uuid4()}", "replay", "rewind replay", int(time.time() * 1000),
+                selector, Mode.DRY_RUN, widen,
+            )  # fmt: skip
+            ids = set(self.plan(request, graph, {e.action_id: e for e in entries}).scope)
+        found = [e for e in entries if e.action_id in ids]
+        if len(found) < len(ids):
+            raise ReplayRefused(
+                f"{len(ids) - len(found)} of the scope's {len(ids)} actions are not in the journal read",
+                hint="is the journal topic (or file) the one the request was planned on?",
+            )
+        return Scope.of(found)
+
+    def replay(
+        self,
+        replay_id: str,
+        jobs: list[ReplayJob],
+        scope: Scope,
+        start: StartPoint,
+        stop: threading.Event,
+        *,
+        dry_run: bool = False,
+        on_progress: Progress | None = None,
+        max_rate: float | None = None,
+    ) -> ReplayReport:
+        """A filtered replay on the configured cluster (or the running local broker)."""
+        replay = FilteredReplay(
+            self.settings, self.existing_cluster, replay_id, jobs, scope, start,
+            observer=self.metrics, on_progress=on_progress, max_rate=max_rate,
+        )  # fmt: skip
+        return replay.run(stop, dry_run=dry_run)
 
     # -- clients of a running cluster -----------------------------------------------------------------
 

@@ -11,7 +11,17 @@ from typing import Any
 import click
 
 from processor import __version__
-from processor.cli import cdc_cmd, config_cmd, demo_cmd, graph_cmd, kafka_cmd, rollback_cmd, run_cmd, tap_cmd
+from processor.cli import (
+    cdc_cmd,
+    config_cmd,
+    demo_cmd,
+    graph_cmd,
+    kafka_cmd,
+    replay_cmd,
+    rollback_cmd,
+    run_cmd,
+    tap_cmd,
+)
 from processor.cli.base import Context
 from processor.errors import RewindError
 from processor.kafka.clients import LIBRDKAFKA_LOGGER
@@ -48,5 +58,15 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
     _configure_logging(ctx.obj.settings.log_level)
 
 
-for module in (config_cmd, kafka_cmd, run_cmd, tap_cmd, cdc_cmd, graph_cmd, rollback_cmd, demo_cmd):
+for module in (
+    config_cmd,
+    kafka_cmd,
+    run_cmd,
+    tap_cmd,
+    cdc_cmd,
+    graph_cmd,
+    rollback_cmd,
+    replay_cmd,
+    demo_cmd,
+):
     module.register(main)

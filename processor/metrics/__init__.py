@@ -121,6 +121,21 @@ class Metrics:
             "rewind_rollback_request_to_last_emission_seconds", "From the request to its last command",
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r,
         )  # fmt: skip
+        self._replayed = Counter(
+            "rewind_replay_records",
+            "Source records a filtered replay handled",
+            ["replay", "outcome"],
+            registry=r,
+        )
+        self._replay_remaining = Gauge(
+            "rewind_replay_remaining_records",
+            "Offsets a filtered replay has still to go",
+            ["replay"],
+            registry=r,
+        )
+        self._redriven = Counter(
+            "rewind_repair_redrives", "Inputs a repair re-drove, by outcome", ["outcome"], registry=r
+        )
 
     # -- graph --------------------------------------------------------------------------------------
 
@@ -192,6 +207,18 @@ class Metrics:
             self._to_last_emission.observe(
                 max(progress.last_emitted_ts_ms - progress.requested_ts_ms, 0) / 1000
             )
+
+    # -- replay and repair -----------------------------------------------------------------------
+
+    def replayed(self, replay_id: str, copied: int, skipped: int) -> None:
+        self._replayed.labels(replay_id, "copied").inc(copied)
+        self._replayed.labels(replay_id, "skipped").inc(skipped)
+
+    def replay_remaining(self, replay_id: str, records: int) -> None:
+        self._replay_remaining.labels(replay_id).set(records)
+
+    def redrive_changed(self, outcome: str) -> None:
+        self._redriven.labels(outcome).inc()
 
     def component_started(self, component: str) -> None:
         self._up.labels(component).set(1)
