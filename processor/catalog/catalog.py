@@ -15,6 +15,12 @@ Loaded from YAML and validated on load; an error names the file, the line and th
         event_type: RestoreRow          # optional, this is the default
         tables: [public.orders]         # optional: only these tables (default: all it changed)
         fields: [price, rule_version]   # optional: only these fields (default: the changed ones)
+        redrive:                        # optional: a repair re-drives this action's inputs here
+          topic: pricing.redrive        #   (the fixed service's own topic, not the original one)
+          event_type: OrderRequested    #   optional: default the input's own type
+          envelope: outbox              #   optional: outbox (payload + headers, as the router
+                                        #   publishes) or command (rewind's envelope)
+          headers: {id: id, type: eventType}  # optional: the outbox envelope's header names
       EmailSent:                        # irreversible: tell people, undo nothing
         mechanism: irreversible
         topic: ops.notifications
@@ -26,7 +32,9 @@ Template strings are described in ``templates``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,25 @@ import yaml
 from processor.catalog.templates import ROOTS, references
 from processor.errors import ConfigError, Where
 from processor.undo import Mechanism, Reversibility
+
+
+class Envelope(StrEnum):
+    OUTBOX = "outbox"  # value: the payload; id, type, correlation and trace in headers
+    COMMAND = "command"  # rewind's compensation envelope, as commands are sent
+
+
+REDRIVE_HEADERS = {"id": "id", "type": "eventType", "correlation_id": "correlationId",
+                   "traceparent": "traceparent"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveTarget:
+    """Where a repair sends an action type's good inputs again: the fixed consumer's own topic."""
+
+    topic: str
+    event_type: str | None = None  # default: the input's own type
+    envelope: Envelope = Envelope.OUTBOX
+    headers: dict[str, str] = field(default_factory=lambda: dict(REDRIVE_HEADERS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +76,7 @@ class ActionSpec:
     tables: tuple[str, ...] = ()  # restore: only these tables ('' = all)
     fields: tuple[str, ...] = ()  # restore: only these fields ('' = the changed ones)
     text: str | None = None  # irreversible: the notification's text (a template)
+    redrive: RedriveTarget | None = None  # repair: where this action's inputs are re-driven
     line: int | None = None
 
 
@@ -92,7 +120,7 @@ _FIELDS: dict[Mechanism, dict[str, bool]] = {  # allowed fields -> required
     Mechanism.COMPENSATE: {"topic": True, "event_type": True, "key": False, "payload": True},
     Mechanism.IRREVERSIBLE: {"topic": False, "text": False},
 }
-_COMMON = {"mechanism", "requires_approval"}
+_COMMON = {"mechanism", "requires_approval", "redrive"}
 
 
 def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) -> ActionSpec:
@@ -133,13 +161,37 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
             if ref.split(".")[0] not in ROOTS:
                 roots = ", ".join(sorted(ROOTS))
                 raise fail(name, f"refers to '{{{ref}}}', which starts with none of {roots}")
+    redrive = _redrive(data.get("redrive"), fail) if "redrive" in data else None
     return ActionSpec(
-        action_type, mechanism, approval,
+        action_type, mechanism, approval, redrive=redrive,
         topic=data.get("topic"), event_type=data.get("event_type"),
         key=data.get("key"), payload=data.get("payload"),
         tables=tuple(data.get("tables", ())), fields=tuple(data.get("fields", ())),
         text=data.get("text"), line=line,
     )  # fmt: skip
+
+
+def _redrive(raw: Any, fail: Callable[[str, str], ConfigError]) -> RedriveTarget:
+    if not isinstance(raw, dict):
+        raise fail("redrive", "must be a mapping with at least 'topic'")
+    unknown = set(raw) - {"topic", "event_type", "envelope", "headers"}
+    if unknown:
+        found = ", ".join(sorted(unknown))
+        raise fail("redrive", f"has {found}; it takes topic, event_type, envelope, headers")
+    if not isinstance(raw.get("topic"), str) or not raw["topic"]:
+        raise fail("redrive", "needs 'topic': the fixed consumer's own topic")
+    if "event_type" in raw and not isinstance(raw["event_type"], str):
+        raise fail("redrive", "'event_type' must be a string")
+    try:
+        envelope = Envelope(raw.get("envelope", Envelope.OUTBOX.value))
+    except ValueError:
+        raise fail("redrive", f"'envelope' is {raw['envelope']!r}; expected outbox or command") from None
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        k in REDRIVE_HEADERS and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise fail("redrive", f"'headers' maps {', '.join(REDRIVE_HEADERS)} to header names")
+    return RedriveTarget(raw["topic"], raw.get("event_type"), envelope, REDRIVE_HEADERS | headers)
 
 
 def _mapping_item(node: yaml.Node, name: str, path: Path) -> yaml.Node | None:

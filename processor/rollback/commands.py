@@ -10,11 +10,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from processor.catalog.catalog import ActionSpec
+from processor.catalog.catalog import ActionSpec, Envelope, RedriveTarget
 from processor.catalog.templates import context, render
 from processor.journal.model import JournalEntry, JsonObject, Op, RowChange
 from processor.jsonvalue import canonical_json
-from processor.rollback.plan import Step
+from processor.rollback.plan import Redrive, Step
 from processor.rollback.planner import restored_changes
 from processor.undo import Mechanism
 
@@ -23,6 +23,7 @@ HEADER_ACTION = "rewind.compensated_action_id"
 HEADER_KEY = "rewind.idempotency_key"
 HEADER_MECHANISM = "rewind.mechanism"
 HEADER_ATTEMPT = "rewind.attempt"
+HEADER_REPLAY_OF = "rewind.replay_of"  # a re-driven event: the original's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Command:
     key: str | None
     envelope: dict[str, Any]  # a Compensation record (schemas/compensation.avsc)
     headers: list[tuple[str, str | bytes | None]]
+    value: bytes | None = None  # sent as is (a re-drive in the outbox router's shape), else the envelope
 
     @property
     def event_id(self) -> str:
@@ -70,6 +72,38 @@ def build(
         ("traceparent", envelope["traceparent"]),
     ]
     return Command(topic, None if key is None else _key_text(key), envelope, headers)
+
+
+def build_redrive(
+    request_id: str, item: Redrive, entry: JournalEntry, target: RedriveTarget, now_ms: int
+) -> Command:
+    """The input event sent again to the fixed consumer: a new event id (the same on every attempt),
+    the original's payload, correlation id and key, a new span in its trace, and where it came from."""
+    assert entry.event is not None  # planned only for journaled events
+    trace = traceparent(entry, item.idempotency_key)
+    key = entry.event.aggregate_id or entry.aggregate_id or entry.correlation_id
+    common: list[tuple[str, str | bytes | None]] = [
+        (HEADER_REPLAY_OF, entry.event.event_id), (HEADER_REQUEST, request_id),
+        (HEADER_KEY, item.idempotency_key), (HEADER_ATTEMPT, str(item.attempts + 1)),
+    ]  # fmt: skip
+    envelope = {
+        "event_id": item.idempotency_key, "request_id": request_id, "compensated_action_id": entry.action_id,
+        "idempotency_key": item.idempotency_key, "mechanism": "REDRIVE", "event_type": item.event_type,
+        "entity": None, "key_json": canonical_json(key) if key is not None else None,
+        "payload_json": canonical_json(entry.event.payload), "expected_json": None,
+        "correlation_id": entry.correlation_id, "traceparent": trace, "emitted_ts_ms": now_ms,
+        "replay_of": entry.event.event_id,
+    }  # fmt: skip
+    if target.envelope is Envelope.COMMAND:
+        return Command(item.topic, key, envelope, [*common, ("traceparent", trace)])
+    names = target.headers
+    headers: list[tuple[str, str | bytes | None]] = [
+        (names["id"], item.idempotency_key), (names["type"], item.event_type),
+        (names["traceparent"], trace), *common,
+    ]  # fmt: skip
+    if entry.correlation_id:
+        headers.append((names["correlation_id"], entry.correlation_id))
+    return Command(item.topic, key, envelope, headers, value=canonical_json(entry.event.payload).encode())
 
 
 def _restore(entry: JournalEntry, spec: ActionSpec) -> tuple[str, Any, dict[str, Any]]:

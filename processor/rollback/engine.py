@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from processor.catalog.catalog import Catalog
+from processor.catalog.catalog import Catalog, Envelope, RedriveTarget
 from processor.errors import RewindError
 from processor.graph.builder import CausalGraph
 from processor.journal.model import JournalEntry
 from processor.rollback import commands as cmd
 from processor.rollback.actions import ActionStore
-from processor.rollback.plan import Plan, Step, StepState
+from processor.rollback.plan import Plan, Redrive, Step, StepState
 from processor.rollback.planner import plan
 from processor.rollback.progress import Policy, RequestProgress, RequestState
 from processor.rollback.request import Control, Mode, RequestInvalid, RollbackRequest, Thresholds
@@ -32,6 +32,7 @@ class RollbackObserver(Protocol):
     def step_changed(self, step: Step) -> None: ...
     def confirmed(self, step: Step, latency_s: float) -> None: ...
     def finished(self, progress: RequestProgress) -> None: ...
+    def redrive_changed(self, outcome: str) -> None: ...
 
 
 class _Silent:
@@ -39,6 +40,7 @@ class _Silent:
     def step_changed(self, step: Step) -> None: ...
     def confirmed(self, step: Step, latency_s: float) -> None: ...
     def finished(self, progress: RequestProgress) -> None: ...
+    def redrive_changed(self, outcome: str) -> None: ...
 
 
 @dataclass
@@ -86,6 +88,9 @@ class RollbackEngine:
         for step in progress.plan.steps if progress.plan else []:
             if step.state is not StepState.PENDING:
                 self._note_emitted(progress.request_id, step)
+        for item in progress.plan.redrive if progress.plan else []:
+            if item.state is not StepState.PENDING:
+                self._events[item.idempotency_key] = progress.request_id
 
     def note_resumed(self) -> None:
         """Link again what rewind emitted for resumed requests: the actions they undo may have come
@@ -116,6 +121,7 @@ class RollbackEngine:
             request_id=request.request_id, state=RequestState.RECEIVED, ts_ms=now_ms,
             requested_by=request.requested_by, request_reason=request.reason, mode=request.mode,
             selector=request.selector.describe(), requested_ts_ms=request.requested_ts_ms,
+            repair=request.repair,
         )  # fmt: skip
         self.requests[request.request_id] = progress
         started = self.monotonic()
@@ -188,9 +194,39 @@ class RollbackEngine:
                 out.changed[progress.request_id] = progress
             if progress.state is RequestState.VERIFYING:
                 progress.finish(verify(progress.plan, self.graph, self.actions, self.catalog), now_ms)
-                self.observer.finished(progress)
+                if progress.final:
+                    self.observer.finished(progress)
                 out.changed[progress.request_id] = progress
+            if progress.state is RequestState.REPAIRING:
+                budget -= self._repair(progress, now_ms, budget, out)
         return out
+
+    def _repair(self, progress: RequestProgress, now_ms: int, budget: int, out: Outputs) -> int:
+        """Re-drive what is due, fail what went unconfirmed, end when all settled; returns emissions."""
+        failed = progress.expire_redrives(now_ms, self.config.policy)
+        for _ in failed:
+            self.observer.redrive_changed("failed")
+        due = progress.due_redrives(now_ms, self.config.policy)[: max(budget, 0)]
+        for item in due:
+            out.commands.append(self._emit_redrive(progress, item, now_ms))
+        if failed or due or progress.advance_repair(now_ms):
+            out.changed[progress.request_id] = progress
+        if progress.final:
+            self.observer.finished(progress)
+        return len(due)
+
+    def _emit_redrive(self, progress: RequestProgress, item: Redrive, now_ms: int) -> cmd.Command:
+        entry = self.actions.get(item.action_id)
+        seed = self.actions.get(item.seed_action_ids[0])
+        assert entry is not None and seed is not None  # the plan was built from the store
+        target = self.catalog.actions[seed.action_type].redrive
+        if target is None:  # the catalog changed since the plan: send as planned, in rewind's envelope
+            target = RedriveTarget(item.topic, item.event_type, Envelope.COMMAND)
+        command = cmd.build_redrive(progress.request_id, item, entry, target, now_ms)
+        progress.mark_redriven(item, now_ms)
+        self._events[item.idempotency_key] = progress.request_id
+        self.observer.redrive_changed("emitted")
+        return command
 
     def _emit(self, progress: RequestProgress, step: Step, now_ms: int) -> cmd.Command:
         entry = self.actions.get(step.action_id)
@@ -212,6 +248,10 @@ class RollbackEngine:
             if request_id is None:
                 continue
             progress = self.requests[request_id]
+            if progress.confirm_redrive(cause, entry.action_id, now_ms) is not None:
+                self.observer.redrive_changed("confirmed")
+                out.changed[request_id] = progress
+                continue
             step = progress.confirm(cause, entry.action_id, now_ms)
             if step is not None:
                 latency = (now_ms - (step.emitted_ts_ms or now_ms)) / 1000

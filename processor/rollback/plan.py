@@ -27,6 +27,11 @@ def idempotency_key(request_id: str, action_id: str) -> str:
     return str(uuid.uuid5(KEY_NAMESPACE, f"{request_id}/{action_id}"))
 
 
+def redrive_key(request_id: str, input_action_id: str) -> str:
+    """The new event id of a re-driven input: the same on every attempt, never the original's."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{request_id}/redrive/{input_action_id}"))
+
+
 @dataclass(slots=True)
 class Step:
     action_id: str
@@ -57,6 +62,30 @@ class Step:
         )
 
 
+@dataclass(slots=True)
+class Redrive:
+    """A repair's re-drive of one good input: the journaled action whose event a seed consumed, sent
+    again as a new event to the fixed consumer only. SKIPPED: excluded by the request (selective
+    reapply); CONFIRMED: the journal shows the new action it caused."""
+
+    action_id: str  # the input's action (its event is re-driven)
+    action_type: str
+    seed_action_ids: tuple[str, ...]  # the scope's seeds that consumed it
+    topic: str  # the catalog's re-drive target of the seeds' type
+    event_type: str
+    idempotency_key: str  # the new event's id
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    emitted_ts_ms: int | None = None
+    confirmed_by: str | None = None
+    confirmed_ts_ms: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in (StepState.CONFIRMED, StepState.FAILED, StepState.SKIPPED)
+
+
 @dataclass(frozen=True, slots=True)
 class Conflict:
     action_id: str
@@ -84,6 +113,8 @@ class Plan:
     # Actions whose field the selector's numeric predicate could not read: left out, and said so.
     unreadable: list[str] = field(default_factory=list)
     approval_reasons: list[str] = field(default_factory=list)
+    # A repair: the inputs re-driven once the undo is verified, in their original order.
+    redrive: list[Redrive] = field(default_factory=list)
 
     @property
     def waves(self) -> int:

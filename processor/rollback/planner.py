@@ -21,6 +21,7 @@ from processor.graph.queries import closure_nodes, undo_waves_nodes
 from processor.journal.model import JournalEntry, Op, Phase, RowChange
 from processor.rollback.actions import ActionLookup
 from processor.rollback.plan import Conflict, Plan, Step, StepState, idempotency_key
+from processor.rollback.repair import redrives
 from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
 from processor.undo import Mechanism, StepMechanism
 
@@ -41,9 +42,8 @@ def plan(
     thresholds: Thresholds | None = None,
 ) -> Plan:
     request.validate()
-    scope_nodes = closure_nodes(
-        graph, _seed_nodes(request, graph, actions), widen_on_overwrites=request.widen_on_overwrites
-    )
+    seed_nodes = _seed_nodes(request, graph, actions)
+    scope_nodes = closure_nodes(graph, seed_nodes, widen_on_overwrites=request.widen_on_overwrites)
     try:
         waves = undo_waves_nodes(graph, scope_nodes, ORDER_KINDS)
     except CycleError as exc:
@@ -65,6 +65,9 @@ def plan(
     for step in steps:
         _classify(step, entries[step.action_id], catalog, graph, in_scope, result)
     result.approval_reasons = _approval_reasons(result, catalog, thresholds or Thresholds())
+    if request.repair:
+        seeds = [graph.action_id(int(n)) for n in seed_nodes]
+        result.redrive = redrives(request, seeds, set(scope), actions, catalog)
     return result
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from processor.rollback.plan import Plan, Step, StepState
+from processor.rollback.plan import Plan, Redrive, Step, StepState
 from processor.rollback.request import Control, ControlCommand, Mode
 from processor.undo import StepMechanism
 
@@ -26,11 +26,14 @@ class RequestState(StrEnum):
     PARTIALLY_ROLLED_BACK = "PARTIALLY_ROLLED_BACK"
     ABORTED = "ABORTED"
     FAILED = "FAILED"
+    REPAIRING = "REPAIRING"  # undone and verified; re-driving the good inputs
+    REPAIRED = "REPAIRED"  # every re-driven input confirmed: the world as if the fix was always there
+    PARTIALLY_REPAIRED = "PARTIALLY_REPAIRED"  # some inputs unconfirmed: the reason lists them
 
 
 FINAL = frozenset(
     {RequestState.REJECTED, RequestState.COMPLETED, RequestState.PARTIALLY_ROLLED_BACK,
-     RequestState.ABORTED, RequestState.FAILED}
+     RequestState.ABORTED, RequestState.FAILED, RequestState.REPAIRED, RequestState.PARTIALLY_REPAIRED}
 )  # fmt: skip
 
 
@@ -85,7 +88,9 @@ class RequestProgress:
     plan: Plan | None = None
     verification: list[Diff] = field(default_factory=list)
     last_emitted_ts_ms: int | None = None
+    repair: bool = False  # re-drive the good inputs once the undo is verified
     _by_key: dict[str, Step] = field(default_factory=dict)
+    _redrive_by_key: dict[str, Redrive] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
@@ -98,6 +103,13 @@ class RequestProgress:
             self._by_key = {s.idempotency_key: s for s in self.plan.steps}
         return self._by_key.get(event_id)
 
+    def redrive_by_event(self, event_id: str) -> Redrive | None:
+        if self.plan is None:
+            return None
+        if len(self._redrive_by_key) != len(self.plan.redrive):
+            self._redrive_by_key = {r.idempotency_key: r for r in self.plan.redrive}
+        return self._redrive_by_key.get(event_id)
+
     # -- operator commands -------------------------------------------------------------------
 
     def apply_control(self, control: Control, now_ms: int) -> str | None:
@@ -106,7 +118,7 @@ class RequestProgress:
             ControlCommand.APPROVE: {RequestState.AWAITING_APPROVAL},
             ControlCommand.PAUSE: {RequestState.EXECUTING, RequestState.CONFIRMING},
             ControlCommand.RESUME: {RequestState.PAUSED},
-            ControlCommand.ABORT: {s for s in RequestState if s not in FINAL},
+            ControlCommand.ABORT: {s for s in RequestState if s not in FINAL},  # a repair too
         }[control.command]
         if self.final or self.state not in allowed:
             return f"{control.command.value} does nothing in state {self.state.value}"
@@ -206,7 +218,8 @@ class RequestProgress:
         return self.state is not before
 
     def finish(self, diffs: list[Diff], now_ms: int) -> None:
-        """End after verification: completed only when everything that can be undone was, and checks out."""
+        """End after verification: completed only when everything that can be undone was, and checks out;
+        a repair then re-drives its inputs (never into a world only partly undone)."""
         assert self.plan is not None
         self.verification = diffs
         remaining = self._remaining_text()
@@ -216,12 +229,78 @@ class RequestProgress:
                 if self.plan.irreversible
                 else ""
             )
-            self._end(
-                RequestState.COMPLETED, f"all {len(self.plan.steps)} steps undone and verified{notes}", now_ms
-            )
+            undone = f"all {len(self.plan.steps)} steps undone and verified{notes}"
+            if self.repair:
+                todo = sum(not r.terminal for r in self.plan.redrive)
+                self._end(RequestState.REPAIRING, f"{undone}; re-driving {todo} inputs", now_ms)
+                self.advance_repair(now_ms)
+            else:
+                self._end(RequestState.COMPLETED, undone, now_ms)
         else:
             diff_text = f"; {len(diffs)} verification differences" if diffs else ""
-            self._end(RequestState.PARTIALLY_ROLLED_BACK, f"{remaining}{diff_text}", now_ms)
+            not_repaired = "; repair not attempted: the undo did not complete" if self.repair else ""
+            self._end(RequestState.PARTIALLY_ROLLED_BACK, f"{remaining}{diff_text}{not_repaired}", now_ms)
+
+    # -- repair ------------------------------------------------------------------------------
+
+    def due_redrives(self, now_ms: int, policy: Policy) -> list[Redrive]:
+        """Inputs to send now: those not sent yet, and unconfirmed ones whose wait is over."""
+        if self.plan is None or self.state is not RequestState.REPAIRING:
+            return []
+        due = [r for r in self.plan.redrive if r.state is StepState.PENDING]
+        due += [r for r in self._waited(now_ms, policy) if r.attempts < policy.max_attempts]
+        return due[: policy.max_emits_per_transaction]
+
+    def mark_redriven(self, item: Redrive, now_ms: int) -> None:
+        item.state, item.emitted_ts_ms = StepState.EMITTED, now_ms
+        item.attempts += 1
+        self.last_emitted_ts_ms = self.ts_ms = now_ms
+
+    def confirm_redrive(self, event_id: str, by_action: str, now_ms: int) -> Redrive | None:
+        """The journal shows ``by_action`` caused by the re-driven event: that input is handled again."""
+        item = self.redrive_by_event(event_id)
+        if item is None or item.state in (StepState.CONFIRMED, StepState.SKIPPED):
+            return None
+        item.state, item.confirmed_by, item.confirmed_ts_ms = StepState.CONFIRMED, by_action, now_ms
+        item.last_error = None
+        self.ts_ms = now_ms
+        return item
+
+    def expire_redrives(self, now_ms: int, policy: Policy) -> list[Redrive]:
+        if self.plan is None or self.state is not RequestState.REPAIRING:
+            return []
+        failed = [r for r in self._waited(now_ms, policy) if r.attempts >= policy.max_attempts]
+        for r in failed:
+            r.state = StepState.FAILED
+            r.last_error = f"not confirmed after {r.attempts} attempts: no journaled action names event "
+            r.last_error += r.idempotency_key
+        return failed
+
+    def _waited(self, now_ms: int, policy: Policy) -> list[Redrive]:
+        """Re-driven inputs still unconfirmed when their wait is over."""
+        assert self.plan is not None
+        return [
+            r for r in self.plan.redrive if r.state is StepState.EMITTED and now_ms >= _deadline(r, policy)
+        ]
+
+    def advance_repair(self, now_ms: int) -> bool:
+        """REPAIRING ends when every input is settled: REPAIRED only if each re-driven one is confirmed."""
+        if self.plan is None or self.state is not RequestState.REPAIRING:
+            return False
+        if not all(r.terminal for r in self.plan.redrive):
+            return False
+        confirmed = sum(r.state is StepState.CONFIRMED for r in self.plan.redrive)
+        excluded = sum(r.state is StepState.SKIPPED for r in self.plan.redrive)
+        failed = [r.action_id for r in self.plan.redrive if r.state is StepState.FAILED]
+        base = f"all {len(self.plan.steps)} steps undone and verified; "
+        base += f"{confirmed} inputs re-driven and confirmed"
+        base += f", {excluded} excluded by the request" if excluded else ""
+        if failed:
+            shown = ", ".join(failed[:20]) + (f" (+{len(failed) - 20})" if len(failed) > 20 else "")
+            self._end(RequestState.PARTIALLY_REPAIRED, f"{base}; {len(failed)} not repaired: {shown}", now_ms)
+        else:
+            self._end(RequestState.REPAIRED, base, now_ms)
+        return True
 
     def _remaining_text(self) -> str:
         """What was not undone, counted by reason."""
@@ -247,6 +326,6 @@ class RequestProgress:
         self.state, self.reason, self.ts_ms = state, reason, now_ms
 
 
-def _deadline(step: Step, policy: Policy) -> int:
+def _deadline(step: Step | Redrive, policy: Policy) -> int:
     wait = policy.confirm_timeout_ms * policy.backoff ** max(step.attempts - 1, 0)
     return int((step.emitted_ts_ms or 0) + wait)

@@ -262,12 +262,18 @@ class RollbackRequest:
     selector: Selector
     mode: Mode = Mode.DRY_RUN
     widen_on_overwrites: bool = False
+    # Repair: after the undo is verified, re-drive the seeds' good inputs to the fixed consumer.
+    repair: bool = False
+    exclude_inputs: tuple[str, ...] = ()  # input action (event) ids not to re-drive
+    exclude_input_types: tuple[str, ...] = ()  # input action types not to re-drive
 
     def validate(self) -> None:
         for name in ("request_id", "requested_by", "reason"):
             if not str(getattr(self, name)).strip():
                 raise RequestInvalid("must not be empty", field=name)
         self.selector.validate()
+        if not self.repair and (self.exclude_inputs or self.exclude_input_types):
+            raise RequestInvalid("excluding inputs from a re-drive needs repair", field="exclude_inputs")
 
 
 class ControlCommand(StrEnum):

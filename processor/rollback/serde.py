@@ -6,7 +6,7 @@ from typing import Any
 
 from processor.errors import SchemaError, Where
 from processor.jsonvalue import JsonInvalid, dumps, loads
-from processor.rollback.plan import Conflict, Plan, Step, StepState
+from processor.rollback.plan import Conflict, Plan, Redrive, Step, StepState
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -40,6 +40,8 @@ def request_to_record(r: RollbackRequest) -> Record:
                 "value_json": dumps(predicate.value)},
         },
         "mode": r.mode.value, "widen_on_overwrites": r.widen_on_overwrites,
+        "repair": r.repair, "exclude_inputs": list(r.exclude_inputs),
+        "exclude_input_types": list(r.exclude_input_types),
     }  # fmt: skip
 
 
@@ -65,6 +67,8 @@ def request_from_record(rec: Record) -> RollbackRequest:
             sel["action_type"], sel["from_ts_ms"], sel["to_ts_ms"], predicate,
         ),
         mode=Mode(rec["mode"]), widen_on_overwrites=rec["widen_on_overwrites"],
+        repair=rec.get("repair", False), exclude_inputs=tuple(rec.get("exclude_inputs", ())),
+        exclude_input_types=tuple(rec.get("exclude_input_types", ())),
     )  # fmt: skip
     request.validate()
     return request
@@ -106,6 +110,24 @@ def _step_record(s: Step) -> Record:
             "confirmed_ts_ms": s.confirmed_ts_ms}  # fmt: skip
 
 
+def _redrive_record(r: Redrive) -> Record:
+    return {"action_id": r.action_id, "action_type": r.action_type,
+            "seed_action_ids": list(r.seed_action_ids), "topic": r.topic, "event_type": r.event_type, "idempotency_key": r.idempotency_key,
+            "state": r.state.value, "attempts": r.attempts, "last_error": r.last_error,
+            "emitted_ts_ms": r.emitted_ts_ms, "confirmed_by": r.confirmed_by,
+            "confirmed_ts_ms": r.confirmed_ts_ms}  # fmt: skip
+
+
+def _redrive(r: Record) -> Redrive:
+    return Redrive(
+        action_id=r["action_id"], action_type=r["action_type"], seed_action_ids=tuple(r["seed_action_ids"]),
+        topic=r["topic"], event_type=r["event_type"], idempotency_key=r["idempotency_key"],
+        state=StepState(r["state"]), attempts=r["attempts"], last_error=r["last_error"],
+        emitted_ts_ms=r["emitted_ts_ms"], confirmed_by=r["confirmed_by"],
+        confirmed_ts_ms=r["confirmed_ts_ms"],
+    )  # fmt: skip
+
+
 def plan_record(p: Plan) -> Record:
     return {
         "scope": list(p.scope), "waves": p.waves, "steps": [_step_record(s) for s in p.steps],
@@ -116,6 +138,7 @@ def plan_record(p: Plan) -> Record:
         "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
+        "redrive": [_redrive_record(r) for r in p.redrive],
     }  # fmt: skip
 
 
@@ -127,7 +150,7 @@ def status_record(p: RequestProgress) -> Record:
                           "actual_json": d.actual_json} for d in p.verification],
         "requested_by": p.requested_by, "request_reason": p.request_reason, "mode": p.mode.value,
         "selector": p.selector, "requested_ts_ms": p.requested_ts_ms,
-        "last_emitted_ts_ms": p.last_emitted_ts_ms,
+        "last_emitted_ts_ms": p.last_emitted_ts_ms, "repair": p.repair,
     }  # fmt: skip
 
 
@@ -149,6 +172,7 @@ def _plan(r: Record) -> Plan:
         unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
         unreadable=list(r.get("unreadable", [])),
         approval_reasons=list(r["approval_reasons"]),
+        redrive=[_redrive(x) for x in r.get("redrive", [])],
     )  # fmt: skip
 
 
@@ -162,7 +186,7 @@ def progress_from_record(r: Record) -> RequestProgress:
                       for d in r["verification"]],
         requested_by=r["requested_by"], request_reason=r["request_reason"],
         mode=Mode(r["mode"] or "DRY_RUN"), selector=r["selector"], requested_ts_ms=r["requested_ts_ms"],
-        last_emitted_ts_ms=r["last_emitted_ts_ms"],
+        last_emitted_ts_ms=r["last_emitted_ts_ms"], repair=r.get("repair", False),
     )  # fmt: skip
 
 

@@ -328,7 +328,8 @@ class RollbackWorker:
     def _commit(self, s: _Session, out: Outputs, consumed: bool) -> None:
         fmt = self.settings.rollback.command_format
         for c in out.commands:
-            s.producer.produce(c.topic, key=c.key, value=encode_command(c.envelope, fmt), headers=c.headers)
+            value = c.value if c.value is not None else encode_command(c.envelope, fmt)
+            s.producer.produce(c.topic, key=c.key, value=value, headers=c.headers)
         for progress in out.changed.values():
             s.producer.produce(self.topics.status, key=progress.request_id, value=encode_status(progress))
         offsets = s.inputs.position(s.inputs.assignment()) if consumed else []
