@@ -112,7 +112,8 @@ def _step_record(s: Step) -> Record:
 
 def _redrive_record(r: Redrive) -> Record:
     return {"action_id": r.action_id, "action_type": r.action_type,
-            "seed_action_ids": list(r.seed_action_ids), "topic": r.topic, "event_type": r.event_type, "idempotency_key": r.idempotency_key,
+            "seed_action_ids": list(r.seed_action_ids), "topic": r.topic, "event_type": r.event_type,
+            "idempotency_key": r.idempotency_key,
             "state": r.state.value, "attempts": r.attempts, "last_error": r.last_error,
             "emitted_ts_ms": r.emitted_ts_ms, "confirmed_by": r.confirmed_by,
             "confirmed_ts_ms": r.confirmed_ts_ms}  # fmt: skip
