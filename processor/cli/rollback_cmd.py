@@ -45,6 +45,22 @@ SELECT = [
 ]
 
 
+REPAIR = [
+    click.option("--repair", is_flag=True,
+                 help="After the undo, re-drive the seeds' good inputs to the fixed consumer."),
+    click.option("--exclude-input", "exclude_inputs", multiple=True,
+                 help="Do not re-drive this input action (event) id (repeatable)."),
+    click.option("--exclude-input-type", "exclude_input_types", multiple=True,
+                 help="Do not re-drive inputs of this action type (repeatable)."),
+]  # fmt: skip
+
+
+def with_repair(f: F) -> F:
+    for option in reversed(REPAIR):
+        f = option(f)
+    return f
+
+
 def with_selector(f: F) -> F:
     for option in reversed(SELECT):
         f = option(f)
@@ -93,6 +109,7 @@ def selector_from(
 @click.command("plan")
 @with_sources
 @with_selector
+@with_repair
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
 def plan_cmd(
@@ -103,15 +120,19 @@ def plan_cmd(
     catalog_file: Path | None,
     widen: bool,
     fmt: str,
+    repair: bool,
+    exclude_inputs: tuple[str, ...],
+    exclude_input_types: tuple[str, ...],
     **select: Any,
 ) -> None:
-    """Plan a rollback offline from a capture or journal dump: the same planner the worker runs."""
+    """Plan a rollback offline from a capture or journal dump: the same planner the worker runs (with
+    --repair, the inputs it would re-drive)."""
     if not (capture or journal_dump):
         raise click.UsageError("rewind plan needs --capture FILE or --journal FILE")
     graph, entries = load_graph(ctx, capture, journal_dump, catalog_file)
     request = RollbackRequest(
         f"offline-{uuid.uuid4()}", "offline", "rewind plan", int(time.time() * 1000),
-        selector_from(**select), Mode.DRY_RUN, widen,
+        selector_from(**select), Mode.DRY_RUN, widen, repair, exclude_inputs, exclude_input_types,
     )  # fmt: skip
     result = ctx.app(catalog_file).plan(request, graph, entries)
     if fmt == "json":
@@ -144,6 +165,15 @@ def print_plan(ctx: Context, p: Plan) -> None:
                          ("unreadable by the selector", p.unreadable)):  # fmt: skip
         if items:
             ctx.out.print(f"{label}: {', '.join(items)}")
+    if p.redrive:
+        redrive = Table(title=f"repair: {len(p.redrive)} inputs re-driven after the undo, in this order")
+        for column in ("input action", "type", "to topic", "as", "for seeds", "state"):
+            redrive.add_column(column)
+        for item in p.redrive:
+            note = f" ({item.last_error})" if item.last_error else ""
+            redrive.add_row(item.action_id, item.action_type, item.topic, item.event_type,
+                            ", ".join(item.seed_action_ids), item.state.value + note)  # fmt: skip
+        ctx.out.print(redrive)
     if p.needs_approval:
         ctx.out.print(f"needs approval: {'; '.join(p.approval_reasons)}")
 
@@ -153,6 +183,7 @@ def print_plan(ctx: Context, p: Plan) -> None:
 
 @click.command("request")
 @with_selector
+@with_repair
 @click.option("--reason", required=True, help="Why: recorded with the request.")
 @click.option("--by", "requested_by", default=lambda: _user(), show_default="$USER", help="Who asks.")
 @click.option("--execute", is_flag=True, help="Execute (default: a dry run that only publishes the plan).")
@@ -166,12 +197,17 @@ def request_cmd(
     requested_by: str,
     execute: bool,
     request_id: str | None,
+    repair: bool,
+    exclude_inputs: tuple[str, ...],
+    exclude_input_types: tuple[str, ...],
     **select: Any,
 ) -> None:
-    """Publish a rollback request; the worker plans it (and executes it with --execute)."""
+    """Publish a rollback request; the worker plans it (and executes it with --execute; with --repair,
+    re-drives the good inputs once the undo is verified)."""
     request = RollbackRequest(
         request_id or str(uuid.uuid4()), requested_by, reason, int(time.time() * 1000),
         selector_from(**select), Mode.EXECUTE if execute else Mode.DRY_RUN, widen,
+        repair, exclude_inputs, exclude_input_types,
     )  # fmt: skip
     request.validate()
     ctx.app().publish(ctx.settings.topics.requests, request.request_id, encode_request(request))

@@ -209,7 +209,8 @@ class RollbackEngine:
         due = progress.due_redrives(now_ms, self.config.policy)[: max(budget, 0)]
         for item in due:
             out.commands.append(self._emit_redrive(progress, item, now_ms))
-        if failed or due or progress.advance_repair(now_ms):
+        ended = progress.advance_repair(now_ms)
+        if failed or due or ended:
             out.changed[progress.request_id] = progress
         if progress.final:
             self.observer.finished(progress)

@@ -98,3 +98,41 @@ def test_catalog_check_names_the_router_setting_for_events_typed_by_their_aggreg
     [note] = report.notes
     assert "2 outbox events carried no event type" in note and ROUTER_TYPE_SETTING in note
     assert check_catalog(Catalog.empty(), [event("c", False)]).notes == []
+
+
+def test_a_redrive_target_is_read_with_its_defaults(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, """
+actions:
+  OrderPriced:
+    mechanism: restore
+    topic: orders.commands
+    redrive: {topic: pricing.redrive, headers: {type: type}}
+  StockReserved:
+    mechanism: irreversible
+    redrive: {topic: inventory.redrive, event_type: OrderPriced, envelope: command}
+"""))  # fmt: skip
+    priced = catalog.actions["OrderPriced"].redrive
+    assert priced is not None and priced.topic == "pricing.redrive" and priced.event_type is None
+    assert (priced.envelope.value, priced.headers["type"], priced.headers["id"]) == ("outbox", "type", "id")
+    stock = catalog.actions["StockReserved"].redrive
+    assert stock is not None and (stock.envelope.value, stock.event_type) == ("command", "OrderPriced")
+
+
+@pytest.mark.parametrize(
+    ("redrive", "problem"),
+    [
+        ("redrive: pricing", "must be a mapping"),
+        ("redrive: {event_type: X}", "needs 'topic'"),
+        ("redrive: {topic: t, envelope: xml}", "expected outbox or command"),
+        ("redrive: {topic: t, headers: {trace: x}}", "'headers' maps"),
+        ("redrive: {topic: t, colour: red}", "has colour"),
+    ],
+)
+def test_a_bad_redrive_entry_names_the_file_line_and_problem(
+    tmp_path: Path, redrive: str, problem: str
+) -> None:
+    path = write(tmp_path, f"actions:\n  OrderPriced:\n    mechanism: restore\n    topic: t\n    {redrive}\n")
+    with pytest.raises(ConfigError) as error:
+        load_catalog(path)
+    text = str(error.value)
+    assert problem in text and "OrderPriced.redrive" in text and f"{path}:5" in text

@@ -132,3 +132,30 @@ def test_status_round_trips_with_its_plan(tmp_path: Path) -> None:
     back = decode_status(encode_status(progress))
     assert back.plan is not None and back.plan.steps == p.steps and back.plan.irreversible == p.irreversible
     assert (back.state, back.requested_by, back.mode) == (RequestState.EXECUTING, "alice", Mode.EXECUTE)
+
+
+def test_plan_with_repair_lists_the_redrives_offline_and_a_request_carries_repair(tmp_path: Path) -> None:
+    w = World()
+    w.order(1, rule="v6", price=100, requested=True)
+    w.order(2, rule="v7", price=90, requested=True)
+    journal = dump(tmp_path, w)
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(CATALOG.replace("    fields: [price, rule_version]\n",
+                                   "    fields: [price, rule_version]\n    redrive: {topic: pricing.redrive}\n"))  # fmt: skip
+    args = ["plan", "--journal", str(journal), "--catalog", str(cat), "--where", 'rule_version == "v7"']
+    result = CliRunner().invoke(main, [*args, "--repair", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.stdout)["redrive"]
+    assert (item["action_id"], item["topic"], item["seed_action_ids"]) == (
+        "req-2",
+        "pricing.redrive",
+        ["price-2"],
+    )
+    table = CliRunner().invoke(main, [*args, "--repair"])
+    assert table.exit_code == 0 and "repair: 1 inputs re-driven" in table.stdout
+    refused = CliRunner().invoke(main, [*args, "--repair", "--catalog", str(tmp_path / "x.yaml")])
+    assert refused.exit_code != 0
+    selector = Selector(SelectorKind.CORRELATION_ID, correlation_id="x")
+    request = RollbackRequest("r", "a", "w", 1, selector, Mode.EXECUTE, repair=True, exclude_inputs=("e1",),
+                              exclude_input_types=("T",))  # fmt: skip
+    assert decode_request(encode_request(request)) == request

@@ -95,12 +95,19 @@ class World:
         self.entries.append(entry)
         return entry
 
-    def order(self, n: int, *, rule: str, price: int, trace_id: str | None = None) -> list[JournalEntry]:
-        """One order's workflow: priced -> stock reserved -> payment captured -> email sent."""
+    def order(
+        self, n: int, *, rule: str, price: int, trace_id: str | None = None, requested: bool = False
+    ) -> list[JournalEntry]:
+        """One order's workflow: priced -> stock reserved -> payment captured -> email sent (with
+        ``requested``, a checkout's OrderRequested event comes first and causes the pricing)."""
         wf = f"order-{n}"
         old = {"id": n, "price": 100, "rule_version": "v6", "status": "new"}
+        causes: tuple[str, ...] = ()
+        if requested:
+            causes = (self.act(f"req-{n}", "OrderRequested", wf=wf, service="checkout", trace_id=trace_id,
+                               payload={"order_id": n, "sku": "sku-1", "quantity": 2}).action_id,)  # fmt: skip
         priced = self.act(
-            f"price-{n}", "OrderPriced", wf=wf, service="orders", trace_id=trace_id,
+            f"price-{n}", "OrderPriced", wf=wf, service="orders", trace_id=trace_id, causes=causes,
             payload={"order_id": n, "price": price, "rule_version": rule},
             rows=(("orders", {"id": n}, Op.UPDATE, old, {**old, "price": price, "rule_version": rule}),),
         )  # fmt: skip
