@@ -14,6 +14,7 @@ class Mechanism(StrEnum):
     RESTORE = "restore"  # put the rows back to their before-images
     COMPENSATE = "compensate"  # a business command that reverses the effect
     IRREVERSIBLE = "irreversible"  # cannot be undone: notify, and list it
+    REPLAY = "replay"  # the effect lives in a derived store: rebuild it from a filtered replay
 
     @property
     def reversibility(self) -> Reversibility:
@@ -27,6 +28,7 @@ class Reversibility(StrEnum):
     COMPENSABLE = "COMPENSABLE"
     IRREVERSIBLE = "IRREVERSIBLE"
     UNCLASSIFIED = "UNCLASSIFIED"  # not in the catalog
+    REPLAYABLE = "REPLAYABLE"  # undone by rebuilding its store from a filtered replay
 
     @classmethod
     def of(cls, mechanism: Mechanism | None) -> Reversibility:
@@ -40,6 +42,7 @@ class StepMechanism(StrEnum):
     COMPENSATE = "COMPENSATE"
     IRREVERSIBLE = "IRREVERSIBLE"
     UNCLASSIFIED = "UNCLASSIFIED"
+    REPLAY = "REPLAY"
 
     @classmethod
     def of(cls, mechanism: Mechanism | None) -> StepMechanism:
@@ -50,5 +53,6 @@ _REVERSIBILITY = {
     Mechanism.RESTORE: Reversibility.RESTORABLE,
     Mechanism.COMPENSATE: Reversibility.COMPENSABLE,
     Mechanism.IRREVERSIBLE: Reversibility.IRREVERSIBLE,
+    Mechanism.REPLAY: Reversibility.REPLAYABLE,
     None: Reversibility.UNCLASSIFIED,
 }

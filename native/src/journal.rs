@@ -209,6 +209,7 @@ fn reversibility(index: i64) -> Read<Reversibility> {
         1 => Reversibility::Compensable,
         2 => Reversibility::Irreversible,
         3 => Reversibility::Unclassified,
+        4 => Reversibility::Replayable,
         _ => return Err(()),
     })
 }

@@ -79,6 +79,7 @@ pub enum Reversibility {
     Compensable,
     Irreversible,
     Unclassified,
+    Replayable, // appended: the Avro enum's index is the discriminant
 }
 
 impl Reversibility {
@@ -88,6 +89,7 @@ impl Reversibility {
             Reversibility::Compensable => "COMPENSABLE",
             Reversibility::Irreversible => "IRREVERSIBLE",
             Reversibility::Unclassified => "UNCLASSIFIED",
+            Reversibility::Replayable => "REPLAYABLE",
         }
     }
 
@@ -96,6 +98,7 @@ impl Reversibility {
             "RESTORABLE" => Reversibility::Restorable,
             "COMPENSABLE" => Reversibility::Compensable,
             "IRREVERSIBLE" => Reversibility::Irreversible,
+            "REPLAYABLE" => Reversibility::Replayable,
             _ => Reversibility::Unclassified,
         }
     }

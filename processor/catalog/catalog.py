@@ -21,6 +21,11 @@ Loaded from YAML and validated on load; an error names the file, the line and th
           envelope: outbox              #   optional: outbox (payload + headers, as the router
                                         #   publishes) or command (rewind's envelope)
           headers: {id: id, type: eventType}  # optional: the outbox envelope's header names
+      RevenueCounted:                   # replay: the effect lives in a derived store (a read model)
+        mechanism: replay
+        store: revenue_per_sku          #   rebuilt, not patched: from a filtered replay of
+        topics: [outbox.event.order]    #   these topics (rewind replay --request <id> ...)
+        topic: reporting.notifications  #   optional: who is told to rebuild (default: the notify topic)
       EmailSent:                        # irreversible: tell people, undo nothing
         mechanism: irreversible
         topic: ops.notifications
@@ -77,6 +82,8 @@ class ActionSpec:
     fields: tuple[str, ...] = ()  # restore: only these fields ('' = the changed ones)
     text: str | None = None  # irreversible: the notification's text (a template)
     redrive: RedriveTarget | None = None  # repair: where this action's inputs are re-driven
+    store: str | None = None  # replay: the derived store that rebuilds
+    replay_topics: tuple[str, ...] = ()  # replay: the topics it rebuilds from, filtered
     line: int | None = None
 
 
@@ -119,6 +126,7 @@ _FIELDS: dict[Mechanism, dict[str, bool]] = {  # allowed fields -> required
     Mechanism.RESTORE: {"topic": True, "event_type": False, "tables": False, "fields": False},
     Mechanism.COMPENSATE: {"topic": True, "event_type": True, "key": False, "payload": True},
     Mechanism.IRREVERSIBLE: {"topic": False, "text": False},
+    Mechanism.REPLAY: {"store": True, "topics": True, "topic": False, "text": False},
 }
 _COMMON = {"mechanism", "requires_approval", "redrive"}
 
@@ -148,10 +156,10 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
     for name, required in allowed.items():
         if required and data.get(name) in (None, ""):
             raise fail(name, f"is required for mechanism {mechanism.value}")
-    for name in ("topic", "event_type", "text"):
+    for name in ("topic", "event_type", "text", "store"):
         if name in data and not isinstance(data[name], str):
             raise fail(name, "must be a string")
-    for name in ("tables", "fields"):
+    for name in ("tables", "fields", "topics"):
         if name in data and not (
             isinstance(data[name], list) and all(isinstance(v, str) for v in data[name])
         ):
@@ -167,7 +175,8 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
         topic=data.get("topic"), event_type=data.get("event_type"),
         key=data.get("key"), payload=data.get("payload"),
         tables=tuple(data.get("tables", ())), fields=tuple(data.get("fields", ())),
-        text=data.get("text"), line=line,
+        text=data.get("text"), store=data.get("store"), replay_topics=tuple(data.get("topics", ())),
+        line=line,
     )  # fmt: skip
 
 

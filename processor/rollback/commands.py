@@ -26,6 +26,10 @@ HEADER_ATTEMPT = "rewind.attempt"
 HEADER_REPLAY_OF = "rewind.replay_of"  # a re-driven event: the original's id
 
 
+_MECHANISM = {Mechanism.RESTORE: "RESTORE", Mechanism.COMPENSATE: "COMPENSATE",
+              Mechanism.IRREVERSIBLE: "NOTIFY", Mechanism.REPLAY: "REPLAY"}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     topic: str
@@ -46,6 +50,8 @@ def build(
         topic, key, body = _restore(entry, spec)
     elif spec.mechanism is Mechanism.COMPENSATE:
         topic, key, body = _compensate(entry, spec)
+    elif spec.mechanism is Mechanism.REPLAY:
+        topic, key, body = _rebuild(request_id, entry, spec, notify_topic)
     else:
         topic, key, body = _notify(entry, spec, notify_topic)
     envelope = {
@@ -53,7 +59,7 @@ def build(
         "request_id": request_id,
         "compensated_action_id": entry.action_id,
         "idempotency_key": step.idempotency_key,
-        "mechanism": "NOTIFY" if spec.mechanism is Mechanism.IRREVERSIBLE else spec.mechanism.value.upper(),
+        "mechanism": _MECHANISM[spec.mechanism],
         "event_type": body["event_type"],
         "entity": body.get("entity"),
         "key_json": canonical_json(key) if key is not None else None,
@@ -148,6 +154,20 @@ def _notify(entry: JournalEntry, spec: ActionSpec, default_topic: str) -> tuple[
         entry.correlation_id,
         {"event_type": "IrreversibleAction", "payload": payload},
     )
+
+
+def _rebuild(
+    request_id: str, entry: JournalEntry, spec: ActionSpec, default_topic: str
+) -> tuple[str, Any, dict[str, Any]]:
+    """Tell the store's owner it rebuilds from a filtered replay (the step needs no answer)."""
+    topics = " ".join(spec.replay_topics)
+    text = render(spec.text, context(entry)) if spec.text else (
+        f"{spec.store} holds the effect of {entry.action_type} {entry.action_id}: rebuild it from "
+        f"rewind replay --request {request_id} {topics}"
+    )  # fmt: skip
+    payload = {"text": text, "store": spec.store, "topics": list(spec.replay_topics),
+               "action_id": entry.action_id, "action_type": entry.action_type}  # fmt: skip
+    return spec.topic or default_topic, spec.store, {"event_type": "RebuildFromReplay", "payload": payload}
 
 
 def traceparent(entry: JournalEntry, key: str) -> str:

@@ -50,8 +50,8 @@ class Step:
     @property
     def terminal(self) -> bool:
         """Nothing more will happen to it (a notification of an irreversible action needs no answer)."""
-        if self.state is StepState.EMITTED:
-            return self.mechanism is StepMechanism.IRREVERSIBLE
+        if self.state is StepState.EMITTED:  # a notice: nothing answers it
+            return self.mechanism in (StepMechanism.IRREVERSIBLE, StepMechanism.REPLAY)
         return self.state is not StepState.PENDING
 
     @property
@@ -87,6 +87,16 @@ class Redrive:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreReplay:
+    """A derived store the plan rebuilds rather than patches: from a filtered replay of ``topics``
+    (without the scope's records), for the scope's actions of a ``replay`` type that wrote to it."""
+
+    store: str
+    topics: tuple[str, ...]
+    action_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Conflict:
     action_id: str
     entity: str
@@ -115,6 +125,7 @@ class Plan:
     approval_reasons: list[str] = field(default_factory=list)
     # A repair: the inputs re-driven once the undo is verified, in their original order.
     redrive: list[Redrive] = field(default_factory=list)
+    replays: list[StoreReplay] = field(default_factory=list)
 
     @property
     def waves(self) -> int:

@@ -20,7 +20,7 @@ from processor.graph.model import CycleError, EdgeKind
 from processor.graph.queries import closure_nodes, undo_waves_nodes
 from processor.journal.model import JournalEntry, Op, Phase, RowChange
 from processor.rollback.actions import ActionLookup
-from processor.rollback.plan import Conflict, Plan, Step, StepState, idempotency_key
+from processor.rollback.plan import Conflict, Plan, Step, StepState, StoreReplay, idempotency_key
 from processor.rollback.repair import redrives
 from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
 from processor.undo import Mechanism, StepMechanism
@@ -64,6 +64,7 @@ def plan(
     in_scope[scope_nodes] = True
     for step in steps:
         _classify(step, entries[step.action_id], catalog, graph, in_scope, result)
+    result.replays = _replays(steps, catalog)
     result.approval_reasons = _approval_reasons(result, catalog, thresholds or Thresholds())
     if request.repair:
         seeds = [graph.action_id(int(n)) for n in seed_nodes]
@@ -120,6 +121,8 @@ def _classify(
     if spec.mechanism is Mechanism.IRREVERSIBLE:
         out.irreversible.append(step.action_id)
         return
+    if spec.mechanism is Mechanism.REPLAY:  # rebuilt from a filtered replay: nothing to build here
+        return
     problem = _build_problem(entry, spec)
     if problem:
         step.state, step.last_error = StepState.SKIPPED, problem
@@ -133,6 +136,16 @@ def _classify(
             step.last_error = "; ".join(
                 f"{c.entity} later changed by {', '.join(c.overwritten_by)}" for c in conflicts
             )
+
+
+def _replays(steps: list[Step], catalog: Catalog) -> list[StoreReplay]:
+    """The stores that rebuild from a filtered replay, each once, with the scope's actions in it."""
+    by_store: dict[str, tuple[tuple[str, ...], list[str]]] = {}
+    for step in steps:
+        spec = catalog.actions.get(step.action_type)
+        if spec is not None and spec.mechanism is Mechanism.REPLAY and spec.store:
+            by_store.setdefault(spec.store, (spec.replay_topics, []))[1].append(step.action_id)
+    return [StoreReplay(store, topics, tuple(ids)) for store, (topics, ids) in sorted(by_store.items())]
 
 
 def restored_changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:

@@ -229,6 +229,8 @@ class RequestProgress:
                 if self.plan.irreversible
                 else ""
             )
+            for r in self.plan.replays:
+                notes += f"; {r.store} rebuilds from a filtered replay of {', '.join(r.topics)}"
             undone = f"all {len(self.plan.steps)} steps undone and verified{notes}"
             if self.repair:
                 todo = sum(not r.terminal for r in self.plan.redrive)
@@ -308,9 +310,7 @@ class RequestProgress:
             return "nothing planned"
         counts: dict[str, int] = {}
         for s in self.plan.steps:
-            if s.state is StepState.CONFIRMED or (
-                s.mechanism is StepMechanism.IRREVERSIBLE and s.state is StepState.EMITTED
-            ):
+            if s.state is StepState.CONFIRMED or (s.terminal and s.state is StepState.EMITTED):
                 continue
             label = {
                 StepState.PENDING: "not emitted", StepState.EMITTED: "unconfirmed",

@@ -6,7 +6,7 @@ from typing import Any
 
 from processor.errors import SchemaError, Where
 from processor.jsonvalue import JsonInvalid, dumps, loads
-from processor.rollback.plan import Conflict, Plan, Redrive, Step, StepState
+from processor.rollback.plan import Conflict, Plan, Redrive, Step, StepState, StoreReplay
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -140,6 +140,8 @@ def plan_record(p: Plan) -> Record:
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
         "redrive": [_redrive_record(r) for r in p.redrive],
+        "replays": [{"store": r.store, "topics": list(r.topics), "action_ids": list(r.action_ids)}
+                    for r in p.replays],
     }  # fmt: skip
 
 
@@ -174,6 +176,8 @@ def _plan(r: Record) -> Plan:
         unreadable=list(r.get("unreadable", [])),
         approval_reasons=list(r["approval_reasons"]),
         redrive=[_redrive(x) for x in r.get("redrive", [])],
+        replays=[StoreReplay(x["store"], tuple(x["topics"]), tuple(x["action_ids"]))
+                 for x in r.get("replays", [])],
     )  # fmt: skip
 
 

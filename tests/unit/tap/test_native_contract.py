@@ -28,6 +28,7 @@ CATALOG = Catalog({
     "Restored": ActionSpec("Restored", Mechanism.RESTORE),
     "Compensated": ActionSpec("Compensated", Mechanism.COMPENSATE),
     "Irreversible": ActionSpec("Irreversible", Mechanism.IRREVERSIBLE),
+    "Replayed": ActionSpec("Replayed", Mechanism.REPLAY, store="s", replay_topics=("t",)),
 })  # fmt: skip
 OPS = {"CREATE": "c", "UPDATE": "u", "DELETE": "d", "READ": "r", "TRUNCATE": "t", "MESSAGE": "m"}
 
@@ -76,6 +77,7 @@ def workload() -> list[tuple[SourceRecord, int]]:
         outbox("e-outcome", "Irreversible", {}, extra=[("phase", "outcome"), ("intentId", "i-2")]),
         outbox("e-waits", "Compensated", {}, extra=[("phase", "intent"), ("intentId", "i-3")]),
         outbox("e-unknown", "NotInTheCatalog", {}),
+        outbox("e-replayed", "Replayed", {}),
     ]  # fmt: skip
     counts = {"public.orders": len(rows), "public.outbox": 1}
     mysql = mysql_change("customers", "c", {"id": 1}, after={"id": 1}, pos=10)  # a binlog position
