@@ -27,7 +27,9 @@ class DemoFailed(RewindError):
     """A service the demo started failed (the message names it)."""
 
 
-def run_demo(settings: Settings, orders: int, say: Callable[[str], None]) -> tuple[Scenario, Outcome]:
+def run_demo(
+    settings: Settings, orders: int, say: Callable[[str], None], mode: str = "repair"
+) -> tuple[Scenario, Outcome]:
     """The scenario on services started here (in a scratch directory removed at the end)."""
     work = Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     work.chmod(0o755)  # as root, PostgreSQL runs as the postgres user, who must reach its data dir
@@ -47,7 +49,7 @@ def run_demo(settings: Settings, orders: int, say: Callable[[str], None]) -> tup
                     _step("kafka connect", lambda: connect.start(spec))
 
                 scenario = Scenario(
-                    bootstrap, dsn, start_capture, work, orders, progress=lambda x: say(f"  {x}")
+                    bootstrap, dsn, start_capture, work, orders, progress=lambda x: say(f"  {x}"), mode=mode
                 )
                 outcome = scenario.run()
             finally:

@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 class ShopTopics:
     outbox_prefix: str  # Debezium routes each aggregate type to <prefix><aggregatetype>
     commands: tuple[str, ...]  # the catalog's command topics
+    redrive: tuple[str, ...] = ()  # the catalog's re-drive targets: events in the outbox's shape
 
     @property
     def events(self) -> tuple[str, ...]:
-        return tuple(f"{self.outbox_prefix}{a}" for a in ("order", "stock", "payment"))
+        routed = tuple(f"{self.outbox_prefix}{a}" for a in ("checkout", "order", "stock", "payment"))
+        return routed + self.redrive
 
 
 def event_from_outbox(msg: Message) -> Event:

@@ -1,8 +1,14 @@
-"""The shop scenario, shared by the end-to-end test and ``rewind demo``: a pricing rule (v7) that is wrong
-ships; orders flow through real PostgreSQL -> Debezium -> the tap -> the journal; a rollback request
-selects the bad rule's actions by a field predicate; the operator approves; the services apply the
-compensations and restores; rewind confirms and verifies. Beside it, an oracle database runs the same
-workload with the bad rule's orders never happening, for the comparison.
+"""The shop scenario, shared by the end-to-end tests and ``rewind demo``: pricing rule v6 is in force; v7
+ships and misprices every order it prices; the fix, v8, ships. Orders flow through real PostgreSQL ->
+Debezium -> the tap -> the journal. The operator asks rewind about ``rule_version == "v7"``:
+
+- ``repair`` (the default): undo what v7 caused, then re-drive the checkout's requests that v7 priced
+  to pricing, which prices them with v8. Reporting's read model rebuilds from a filtered replay of the
+  priced orders. The oracle is a database where v8 was in place from the start.
+- ``undo``: subtract only. The oracle is a database where v7's orders never happened.
+
+Each request is approved by the operator; the services apply rewind's commands; rewind confirms and
+verifies; the tables are then compared with the oracle's, one equivalence per table.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from examples.shop.runner import ShopRunner, ShopTopics
+from examples.shop.runner import ShopRunner, ShopTopics, event_from_outbox
 from examples.shop.schema import schema_sql, tables
-from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
+from examples.shop.services import Event, FakeGateway, FakeMailer, RuleInForce, Shop
 from processor.app import Rewind
 from processor.catalog.catalog import Catalog
 from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
@@ -29,7 +35,9 @@ from processor.devenv.postgres import Dsn
 from processor.errors import KafkaError, RewindError, Where
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
-from processor.kafka import clients
+from processor.kafka import clients, loop
+from processor.replay.runner import ReplayJob, ReplayReport
+from processor.replay.scope import StartKind, StartPoint
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,
@@ -44,48 +52,94 @@ from processor.rollback.serde import encode_control, encode_request
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
 SKUS = ("sku-a", "sku-b", "sku-c")
-TABLES = ("orders", "stock", "payments", "emails")
-FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "FAILED", "ABORTED", "REJECTED"}
+TABLES = ("orders", "stock", "payments", "emails", "revenue")
+FINAL = {
+    "COMPLETED",
+    "PARTIALLY_ROLLED_BACK",
+    "FAILED",
+    "ABORTED",
+    "REJECTED",
+    "REPAIRED",
+    "PARTIALLY_REPAIRED",
+}
+MODES = ("repair", "undo")
+ACTIONS_PER_ORDER = 7  # requested, priced, reserved, payment requested, captured, emailed, counted
 Rows = dict[str, set[tuple[Any, ...]]]
 
 
-def is_bad(order: int) -> bool:
-    return order % 4 == 0  # the bad rule priced a quarter of the orders
+def rule_for(order: int, orders: int) -> str:
+    """The deploy timeline: v6 prices the first 40% of the orders, v7 the next 25%, v8 the rest."""
+    if order <= orders * 40 // 100:
+        return "v6"
+    return "v7" if order <= orders * 65 // 100 else "v8"
+
+
+def is_bad(order: int, orders: int) -> bool:
+    return rule_for(order, orders) == "v7"
+
+
+def fixed_rule(order: int, orders: int) -> str:
+    """The rule in force in the world where the fix was always in place."""
+    return "v8" if is_bad(order, orders) else rule_for(order, orders)
 
 
 @dataclass
 class Outcome:
+    mode: str
     orders: int
     bad: set[int]
     status: RequestProgress
     before: Rows  # the shop's tables just before the rollback
-    after: Rows
+    after: Rows  # ... at the end (the read model rebuilt from the filtered replay)
     oracle: Rows
-    gateway_net: dict[str, int]
+    gateway_net: dict[str, int]  # money kept per order
     oracle_gateway_net: dict[str, int]
     journal: list[JournalEntry]  # every action, the services' answers to rewind's commands included
+    replay: ReplayReport | None = None  # the filtered replay the read model rebuilt from
     timings: dict[str, float] = field(default_factory=dict)
 
     def checks(self) -> list[tuple[str, str, bool]]:
-        """The shop against the oracle world, table by table: (table, the equivalence, whether it holds)."""
-        captured = {r for r in self.after["payments"] if r[3] == "CAPTURED"}
-        refunded = self.after["payments"] - captured
-        extra_emails = self.after["emails"] - self.oracle["emails"]
+        """The shop against the oracle world, table by table: (table, the equivalence, whether it holds).
+        Payment and email ids name an attempt, so those compare by what they say, not by id."""
+        after, oracle, bad = self.after, self.oracle, self.bad
+        paid = {r[1:] for r in after["payments"]}
+        captured, refunded = {r for r in paid if r[2] == "CAPTURED"}, {r for r in paid if r[2] == "REFUNDED"}
+        emails, oracle_emails = {r[1:] for r in after["emails"]}, {r[1:] for r in oracle["emails"]}
+        first_emails = {r[1:] for r in self.before["emails"] if r[1] in bad}
+        unaffected = all(
+            {r for r in self.before[t] if r[c] not in bad} == {r for r in after[t] if r[c] not in bad}
+            for t, c in (("orders", 0), ("payments", 1), ("emails", 1))
+        )
+        common = [
+            ("orders", "every row equals the oracle's", after["orders"] == oracle["orders"]),
+            ("stock", "equals the oracle's (released = never reserved)", after["stock"] == oracle["stock"]),
+            ("gateway", "net money per order equals the oracle's",
+             self.gateway_net == self.oracle_gateway_net),
+            ("revenue", "the read model, rebuilt from a filtered replay, equals the oracle's",
+             after["revenue"] == oracle["revenue"]),
+            ("unaffected", "no row of an unaffected order changed", unaffected),
+        ]  # fmt: skip
+        if self.mode == "repair":
+            return [
+                *common,
+                ("payments", "captured money per order equals the oracle's; the mispriced captures refunded",
+                 captured == {r[1:] for r in oracle["payments"]} and {r[0] for r in refunded} == bad),
+                ("emails", "the oracle's plus the first emails of the repaired orders (irreversible, listed)",
+                 emails == oracle_emails | first_emails and not oracle_emails & first_emails),
+            ]  # fmt: skip
         return [
-            ("orders", "every row equals the oracle's", self.after["orders"] == self.oracle["orders"]),
-            ("stock", "equals the oracle's (released = never reserved)",
-             self.after["stock"] == self.oracle["stock"]),
+            *common,
             ("payments", "captured rows equal the oracle's; the rest refunded, all of bad orders",
-             captured == self.oracle["payments"] and {r[1] for r in refunded} == self.bad),
-            ("gateway", "net money equals the oracle's", self.gateway_net == self.oracle_gateway_net),
+             captured == {r[1:] for r in oracle["payments"]} and {r[0] for r in refunded} == bad),
             ("emails", "the oracle's plus the bad orders' (irreversible, listed)",
-             self.oracle["emails"] <= self.after["emails"] and {r[1] for r in extra_emails} == self.bad),
+             emails == oracle_emails | first_emails),
         ]  # fmt: skip
 
     @property
     def proved(self) -> bool:
-        """Completed, and every table equals the oracle world's."""
-        return self.status.state.value == "COMPLETED" and all(holds for _, _, holds in self.checks())
+        """Repaired (or, undoing only, completed), and every table equals the oracle world's."""
+        done = "REPAIRED" if self.mode == "repair" else "COMPLETED"
+        return self.status.state.value == done and all(holds for _, _, holds in self.checks())
 
 
 @dataclass(frozen=True)
@@ -119,12 +173,16 @@ class Scenario:
         orders: int = 1_000,
         progress: Callable[[str], None] = lambda _line: None,
         deployment: Deployment | None = None,
+        mode: str = "repair",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is none of {', '.join(MODES)}")
         self.bootstrap, self.dsn, self.start_capture = bootstrap, dsn, start_capture
-        self.orders, self.say = orders, progress
+        self.orders, self.say, self.mode = orders, progress, mode
         self.deployment = deployment or Deployment()
         self.unique = uuid.uuid4().hex[:8]
         self.schema, self.oracle_db = f"shop{self.unique}", f"oracle{self.unique}"
+        self.rule = RuleInForce()  # what pricing prices with: the workload deploys v7, then v8
         u = self.unique
         self.spec = CaptureSpec(
             name=f"shop-{u}", dsn=dsn, topic_prefix=f"pg{u}", tables=tables(self.schema),
@@ -132,8 +190,11 @@ class Scenario:
             outbox_headers=self.deployment.outbox_headers, overrides=self.deployment.overrides,
         )  # fmt: skip
         catalog_file = work_dir / "catalog.yaml"
-        catalog_file.write_text(CATALOG.read_text().replace("shop.", f"{u}.shop."))
-        self.outbox_topics = [f"{u}.outbox.{a}" for a in ("order", "stock", "payment", "email", "restore")]
+        catalog_file.write_text(
+            CATALOG.read_text().replace("shop.", f"{u}.shop.").replace("[outbox.", f"[{u}.outbox.")
+        )
+        aggregates = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")
+        self.outbox_topics = [f"{u}.outbox.{a}" for a in aggregates]
         self.settings = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
             metrics_port=0,
@@ -160,6 +221,14 @@ class Scenario:
     def command_topics(self) -> list[str]:
         return sorted({s.topic for s in self.catalog.actions.values() if s.topic})
 
+    @property
+    def redrive_topics(self) -> list[str]:
+        return sorted({s.redrive.topic for s in self.catalog.actions.values() if s.redrive})
+
+    @property
+    def bad(self) -> set[int]:
+        return {n for n in range(1, self.orders + 1) if is_bad(n, self.orders)}
+
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
@@ -175,25 +244,20 @@ class Scenario:
         stop = threading.Event()
         gateway, mailer = FakeGateway(), FakeMailer()
         command_topics = tuple(t for t in self.command_topics if ".commands." in t)
-        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer),
-                              ShopTopics(f"{self.unique}.outbox.", command_topics))  # fmt: skip
+        topics = ShopTopics(f"{self.unique}.outbox.", command_topics, tuple(self.redrive_topics))
+        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer), topics)
         tap = self.app.tap(self.bootstrap)
         threads = [
             threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (services, tap, self.worker)
         ]
         for t in threads:
             t.start()
+        replay: ReplayReport | None = None
         try:
             self._workload(gateway, mailer)
-            _wait(
-                lambda: len(mailer.sent) == self.orders,
-                600,
-                "every order reached its email",
-                "shop services",
-                "check that Debezium publishes the outbox topics and that the services consume them",
-            )
+            self._wait_emails(mailer, self.orders)
             timings["orders_s"] = time.monotonic() - t0
-            expected = self.orders * 5 + len(SKUS)
+            expected = self.orders * ACTIONS_PER_ORDER + len(SKUS)
             _wait(
                 lambda: self._journaled() >= expected,
                 300,
@@ -207,8 +271,11 @@ class Scenario:
                     "the rollback worker did not start in 120s", where=Where(component="worker")
                 )
             before = self._snapshot()
-            final = self._roll_back()
+            final = self._recover()
+            if final.state.value == "REPAIRED":  # the re-driven orders flow on to their emails
+                self._wait_emails(mailer, self.orders + len(self.bad))
             timings["rollback_s"] = time.monotonic() - t0 - timings["orders_s"]
+            replay = self._rebuild_read_model(final, gateway, mailer, stop)
             after = self._snapshot()
             seen = -1
             while seen != self._journaled():  # what the rollback itself caused, to its last entry
@@ -219,19 +286,22 @@ class Scenario:
                 t.join(30)
             if self._journal_reader is not None:
                 self._journal_reader.close()
-        bad = {n for n in range(1, self.orders + 1) if is_bad(n)}
         oracle = self._oracle_rows()
-        return Outcome(self.orders, bad, final, before, after, oracle, gateway.net(), oracle_net,
-                       list(self.journal), timings)  # fmt: skip
+        return Outcome(self.mode, self.orders, self.bad, final, before, after, oracle, gateway.net(),
+                       oracle_net, list(self.journal), replay, timings)  # fmt: skip
 
-    def _roll_back(self) -> RequestProgress:
+    def _recover(self) -> RequestProgress:
         selector = Selector(
             SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')
         )
-        request = RollbackRequest(f"rollback-{self.unique}", "demo", "pricing rule v7 undercharged orders",
-                                  int(time.time() * 1000), selector, Mode.EXECUTE)  # fmt: skip
+        repair = self.mode == "repair"
+        request = RollbackRequest(
+            f"{self.mode}-{self.unique}", "demo", "pricing rule v7 undercharged orders",
+            int(time.time() * 1000), selector, Mode.EXECUTE, repair=repair,
+        )  # fmt: skip
         self.app.publish(self.settings.topics.requests, request.request_id, encode_request(request))
-        self.say(f"request {request.request_id}: roll back where {selector.predicate}")
+        verb = "repair" if repair else "roll back"
+        self.say(f"request {request.request_id}: {verb} where {selector.predicate}")
         planned = self._status(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
         self.say(f"{planned.state.value}: {planned.reason}")
         if planned.state.value == "AWAITING_APPROVAL":
@@ -241,6 +311,36 @@ class Scenario:
             self.app.publish(self.settings.topics.control, request.request_id, encode_control(control))
             self.say("approved by demo-operator")
         return self._status(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
+
+    def _rebuild_read_model(
+        self, final: RequestProgress, gateway: FakeGateway, mailer: FakeMailer, stop: threading.Event
+    ) -> ReplayReport | None:
+        """Reporting's read model, rebuilt as the plan says: from a filtered replay of the priced orders
+        (every one but the scope's), copied to a topic of its own and folded from its beginning."""
+        replays = final.plan.replays if final.plan else []
+        if not replays:
+            return None
+        [store] = replays
+        source = store.topics[0]
+        target = f"{source}.replay-{final.request_id}"
+        scope = self.app.replay_scope(final.request_id)
+        report = self.app.replay(f"{store.store}-{final.request_id}", [ReplayJob(source, target)], scope,
+                                 StartPoint(StartKind.EARLIEST), stop)  # fmt: skip
+        reader = clients.consumer(self.settings, self.bootstrap, f"rebuild-{self.unique}")
+        try:
+            events = [event_from_outbox(m) for m in loop.read_to_end(reader, target, what="the replay")]
+        finally:
+            reader.close()
+        shop = self._shop(gateway, mailer)
+        try:
+            shop.rebuild_revenue([e.payload for e in events if e.event_type == "OrderPriced"])
+        finally:
+            shop.close()
+        self.say(
+            f"replay: {store.store} rebuilt from {target}: {report.copied} events copied, "
+            f"{report.skipped} of the scope skipped"
+        )
+        return report
 
     # -- the pieces -----------------------------------------------------------------------------
 
@@ -254,7 +354,7 @@ class Scenario:
     def _shop(self, gateway: FakeGateway, mailer: FakeMailer) -> Shop:
         return Shop(
             self.dsn.conninfo(), self.schema, gateway, mailer,
-            payload_metadata=self.deployment.payload_metadata,
+            payload_metadata=self.deployment.payload_metadata, rule=self.rule,
         )  # fmt: skip
 
     def _topics(self) -> None:
@@ -262,35 +362,65 @@ class Scenario:
         self.app.ensure_topics(self.bootstrap)
         clients.ensure_topics(
             clients.admin(s, self.bootstrap),
-            [*self.command_topics, *self.outbox_topics, *s.topics.cdc, self.spec.tx_topic],
+            [*self.command_topics, *self.redrive_topics, *self.outbox_topics, *s.topics.cdc,
+             self.spec.tx_topic],
             partitions=3, replication_factor=1,
         )  # fmt: skip
 
     def _workload(self, gateway: FakeGateway, mailer: FakeMailer) -> None:
+        """The checkout's requests, in three deploys: each rule prices its share of the orders."""
         shop = self._shop(gateway, mailer)
         try:
             for sku in SKUS:
                 shop.stock(sku, 100_000)
-            for n in range(1, self.orders + 1):
-                shop.place_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3, "v7" if is_bad(n) else "v6")
+            for version in ("v6", "v7", "v8"):
+                self.rule.version = version  # the deploy
+                share = [n for n in range(1, self.orders + 1) if rule_for(n, self.orders) == version]
+                for n in share:
+                    shop.request_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3)
+                last = max(share, default=0)
+                _wait(lambda last=last: self._priced() >= last, 600,  # type: ignore[misc]
+                      f"pricing priced the {version} orders", "shop services",
+                      "check that Debezium publishes the outbox topics")  # fmt: skip
         finally:
             shop.close()
-        bad = sum(is_bad(n) for n in range(1, self.orders + 1))
-        self.say(f"workload: {self.orders} orders placed, {bad} of them priced by the bad rule v7")
+        self.say(
+            f"workload: {self.orders} orders requested; v7 priced {len(self.bad)} of them, then v8 shipped"
+        )
+
+    def _priced(self) -> int:
+        with psycopg.connect(self.dsn.conninfo(), options=f"-c search_path={self.schema}") as conn:
+            row = conn.execute("SELECT count(*) FROM orders").fetchone()
+        return int(row[0]) if row else 0
+
+    def _wait_emails(self, mailer: FakeMailer, count: int) -> None:
+        _wait(
+            lambda: len(mailer.sent) >= count,
+            600,
+            f"{count} emails were sent (every order reached its end)",
+            "shop services",
+            "check that Debezium publishes the outbox topics and that the services consume them",
+        )
 
     def _oracle_world(self) -> dict[str, int]:
-        """The same workload in a second database, where the bad rule's orders never happen at all."""
+        """The same workload in a second database: with the fix in place from the start (repair), or
+        with the bad rule's orders never happening (undo)."""
         gateway = FakeGateway()
         shop = Shop(self.dsn.conninfo(self.oracle_db), "shop", gateway, FakeMailer())
         try:
             for sku in SKUS:
                 shop.stock(sku, 100_000)
             for n in range(1, self.orders + 1):
-                if not is_bad(n):
-                    _follow(shop, shop.place_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3, "v6"))
+                if self.mode == "undo" and is_bad(n, self.orders):
+                    continue
+                shop.rule.version = fixed_rule(n, self.orders)
+                _follow(shop, shop.request_order(n, f"c{n}", SKUS[n % 3], 1 + n % 3))
         finally:
             shop.close()
-        self.say(f"oracle: database {self.oracle_db} holds the world without the bad rule")
+        world = (
+            "with v8 in place from the start" if self.mode == "repair" else "without the bad rule's orders"
+        )
+        self.say(f"oracle: database {self.oracle_db} holds the world {world}")
         return gateway.net()
 
     def _snapshot(self) -> Rows:
@@ -361,7 +491,13 @@ def _progress_line(p: RequestProgress) -> str:
     counts: dict[str, int] = {}
     for s in p.plan.steps if p.plan else []:
         counts[s.state.value.lower()] = counts.get(s.state.value.lower(), 0) + 1
-    return f"{p.state.value}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    text = f"{p.state.value}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    redrive: dict[str, int] = {}
+    for r in p.plan.redrive if p.plan else []:
+        redrive[r.state.value.lower()] = redrive.get(r.state.value.lower(), 0) + 1
+    if redrive:
+        text += "; re-drives: " + ", ".join(f"{n} {k}" for k, n in sorted(redrive.items()))
+    return text
 
 
 class ScenarioStuck(RewindError):

@@ -1,4 +1,5 @@
-"""The shop's tables: business rows of three services, their outbox, and applied command keys.
+"""The shop's tables: business rows of the services, reporting's read model, their outbox, and what each
+consumer applied.
 
 Every business table has REPLICA IDENTITY FULL, so Debezium's before-images are whole rows and rewind
 can restore them. One schema per world: the real shop and the oracle world live side by side.
@@ -17,6 +18,7 @@ def schema_sql(schema: str) -> str:
     CREATE TABLE {schema}.payments (
       id text PRIMARY KEY, order_id bigint NOT NULL, amount_cents int NOT NULL, status text NOT NULL);
     CREATE TABLE {schema}.emails (id text PRIMARY KEY, order_id bigint NOT NULL, recipient text, body text);
+    CREATE TABLE {schema}.revenue (sku text PRIMARY KEY, cents bigint NOT NULL, orders int NOT NULL);
     CREATE TABLE {schema}.applied_commands (idempotency_key text PRIMARY KEY, event_type text NOT NULL);
     CREATE TABLE {schema}.outbox (
       id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL,
@@ -26,11 +28,13 @@ def schema_sql(schema: str) -> str:
     ALTER TABLE {schema}.stock REPLICA IDENTITY FULL;
     ALTER TABLE {schema}.payments REPLICA IDENTITY FULL;
     ALTER TABLE {schema}.emails REPLICA IDENTITY FULL;
+    ALTER TABLE {schema}.revenue REPLICA IDENTITY FULL;
     """
 
 
 def tables(schema: str) -> tuple[str, ...]:
     """What Debezium captures (the outbox last)."""
     return tuple(
-        f"{schema}.{t}" for t in ("orders", "stock", "payments", "emails", "applied_commands", "outbox")
+        f"{schema}.{t}"
+        for t in ("orders", "stock", "payments", "emails", "revenue", "applied_commands", "outbox")
     )

@@ -1,4 +1,4 @@
-"""The shop's services: orders, inventory, payments and notifications, on PostgreSQL.
+"""The shop's services: checkout, pricing, inventory, payments, notifications and reporting, on PostgreSQL.
 
 Each handler runs one database transaction that writes its business rows and its outbox events
 together (Debezium's outbox router publishes them), so what a service did and why travel as one
@@ -6,9 +6,14 @@ action. Correlation id, causation id and ``traceparent`` flow from every event i
 services also apply the commands rewind emits (restore rows, release stock, refund payments), each
 exactly once per idempotency key, and name the command's event as the cause of what they did.
 
-    place order ──OrderPriced──▶ inventory ──StockReserved──▶ payments ──PaymentCaptured──▶ notifications
-    (orders row)                (stock row)                  (intent, gateway,           (email: cannot
-                                                              payments row)               be unsent)
+    checkout ──OrderRequested──▶ pricing ──OrderPriced──▶ inventory ──StockReserved──▶ payments ──▶ ...
+    (the customer's               (orders row,       │        (stock row)                 (intent, gateway,
+     request)                      rule in force)    │                                      payments row)
+                                                     └──▶ reporting (revenue per SKU: a read model)
+    ... ──PaymentCaptured──▶ notifications (email: cannot be unsent)
+
+Each consumer records what it handled under its own name, so one event reaches several consumers once
+each, and a re-driven event (a new id) is handled again by the one consumer it is sent to.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +29,26 @@ import psycopg
 from psycopg import sql
 
 BASE_PRICE_CENTS = 1_000
-RULES = {"v6": 1.0, "v7": 0.5}  # v7 is the bad deploy: half price
+
+
+def price_cents(rule_version: str, qty: int) -> int:
+    """v6: list price. v7 brought a bulk discount (10% from 3 items) and a bug: half price for all.
+    v8 is v7 fixed."""
+    list_price = BASE_PRICE_CENTS * qty
+    if rule_version == "v6":
+        return list_price
+    if rule_version == "v7":
+        return list_price // 2
+    if rule_version == "v8":
+        return list_price * 9 // 10 if qty >= 3 else list_price
+    raise ValueError(f"no pricing rule {rule_version!r}")
+
+
+@dataclass
+class RuleInForce:
+    """The pricing rule deployed now (a deploy flips it; pricing reads it for every order)."""
+
+    version: str = "v6"
 
 
 @dataclass(frozen=True)
@@ -60,9 +85,12 @@ class FakeGateway:
         self.refunded[payment_id] = amount_cents
 
     def net(self) -> dict[str, int]:
-        return {
-            p: a - self.refunded.get(p, 0) for p, a in self.captured.items() if a - self.refunded.get(p, 0)
-        }
+        """Money kept, per order (payment ids are 'pay-<order>-<attempt>')."""
+        by_order: dict[str, int] = {}
+        for p, amount in self.captured.items():
+            order = p.rsplit("-", 1)[0]
+            by_order[order] = by_order.get(order, 0) + amount - self.refunded.get(p, 0)
+        return {o: n for o, n in by_order.items() if n}
 
 
 @dataclass
@@ -81,7 +109,14 @@ def child_traceparent(parent: str | None) -> str:
 
 class Shop:
     def __init__(
-        self, conninfo: str, schema: str, gateway: Gateway, mailer: Mailer, *, payload_metadata: bool = False
+        self,
+        conninfo: str,
+        schema: str,
+        gateway: Gateway,
+        mailer: Mailer,
+        *,
+        payload_metadata: bool = False,
+        rule: RuleInForce | None = None,
     ) -> None:
         """``payload_metadata``: also write the event's metadata (correlation, causation, trace, phase,
         intent, transaction id) into its payload, for an outbox router that places no extra columns."""
@@ -90,6 +125,7 @@ class Shop:
         self.gateway = gateway
         self.mailer = mailer
         self.payload_metadata = payload_metadata
+        self.rule = rule or RuleInForce()
 
     def close(self) -> None:
         self.conn.close()
@@ -100,38 +136,83 @@ class Shop:
         with self.conn.transaction():
             self.conn.execute("INSERT INTO stock VALUES (%s, %s, 0)", (sku, available))
 
-    def place_order(self, order_id: int, customer: str, sku: str, qty: int, rule_version: str) -> str:
-        """Orders: price the order with the rule in force and record it; returns the event id."""
-        price = int(BASE_PRICE_CENTS * qty * RULES[rule_version])
-        payload = {"order_id": order_id, "customer": customer, "sku": sku, "qty": qty,
-                   "price_cents": price, "rule_version": rule_version}  # fmt: skip
+    def request_order(self, order_id: int, customer: str, sku: str, qty: int) -> str:
+        """Checkout: the customer asks for an order; returns the event id (pricing takes it from there)."""
+        payload = {"order_id": order_id, "customer": customer, "sku": sku, "qty": qty}
         with self.conn.transaction():
-            self.conn.execute(
-                "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, 'PRICED')",
-                (order_id, customer, sku, qty, price, rule_version),
+            return self._emit(
+                "checkout", order_id, "OrderRequested", payload, f"order-{order_id}", None, None
             )
-            return self._emit("order", order_id, "OrderPriced", payload, f"order-{order_id}", None, None)
 
     # -- consuming events and commands --------------------------------------------------------
 
     def handle(self, event: Event) -> bool:
-        """Apply one event or command; False when it is not for this shop (or already applied)."""
-        handler = {
-            "OrderPriced": self._reserve_stock,
-            "StockReserved": self._capture_payment,
-            "PaymentCaptured": self._send_email,
-            "RestoreRow": self._restore_rows,
-            "ReleaseStock": self._release_stock,
-            "RefundPayment": self._refund_payment,
-        }.get(event.event_type)
-        if handler is None:
-            return False
-        return handler(event)
+        """Apply one event or command in every consumer it is for; False when none took it (not for this
+        shop, or each had handled it already)."""
+        consumers: dict[str, tuple[Callable[[Event], bool], ...]] = {
+            "OrderRequested": (self._price_order,),
+            "OrderPriced": (self._reserve_stock, self._count_revenue),
+            "StockReserved": (self._capture_payment,),
+            "PaymentCaptured": (self._send_email,),
+            "RestoreRow": (self._restore_rows,),
+            "ReleaseStock": (self._release_stock,),
+            "RefundPayment": (self._refund_payment,),
+        }
+        results = [handler(event) for handler in consumers.get(event.event_type, ())]
+        return any(results)
+
+    def _price_order(self, e: Event) -> bool:
+        """Pricing: price the requested order with the rule in force and record it."""
+        p = e.payload
+        rule = self.rule.version
+        price = price_cents(rule, p["qty"])
+        payload = {"order_id": p["order_id"], "customer": p["customer"], "sku": p["sku"], "qty": p["qty"],
+                   "price_cents": price, "rule_version": rule}  # fmt: skip
+        with self.conn.transaction():
+            if not self._first_time(e, "pricing"):
+                return False
+            self.conn.execute(
+                "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, 'PRICED')",
+                (p["order_id"], p["customer"], p["sku"], p["qty"], price, rule),
+            )
+            self._emit("order", p["order_id"], "OrderPriced", payload, e.correlation_id, e.event_id,
+                       e.traceparent)  # fmt: skip
+        return True
+
+    def _count_revenue(self, e: Event) -> bool:
+        """Reporting: revenue per SKU, a read model kept from the priced orders."""
+        p = e.payload
+        with self.conn.transaction():
+            if not self._first_time(e, "reporting"):
+                return False
+            self._add_revenue(p["sku"], p["price_cents"])
+            self._emit("revenue", p["sku"], "RevenueCounted", {"sku": p["sku"], "cents": p["price_cents"]},
+                       e.correlation_id, e.event_id, e.traceparent)  # fmt: skip
+        return True
+
+    def _add_revenue(self, sku: str, cents: int) -> None:
+        self.conn.execute(
+            "INSERT INTO revenue VALUES (%s, %s, 1) ON CONFLICT (sku) DO UPDATE "
+            "SET cents = revenue.cents + EXCLUDED.cents, orders = revenue.orders + 1",
+            (sku, cents),
+        )
+
+    def rebuild_revenue(self, priced: list[dict[str, Any]]) -> None:
+        """Reporting rebuilds its read model from a (replayed) stream of OrderPriced payloads, in one
+        transaction: readers see the old model or the new one, never half of it."""
+        totals: dict[str, tuple[int, int]] = {}
+        for p in priced:
+            cents, orders = totals.get(p["sku"], (0, 0))
+            totals[p["sku"]] = (cents + p["price_cents"], orders + 1)
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM revenue")
+            for sku, (cents, orders) in sorted(totals.items()):
+                self.conn.execute("INSERT INTO revenue VALUES (%s, %s, %s)", (sku, cents, orders))
 
     def _reserve_stock(self, e: Event) -> bool:
         p = e.payload
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "inventory"):
                 return False
             self.conn.execute(
                 "UPDATE stock SET available = available - %s, reserved = reserved + %s WHERE sku = %s",
@@ -151,12 +232,12 @@ class Shop:
     def _capture_payment(self, e: Event) -> bool:
         """An intent before calling the gateway, the outcome after: a crash between them is in doubt."""
         p = e.payload
-        payment_id = f"pay-{p['order_id']}"
+        payment_id = f"pay-{p['order_id']}-{e.event_id[:8]}"  # an order repaired is paid again
         intent = str(uuid.uuid4())
         trace = child_traceparent(e.traceparent)
         request = {"payment_id": payment_id, "order_id": p["order_id"], "amount_cents": p["price_cents"]}
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "payments"):
                 return False
             self._emit("payment", payment_id, "PaymentRequested", request, e.correlation_id, e.event_id,
                        trace, phase="intent", intent_id=intent)  # fmt: skip
@@ -176,11 +257,13 @@ class Shop:
         recipient = f"customer-{p['order_id']}@example.com"
         body = f"Thank you: we charged {p['amount_cents'] / 100:.2f} for order {p['order_id']}"
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "notifications"):
                 return False
             self.mailer.send(recipient, body)
-            self.conn.execute("INSERT INTO emails VALUES (%s, %s, %s, %s)",
-                              (f"mail-{p['order_id']}", p["order_id"], recipient, body))  # fmt: skip
+            mail_id = f"mail-{p['order_id']}-{e.event_id[:8]}"  # a repaired order is mailed again
+            self.conn.execute(
+                "INSERT INTO emails VALUES (%s, %s, %s, %s)", (mail_id, p["order_id"], recipient, body)
+            )
             payload = {"order_id": p["order_id"], "to": recipient}
             self._emit(
                 "email", p["order_id"], "EmailSent", payload, e.correlation_id, e.event_id, e.traceparent
@@ -189,17 +272,18 @@ class Shop:
 
     # -- rewind's commands: each applied once per idempotency key ------------------------------
 
-    def _first_time(self, e: Event) -> bool:
-        """Record the event (or command) id in this transaction: a redelivery finds it and does nothing."""
+    def _first_time(self, e: Event, consumer: str) -> bool:
+        """Record that this consumer handled the event (or command) in this transaction: a redelivery
+        finds it and does nothing."""
         row = self.conn.execute(
             "INSERT INTO applied_commands VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (e.event_id, e.event_type),
+            (f"{consumer}/{e.event_id}", e.event_type),
         ).fetchone()
         return row is not None
 
     def _restore_rows(self, e: Event) -> bool:
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "orders"):
                 return False
             for row in e.payload["rows"]:
                 self._restore_row(row)
@@ -228,7 +312,7 @@ class Shop:
     def _release_stock(self, e: Event) -> bool:
         p = e.payload
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "inventory"):
                 return False
             self.conn.execute(
                 "UPDATE stock SET available = available + %s, reserved = reserved - %s WHERE sku = %s",
@@ -240,7 +324,7 @@ class Shop:
     def _refund_payment(self, e: Event) -> bool:
         p = e.payload
         with self.conn.transaction():
-            if not self._first_time(e):
+            if not self._first_time(e, "payments"):
                 return False
             self.conn.execute("UPDATE payments SET status = 'REFUNDED' WHERE id = %s", (p["payment_id"],))
             self.gateway.refund(p["payment_id"], p["amount_cents"])

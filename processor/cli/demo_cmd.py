@@ -17,15 +17,21 @@ from processor.graph import render
 @click.command("demo")
 @click.option("--orders", type=int, default=1_000, show_default=True, help="Orders in the workload.")
 @click.option(
+    "--mode", type=click.Choice(["repair", "undo"]), default="repair", show_default=True,
+    help="repair: undo what the bad rule caused and re-price its orders with the fix; undo: subtract only.",
+)  # fmt: skip
+@click.option(
     "--picture", type=click.Path(dir_okay=False, path_type=Path), default=Path("rewind-demo.svg"),
     show_default=True, help="Where to draw the affected subgraph (SVG).",
 )  # fmt: skip
 @pass_context
-def demo(ctx: Context, orders: int, picture: Path) -> None:
-    """A bad pricing rule ships; rewind finds what it caused, undoes it after approval, and proves the
-    shop now equals a world where the rule never ran (everything starts here and stops at the end)."""
+def demo(ctx: Context, orders: int, mode: str, picture: Path) -> None:
+    """A bad pricing rule ships and its fix follows; rewind finds what the rule caused, undoes it after
+    approval, re-drives the orders it mispriced to the fixed pricing, and proves the shop now equals a
+    world where the fix was always in place (with --mode undo: where the rule's orders never happened).
+    Everything starts here and stops at the end."""
     try:
-        scenario, outcome = run_demo(ctx.settings, orders, ctx.out.print)
+        scenario, outcome = run_demo(ctx.settings, orders, ctx.out.print, mode)
     except RewindError as exc:
         raise click.ClickException(str(exc)) from exc
     _report(ctx, outcome)
@@ -33,7 +39,7 @@ def demo(ctx: Context, orders: int, picture: Path) -> None:
     if dot:
         _draw(ctx, dot, picture, f"{actions} actions of {workflows} bad orders, with their undo")
     if not outcome.proved:
-        raise click.ClickException("the rolled-back shop differs from the oracle world: see above")
+        raise click.ClickException(f"the shop after the {mode} differs from the oracle world: see above")
 
 
 def _report(ctx: Context, o: Outcome) -> None:
@@ -50,17 +56,27 @@ def _report(ctx: Context, o: Outcome) -> None:
         say(table)
         kinds = sorted({s.action_type for s in plan.steps if s.action_id in plan.irreversible})
         say(f"irreversible, listed and not undone: {len(plan.irreversible)} ({', '.join(kinds)})")
+        if plan.redrive:
+            confirmed = sum(r.state.value == "CONFIRMED" for r in plan.redrive)
+            say(f"repair: {confirmed} of {len(plan.redrive)} requests re-driven to pricing and confirmed")
+        for r in plan.replays:
+            say(f"replay: {r.store} rebuilt from a filtered replay of {', '.join(r.topics)}")
+    if o.replay is not None:
+        say(f"  {o.replay.copied} events copied, {o.replay.skipped} of the scope skipped")
     say(f"verification: {len(final.verification)} differences")
     for d in final.verification[:20]:
         say(f"  {d.entity} {d.field}: expected {d.expected_json}, found {d.actual_json}")
-    checks = Table(title=f"the shop against the oracle world ({o.orders} orders, {len(o.bad)} touched by v7)")
+    world = "v8 from the start" if o.mode == "repair" else "v7's orders never happened"
+    checks = Table(
+        title=f"the shop against the oracle world ({world}; {o.orders} orders, {len(o.bad)} priced by v7)"
+    )
     for column in ("table", "equivalence", "holds"):
         checks.add_column(column)
     for name, text, holds in o.checks():
         checks.add_row(name, text, "yes" if holds else "[red]NO[/]")
     say(checks)
     flowed, rolled = o.timings.get("orders_s", 0.0), o.timings.get("rollback_s", 0.0)
-    say(f"timings: orders flowed in {flowed:.0f}s, the rollback took {rolled:.0f}s")
+    say(f"timings: orders flowed in {flowed:.0f}s, the {o.mode} took {rolled:.0f}s")
 
 
 def _draw(ctx: Context, dot: str, picture: Path, what: str) -> None:

@@ -22,7 +22,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_INVALID, Consumer, Message, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import Where
+from processor.errors import KafkaError, Where
 from processor.kafka import clients, loop
 from processor.kafka.messages import header_pairs, is_error
 from processor.replay.scope import (
@@ -109,6 +109,7 @@ class FilteredReplay:
         self.max_rate = max_rate  # records handled per second at most (spares a busy cluster)
         self.group = f"{settings.group_id}-replay-{replay_id}"
         self._targets = {j.source: j.target for j in jobs}
+        self._written: dict[tuple[str, int], int] = {}  # target partition -> last offset written
 
     # -- what it will do -------------------------------------------------------------------------
 
@@ -289,9 +290,29 @@ class FilteredReplay:
             self._progress(done(), total)
             if self.max_rate:
                 time.sleep(max(0.0, began + handled / self.max_rate - time.monotonic()))
+        if producer is not None:
+            self._visible(consumer)
         if self.observer is not None:
             self.observer.replayed(self.replay_id, report.copied, report.skipped)
         return report
+
+    def _visible(self, consumer: Consumer, timeout_s: float = 60) -> None:
+        """Wait until a read_committed reader sees every copy: a commit returns before the brokers have
+        written its markers, and a rebuild started at once would otherwise stop short of them."""
+        deadline = time.monotonic() + timeout_s
+        for (topic, partition), offset in sorted(self._written.items()):
+            tp = TopicPartition(topic, partition)
+            while consumer.get_watermark_offsets(tp, 10, cached=False)[1] <= offset:
+                if time.monotonic() > deadline:
+                    where = Where(topic=topic, partition=partition, offset=offset)
+                    why = f"replay: the copies are not readable after {timeout_s:.0f}s"
+                    raise KafkaError(why, where=where, retryable=True)
+                time.sleep(0.05)
+
+    def _delivered(self, err: object, msg: Message) -> None:
+        if err is None:
+            key = (msg.topic() or "", msg.partition() or 0)
+            self._written[key] = max(self._written.get(key, -1), msg.offset() or 0)
 
     def _produce(self, producer: Producer, msg: Message) -> None:
         origin = Origin(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
@@ -304,7 +325,7 @@ class FilteredReplay:
             try:
                 producer.produce(
                     self._targets[origin.topic], value=msg.value(), key=msg.key(), headers=headers,
-                    partition=origin.partition, timestamp=ts if kind else 0,
+                    partition=origin.partition, timestamp=ts if kind else 0, on_delivery=self._delivered,
                 )  # fmt: skip
                 return
             except BufferError:  # the local queue is full: let deliveries drain

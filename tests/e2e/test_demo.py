@@ -25,7 +25,8 @@ def test_the_demo_runs_the_scenario_and_stops_what_it_started(tmp_path: Path) ->
     )  # fmt: skip
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]
-    assert "rollback: COMPLETED: all 125 steps undone and verified" in out
+    assert "rollback: REPAIRED: all 150 steps undone and verified; 25 inputs re-driven and confirmed" in out
+    assert "repair: 25 of 25 requests re-driven to pricing and confirmed" in out
     assert "blast radius" in out and "verification: 0 differences" in out
     assert "NO" not in out.split("the shop against the oracle world")[1]
     assert picture.read_text().startswith("<?xml") and "OrderPriced" in picture.read_text()

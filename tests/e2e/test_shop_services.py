@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from examples.shop.schema import schema_sql
-from examples.shop.services import Event, FakeGateway, FakeMailer, Shop
+from examples.shop.services import Event, FakeGateway, FakeMailer, RuleInForce, Shop
 from processor.devenv.postgres import Dsn
 
 
@@ -32,23 +32,25 @@ def test_an_order_flows_through_the_services_and_rewinds_commands_apply_once(
     with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
         admin.execute(schema_sql(schema).encode())
     gateway, mailer = FakeGateway(), FakeMailer()
-    shop = Shop(postgres.conninfo(), schema, gateway, mailer)
+    shop = Shop(postgres.conninfo(), schema, gateway, mailer, rule=RuleInForce("v7"))
     try:
         shop.stock("sku-1", 100)
-        shop.place_order(7, "c7", "sku-1", 2, "v7")
+        shop.request_order(7, "c7", "sku-1", 2)
         seen: set[str] = set()
-        for _ in range(3):  # deliver each new event to the services, as the outbox topics would
+        for _ in range(5):  # deliver each new event to the services, as the outbox topics would
             for row in outbox(shop.conn, schema):
                 if row["id"] not in seen:
                     seen.add(row["id"])
                     shop.handle(as_event(row))
         events = outbox(shop.conn, schema)
         types = [e["type"] for e in events]
-        assert sorted(types) == sorted(
-            ["OrderPriced", "StockReserved", "PaymentRequested", "PaymentCaptured", "EmailSent"]
-        )
+        assert sorted(types) == sorted(["OrderRequested", "OrderPriced", "StockReserved", "PaymentRequested",
+                                        "PaymentCaptured", "EmailSent", "RevenueCounted"])  # fmt: skip
         by_type = {e["type"]: e for e in events}
         assert {e["correlation_id"] for e in events} == {"order-7"}
+        assert by_type["OrderPriced"]["causation_id"] == by_type["OrderRequested"]["id"]
+        assert by_type["OrderPriced"]["payload"]["price_cents"] == 1000  # v7: half of 2 x 1000
+        assert by_type["RevenueCounted"]["causation_id"] == by_type["OrderPriced"]["id"]  # two consumers
         assert by_type["StockReserved"]["causation_id"] == by_type["OrderPriced"]["id"]
         assert by_type["PaymentCaptured"]["causation_id"] == by_type["StockReserved"]["id"]
         assert by_type["EmailSent"]["causation_id"] == by_type["PaymentCaptured"]["id"]
@@ -58,11 +60,17 @@ def test_an_order_flows_through_the_services_and_rewinds_commands_apply_once(
         assert (intent["phase"], outcome["phase"]) == ("intent", "outcome") and intent[
             "intent_id"
         ] == outcome["intent_id"]
-        assert gateway.captured == {"pay-7": 1000} and len(mailer.sent) == 1
+        [payment_id] = gateway.captured
+        assert (
+            payment_id.startswith("pay-7-") and gateway.captured[payment_id] == 1000 and len(mailer.sent) == 1
+        )
+        assert shop.conn.execute(f"SELECT cents, orders FROM {schema}.revenue").fetchone() == (1000, 1)
         assert shop.conn.execute(f"SELECT available, reserved FROM {schema}.stock").fetchone() == (98, 2)
 
         # rewind's commands (JSON envelopes' payloads), each twice: the second delivery changes nothing
-        refund = Event("k-refund", "RefundPayment", {"payment_id": "pay-7", "amount_cents": 1000}, "order-7")
+        refund = Event(
+            "k-refund", "RefundPayment", {"payment_id": payment_id, "amount_cents": 1000}, "order-7"
+        )
         release = Event("k-release", "ReleaseStock", {"sku": "sku-1", "qty": 2, "order_id": 7}, "order-7")
         restore = Event("k-restore", "RestoreRow", {"rows": [{"table": f"{schema}.orders", "key": {"id": 7},
                         "op": "DELETE", "set": None, "image": None}]}, "order-7")  # fmt: skip

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from processor.app import Rewind
 from processor.config import Settings
+from processor.kafka import clients, loop
 from processor.replay.runner import ReplayJob
 from processor.replay.scope import ReplayRefused, Scope, StartPoint
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
@@ -134,8 +135,6 @@ def test_dry_run_counts_per_partition_and_writes_nothing(
         assert (row["copied"], row["skipped"]) == (sum(not r.bad for r in mine), sum(r.bad for r in mine))
         assert (row["start"], row["end"], row["target"]) == (0, len(mine), target)
     topics = Rewind(settings).existing_cluster  # the target was never created
-    from processor.kafka import clients
-
     assert target not in clients.admin(settings, topics).list_topics(timeout=10).topics
 
 
@@ -149,6 +148,11 @@ def test_default_start_is_just_before_the_scope_and_the_rest_follows(
     scope = Scope.of(scope_entries(r for r in late if r.bad))
     app = Rewind(settings)
     report = app.replay("default", [ReplayJob(source, target)], scope, StartPoint(), threading.Event())
+    reader = clients.consumer(settings, kafka_bootstrap, f"now-{unique}")
+    try:  # readable as soon as the replay returns: a rebuild may start at once
+        assert len(loop.read_to_end(reader, target, what="the copies")) == report.copied
+    finally:
+        reader.close()
     for row in report.partitions:
         first_bad = min(r.origin.offset for r in late if r.bad and r.origin.partition == row.partition)
         assert row.start == first_bad
