@@ -49,7 +49,7 @@ from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Mode, RollbackRequest, Selector
-from processor.rollback.serde import decode_status
+from processor.rollback.status import StatusReader
 from processor.rollback.worker import RollbackWorker, engine_config
 from processor.tap.core import TapCore, TapOutput
 from processor.tap.engine import tap_core
@@ -376,11 +376,12 @@ class Rewind:
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             last: RequestProgress | None = None
             shown: int | None = None
+            status = StatusReader()
             while True:
                 for msg in reader.consume(500, timeout=0.5):
                     if msg.error() is None and (msg.key() or b"").decode() == request_id:
                         try:
-                            last = decode_status(msg.value() or b"")
+                            last = status.read(msg.value() or b"")
                         except SchemaError:
                             continue
                 caught_up = loop.at_end(reader)

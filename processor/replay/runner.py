@@ -17,17 +17,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, Message, Producer, TopicPartition
 
 from processor.config import Settings
 from processor.errors import KafkaError, Where
 from processor.kafka import clients, loop
-from processor.kafka.messages import header_pairs, is_error
+from processor.kafka.messages import is_error
 from processor.replay.scope import (
     HEADER_REPLAY_OF,
-    Origin,
     PartitionRange,
     ReplayRefused,
     Scope,
@@ -109,7 +108,6 @@ class FilteredReplay:
         self.max_rate = max_rate  # records handled per second at most (spares a busy cluster)
         self.group = f"{settings.group_id}-replay-{replay_id}"
         self._targets = {j.source: j.target for j in jobs}
-        self._written: dict[tuple[str, int], int] = {}  # target partition -> last offset written
 
     # -- what it will do -------------------------------------------------------------------------
 
@@ -258,21 +256,22 @@ class FilteredReplay:
                 raise loop.Stopping("replay stopped; run it again to resume")
             batch = consumer.consume(BATCH if self.max_rate is None else max(1, int(self.max_rate / 10)), 0.5)
             handled += len(batch)
-            for msg in batch:
-                if is_error(msg):
+            for msg in batch:  # the hot loop: one lookup per record, nothing allocated but the copy
+                if msg.error() is not None and is_error(msg):
                     continue
-                key = (msg.topic() or "", msg.partition() or 0)
-                r, offset = ranges[key], msg.offset() or 0
+                # a record (an error event was handled above) has its topic, partition and offset
+                key = cast(tuple[str, int], (msg.topic(), msg.partition()))
+                r, offset = ranges[key], cast(int, msg.offset())
                 if offset >= r.end or key not in todo:
                     continue  # written after the replay began: not part of it
                 row = rows[key]
-                if r.skips(offset):
+                if offset in r.skip:
                     row.skipped += 1
                 else:
                     row.copied += 1
                     uncommitted += 1
                     if producer is not None:
-                        self._produce(producer, msg)
+                        self._produce(producer, msg, key, offset)
             for tp in consumer.position([TopicPartition(t, p) for t, p in todo]):
                 key = (tp.topic, tp.partition)
                 if tp.offset >= 0:
@@ -291,42 +290,40 @@ class FilteredReplay:
             if self.max_rate:
                 time.sleep(max(0.0, began + handled / self.max_rate - time.monotonic()))
         if producer is not None:
-            self._visible(consumer)
+            self._visible(consumer, [(self._targets[t], p) for t, p in ranges])
         if self.observer is not None:
             self.observer.replayed(self.replay_id, report.copied, report.skipped)
         return report
 
-    def _visible(self, consumer: Consumer, timeout_s: float = 60) -> None:
+    def _visible(self, consumer: Consumer, targets: list[tuple[str, int]], timeout_s: float = 60) -> None:
         """Wait until a read_committed reader sees every copy: a commit returns before the brokers have
-        written its markers, and a rebuild started at once would otherwise stop short of them."""
+        written its markers, and a rebuild started at once would otherwise stop short of them. The copies
+        are readable when no transaction is open below the end each target partition has now."""
+        peek = clients.consumer(self.settings, self.bootstrap, self.group, read_committed=False)
+        try:
+            ends = {
+                tp: peek.get_watermark_offsets(TopicPartition(*tp), 10, cached=False)[1] for tp in targets
+            }
+        finally:
+            peek.close()
         deadline = time.monotonic() + timeout_s
-        for (topic, partition), offset in sorted(self._written.items()):
+        for (topic, partition), end in sorted(ends.items()):
             tp = TopicPartition(topic, partition)
-            while consumer.get_watermark_offsets(tp, 10, cached=False)[1] <= offset:
+            while consumer.get_watermark_offsets(tp, 10, cached=False)[1] < end:
                 if time.monotonic() > deadline:
-                    where = Where(topic=topic, partition=partition, offset=offset)
+                    where = Where(topic=topic, partition=partition, offset=end)
                     why = f"replay: the copies are not readable after {timeout_s:.0f}s"
                     raise KafkaError(why, where=where, retryable=True)
-                time.sleep(0.05)
+                time.sleep(0.02)
 
-    def _delivered(self, err: object, msg: Message) -> None:
-        if err is None:
-            key = (msg.topic() or "", msg.partition() or 0)
-            self._written[key] = max(self._written.get(key, -1), msg.offset() or 0)
-
-    def _produce(self, producer: Producer, msg: Message) -> None:
-        origin = Origin(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-        headers: list[tuple[str, str | bytes | None]] = [
-            *header_pairs(msg.headers()),
-            (HEADER_REPLAY_OF, origin.header()),
-        ]
+    def _produce(self, producer: Producer, msg: Message, key: tuple[str, int], offset: int) -> None:
+        headers = cast(list[tuple[str, str | bytes | None]], msg.headers() or [])  # a list, from a consumer
+        headers.append((HEADER_REPLAY_OF, f"{key[0]}/{key[1]}/{offset}"))  # Origin.header(), inline
         kind, ts = msg.timestamp()
         while True:
             try:
-                producer.produce(
-                    self._targets[origin.topic], value=msg.value(), key=msg.key(), headers=headers,
-                    partition=origin.partition, timestamp=ts if kind else 0, on_delivery=self._delivered,
-                )  # fmt: skip
+                producer.produce(self._targets[key[0]], value=msg.value(), key=msg.key(), headers=headers,
+                                 partition=key[1], timestamp=ts if kind else 0)  # fmt: skip
                 return
             except BufferError:  # the local queue is full: let deliveries drain
                 producer.poll(0.1)

@@ -102,7 +102,7 @@ def decode_control(data: bytes, where: Where | None = None) -> Control:
 # -- status ---------------------------------------------------------------------------------------
 
 
-def _step_record(s: Step) -> Record:
+def step_record(s: Step) -> Record:
     return {"action_id": s.action_id, "action_type": s.action_type, "service": s.service,
             "mechanism": s.mechanism.value, "wave": s.wave, "state": s.state.value, "attempts": s.attempts,
             "idempotency_key": s.idempotency_key, "last_error": s.last_error,
@@ -110,7 +110,7 @@ def _step_record(s: Step) -> Record:
             "confirmed_ts_ms": s.confirmed_ts_ms}  # fmt: skip
 
 
-def _redrive_record(r: Redrive) -> Record:
+def redrive_record(r: Redrive) -> Record:
     return {"action_id": r.action_id, "action_type": r.action_type,
             "seed_action_ids": list(r.seed_action_ids), "topic": r.topic, "event_type": r.event_type,
             "idempotency_key": r.idempotency_key,
@@ -119,7 +119,7 @@ def _redrive_record(r: Redrive) -> Record:
             "confirmed_ts_ms": r.confirmed_ts_ms}  # fmt: skip
 
 
-def _redrive(r: Record) -> Redrive:
+def redrive_from_record(r: Record) -> Redrive:
     return Redrive(
         action_id=r["action_id"], action_type=r["action_type"], seed_action_ids=tuple(r["seed_action_ids"]),
         topic=r["topic"], event_type=r["event_type"], idempotency_key=r["idempotency_key"],
@@ -131,7 +131,7 @@ def _redrive(r: Record) -> Redrive:
 
 def plan_record(p: Plan) -> Record:
     return {
-        "scope": list(p.scope), "waves": p.waves, "steps": [_step_record(s) for s in p.steps],
+        "scope": list(p.scope), "waves": p.waves, "steps": [step_record(s) for s in p.steps],
         "conflicts": [{"action_id": c.action_id, "entity": c.entity, "overwritten_by": list(c.overwritten_by)}
                       for c in p.conflicts],
         "irreversible": p.irreversible, "in_doubt": p.in_doubt, "unclassified": p.unclassified,
@@ -139,16 +139,16 @@ def plan_record(p: Plan) -> Record:
         "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
-        "redrive": [_redrive_record(r) for r in p.redrive],
+        "redrive": [redrive_record(r) for r in p.redrive],
         "replays": [{"store": r.store, "topics": list(r.topics), "action_ids": list(r.action_ids)}
                     for r in p.replays],
     }  # fmt: skip
 
 
-def status_record(p: RequestProgress) -> Record:
+def status_record(p: RequestProgress, *, with_plan: bool = True) -> Record:
     return {
         "request_id": p.request_id, "state": p.state.value, "reason": p.reason, "ts_ms": p.ts_ms,
-        "plan": None if p.plan is None else plan_record(p.plan),
+        "plan": None if p.plan is None or not with_plan else plan_record(p.plan),
         "verification": [{"entity": d.entity, "field": d.field, "expected_json": d.expected_json,
                           "actual_json": d.actual_json} for d in p.verification],
         "requested_by": p.requested_by, "request_reason": p.request_reason, "mode": p.mode.value,
@@ -157,7 +157,7 @@ def status_record(p: RequestProgress) -> Record:
     }  # fmt: skip
 
 
-def _step(r: Record) -> Step:
+def step_from_record(r: Record) -> Step:
     return Step(
         action_id=r["action_id"], action_type=r["action_type"], service=r["service"],
         mechanism=StepMechanism(r["mechanism"]), wave=r["wave"], idempotency_key=r["idempotency_key"] or "",
@@ -169,13 +169,13 @@ def _step(r: Record) -> Step:
 
 def _plan(r: Record) -> Plan:
     return Plan(
-        scope=tuple(r["scope"]), steps=[_step(s) for s in r["steps"]],
+        scope=tuple(r["scope"]), steps=[step_from_record(s) for s in r["steps"]],
         conflicts=[Conflict(c["action_id"], c["entity"], tuple(c["overwritten_by"])) for c in r["conflicts"]],
         irreversible=list(r["irreversible"]), in_doubt=list(r["in_doubt"]),
         unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
         unreadable=list(r.get("unreadable", [])),
         approval_reasons=list(r["approval_reasons"]),
-        redrive=[_redrive(x) for x in r.get("redrive", [])],
+        redrive=[redrive_from_record(x) for x in r.get("redrive", [])],
         replays=[StoreReplay(x["store"], tuple(x["topics"]), tuple(x["action_ids"]))
                  for x in r.get("replays", [])],
     )  # fmt: skip

@@ -40,13 +40,8 @@ from processor.rollback.actions import ActionStore
 from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
 from processor.rollback.progress import Policy, StateLog, WaveBarrier
 from processor.rollback.request import RequestInvalid, Thresholds
-from processor.rollback.serde import (
-    decode_control,
-    decode_request,
-    decode_status,
-    encode_command,
-    encode_status,
-)
+from processor.rollback.serde import decode_control, decode_request, encode_command
+from processor.rollback.status import StatusReader, StatusWriter
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -95,6 +90,7 @@ class _Session:
     read: int = 0  # journal records consumed this session
     read_to: dict[int, int] = field(default_factory=dict)  # journal partition -> next offset, as read
     marked: dict[int, int] = field(default_factory=dict)  # the store's restart position
+    status: StatusWriter = field(default_factory=StatusWriter)  # full records, then deltas between them
     busy: bool = False  # the last pass emitted: more may be due
     paced_until: float = 0.0  # with max_emits_per_s: no new emissions before this (monotonic)
 
@@ -217,9 +213,10 @@ class RollbackWorker:
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-status")
         try:
             latest = {}
+            status = StatusReader()
             for msg in loop.read_to_end(reader, self.topics.status, what="the status topic back"):
                 try:
-                    progress = decode_status(msg.value() or b"")
+                    progress = status.read(msg.value() or b"")
                 except SchemaError as exc:
                     logger.error("rollback: unreadable status record at %s: %s", _where(msg), exc)
                     continue
@@ -331,7 +328,7 @@ class RollbackWorker:
             value = c.value if c.value is not None else encode_command(c.envelope, fmt)
             s.producer.produce(c.topic, key=c.key, value=value, headers=c.headers)
         for progress in out.changed.values():
-            s.producer.produce(self.topics.status, key=progress.request_id, value=encode_status(progress))
+            s.producer.produce(self.topics.status, key=progress.request_id, value=s.status.encode(progress))
         offsets = s.inputs.position(s.inputs.assignment()) if consumed else []
         # A failure leaves the in-memory state ahead of what committed: the next session starts over.
         loop.commit(s.producer, offsets, s.inputs.consumer_group_metadata())

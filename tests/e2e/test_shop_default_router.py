@@ -42,9 +42,9 @@ def test_string_keys_and_the_default_router_journal_every_action_and_roll_back(
     assert len(undo) == 3 * len(bad)
     priced = [e for e in outcome.journal if e.action_type == "OrderPriced"]
     assert len(priced) == ORDERS
-    for entry in priced:  # the bare key, the type header, and the payload's tx id joining the order row
+    for entry in priced:  # the bare key, the type header, and the payload's tx id joining pricing's rows
         assert entry.aggregate_id == str(entry.event.payload["order_id"]) if entry.event else False
-        assert [c.table for c in entry.changes] == ["orders"] and entry.complete
+        assert sorted(c.table for c in entry.changes) == ["applied_commands", "orders"] and entry.complete
         assert entry.correlation_id == f"order-{entry.aggregate_id}" and entry.trace is not None
     assert not any(e.type_fallback for e in outcome.journal)
     assert read_topic(kafka_bootstrap, scenario.settings.topics.deadletter, expect=0, timeout_s=5) == []

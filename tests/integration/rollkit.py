@@ -20,7 +20,8 @@ from processor.kafka import clients
 from processor.rollback.commands import HEADER_KEY
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector
-from processor.rollback.serde import decode_command, decode_status, encode_control, encode_request
+from processor.rollback.serde import decode_command, encode_control, encode_request
+from processor.rollback.status import StatusReader as StatusFold
 from tests.integration.tapkit import headers_of
 from tests.unit.rollback.world import CATALOG
 
@@ -100,6 +101,7 @@ class StatusReader:
         })  # fmt: skip
         self.consumer.assign([TopicPartition(settings.topics.status, p, 0) for p in range(3)])
         self.latest: dict[str, RequestProgress] = {}
+        self.reader = StatusFold()  # full records and the deltas between them, folded in order
         self.history: dict[str, list[str]] = {}
 
     def wait(self, request_id: str, states: set[str], timeout_s: float = 60) -> RequestProgress:
@@ -107,7 +109,7 @@ class StatusReader:
         while time.monotonic() < deadline:
             for msg in self.consumer.consume(100, timeout=0.3):
                 if msg.error() is None:
-                    progress = decode_status(msg.value() or b"")
+                    progress = self.reader.read(msg.value() or b"")
                     self.latest[progress.request_id] = progress
                     self.history.setdefault(progress.request_id, []).append(progress.state.value)
             current = self.latest.get(request_id)

@@ -1,0 +1,127 @@
+"""A request's progress on the status topic: full records, and progress deltas between them (pure).
+
+A plan of 10k steps is ~1 MB of Avro. Re-encoding it with every transaction of 500 commands made the
+encoding, not Kafka, the cost of a large rollback or repair. So the worker writes a full record when a
+request is planned, when the session starts, every ``snapshot_every`` records and whenever a delta
+would carry more than ``max_delta_share`` of the items; in between, a delta carries the request's whole
+top-level state but only the steps and re-drives that changed since the last record written. Readers
+fold them in topic order (``StatusReader``); a delta whose full record is not there is an error, never
+a guess (the status topic is therefore not compacted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.errors import SchemaError, Where
+from processor.rollback.plan import Plan, Redrive, Step
+from processor.rollback.progress import RequestProgress
+from processor.rollback.serde import (
+    progress_from_record,
+    redrive_from_record,
+    redrive_record,
+    status_record,
+    step_from_record,
+    step_record,
+)
+from processor.schemas import SchemaName, decode, encode
+
+Signature = tuple[Any, ...]
+
+
+def _sig(item: Step | Redrive) -> Signature:
+    """What can change of a step or re-drive once planned."""
+    return (item.state, item.attempts, item.last_error, item.emitted_ts_ms, item.confirmed_by,
+            item.confirmed_ts_ms)  # fmt: skip
+
+
+def _changed(items: list[Any], now: list[Signature], then: list[Signature]) -> list[Any]:
+    return [item for item, a, b in zip(items, now, then, strict=True) if a != b]
+
+
+@dataclass(slots=True)
+class _Written:
+    plan: Plan
+    snapshot_ts_ms: int
+    steps: list[Signature]
+    redrive: list[Signature]
+    deltas: int = 0
+
+
+@dataclass
+class StatusWriter:
+    """One per worker session: what it wrote last for each request (a new session starts with full
+    records, so no delta ever refers to a record of an aborted transaction)."""
+
+    snapshot_every: int = 50
+    max_delta_share: float = 0.25
+    _written: dict[str, _Written] = field(default_factory=dict)
+
+    def encode(self, p: RequestProgress) -> bytes:
+        last = self._written.get(p.request_id)
+        plan = p.plan
+        if plan is None or last is None or last.plan is not plan or last.deltas >= self.snapshot_every:
+            return self._full(p)
+        steps = [_sig(s) for s in plan.steps]
+        redrive = [_sig(r) for r in plan.redrive]
+        changed_steps = [s for s, now, then in zip(plan.steps, steps, last.steps, strict=True) if now != then]
+        changed_redrive = [
+            r for r, now, then in zip(plan.redrive, redrive, last.redrive, strict=True) if now != then
+        ]
+        items = len(steps) + len(redrive)
+        if len(changed_steps) + len(changed_redrive) > self.max_delta_share * items:
+            return self._full(p)
+        record = status_record(p, with_plan=False)
+        record["delta"] = {
+            "snapshot_ts_ms": last.snapshot_ts_ms,
+            "steps": [step_record(s) for s in changed_steps],
+            "redrive": [redrive_record(r) for r in changed_redrive],
+        }
+        last.steps, last.redrive, last.deltas = steps, redrive, last.deltas + 1
+        return encode(record, SchemaName.ROLLBACK_STATUS)
+
+    def _full(self, p: RequestProgress) -> bytes:
+        if p.plan is not None:
+            self._written[p.request_id] = _Written(
+                p.plan, p.ts_ms, [_sig(s) for s in p.plan.steps], [_sig(r) for r in p.plan.redrive]
+            )
+        return encode(status_record(p), SchemaName.ROLLBACK_STATUS)
+
+
+@dataclass
+class StatusReader:
+    """Folds a status topic's records, read in order, into each request's progress."""
+
+    _latest: dict[str, tuple[RequestProgress, int, dict[str, int], dict[str, int]]] = field(
+        default_factory=dict
+    )
+
+    def read(self, data: bytes, where: Where | None = None) -> RequestProgress:
+        record = decode(data, SchemaName.ROLLBACK_STATUS, where)
+        progress = progress_from_record(record)
+        delta = record.get("delta")
+        if delta is None:
+            if progress.plan is not None:
+                steps = {s.action_id: i for i, s in enumerate(progress.plan.steps)}
+                redrive = {r.action_id: i for i, r in enumerate(progress.plan.redrive)}
+                self._latest[progress.request_id] = (progress, progress.ts_ms, steps, redrive)
+            return progress
+        known = self._latest.get(progress.request_id)
+        if known is None or known[1] != delta["snapshot_ts_ms"]:
+            raise SchemaError(
+                f"a progress delta of {progress.request_id} whose full record (at {delta['snapshot_ts_ms']}) "
+                "was not read before it",
+                where=where,
+                hint="read the status topic from its beginning; it must not be compacted",
+            )
+        base, snapshot_ts, step_at, redrive_at = known
+        plan = base.plan
+        assert plan is not None
+        for s in delta["steps"]:
+            plan.steps[step_at[s["action_id"]]] = step_from_record(s)
+        for r in delta["redrive"]:
+            plan.redrive[redrive_at[r["action_id"]]] = redrive_from_record(r)
+        progress.plan = plan
+        self._latest[progress.request_id] = (progress, snapshot_ts, step_at, redrive_at)
+        return progress
