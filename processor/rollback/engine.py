@@ -79,6 +79,9 @@ class RollbackEngine:
         self.monotonic = monotonic or time.perf_counter
         self.requests: dict[str, RequestProgress] = {}
         self._events: dict[str, str] = {}  # event id (= idempotency key) -> request id
+        # A repair's inputs and their targets, read once when it is planned (a resumed request reads
+        # them from the store as it goes): the re-drive itself then does no lookups.
+        self._inputs: dict[str, dict[str, tuple[JournalEntry, RedriveTarget]]] = {}
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class RollbackEngine:
             progress.state, progress.reason = RequestState.FAILED, f"planning failed: {exc}"
         else:
             self._after_plan(progress, progress.plan, request.mode)
+            self._prepare_repair(progress)
         self.observer.planned(progress, self.monotonic() - started)
         if progress.final:
             self.observer.finished(progress)
@@ -145,6 +149,22 @@ class RollbackEngine:
         self.requests.setdefault(request_id, progress)
         self.observer.finished(progress)
         return Outputs(changed={request_id: progress})
+
+    def _prepare_repair(self, progress: RequestProgress) -> None:
+        if progress.plan is None or not progress.plan.redrive or progress.final:
+            return
+        items = progress.plan.redrive
+        entries = self.actions.get_many([r.action_id for r in items])
+        seeds = self.actions.get_many([r.seed_action_ids[0] for r in items])
+        self._inputs[progress.request_id] = {
+            r.action_id: (entries[r.action_id], self._target(r, seeds[r.seed_action_ids[0]])) for r in items
+        }
+
+    def _target(self, item: Redrive, seed: JournalEntry) -> RedriveTarget:
+        spec = self.catalog.actions.get(seed.action_type)
+        if spec is None or spec.redrive is None:  # the catalog changed since the plan: send as planned
+            return RedriveTarget(item.topic, item.event_type, Envelope.COMMAND)
+        return spec.redrive
 
     def _after_plan(self, progress: RequestProgress, p: Plan, mode: Mode) -> None:
         summary = f"{len(p.steps)} steps in {p.waves} waves, {len(p.conflicts)} conflicts"
@@ -213,18 +233,16 @@ class RollbackEngine:
         if failed or due or ended:
             out.changed[progress.request_id] = progress
         if progress.final:
+            self._inputs.pop(progress.request_id, None)
             self.observer.finished(progress)
         return len(due)
 
     def _emit_redrive(self, progress: RequestProgress, item: Redrive, now_ms: int) -> cmd.Command:
-        entry = self.actions.get(item.action_id)
-        seed = self.actions.get(item.seed_action_ids[0])
-        assert entry is not None and seed is not None  # the plan was built from the store
-        target = self.catalog.actions[seed.action_type].redrive
-        if target is None:  # the catalog changed since the plan: send as planned, in rewind's envelope
-            target = RedriveTarget(item.topic, item.event_type, Envelope.COMMAND)
+        if progress.request_id not in self._inputs:  # resumed after a restart
+            self._prepare_repair(progress)
+        entry, target = self._inputs[progress.request_id][item.action_id]
         command = cmd.build_redrive(progress.request_id, item, entry, target, now_ms)
-        progress.mark_redriven(item, now_ms)
+        progress.mark_redriven(item, now_ms, self.config.policy)
         self._events[item.idempotency_key] = progress.request_id
         self.observer.redrive_changed("emitted")
         return command

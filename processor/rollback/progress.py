@@ -91,6 +91,15 @@ class RequestProgress:
     repair: bool = False  # re-drive the good inputs once the undo is verified
     _by_key: dict[str, Step] = field(default_factory=dict)
     _redrive_by_key: dict[str, Redrive] = field(default_factory=dict)
+    # What changed since the status writer last took it (it writes those in a delta), by action id.
+    _touched: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))
+    _redrive_cursor: int = 0  # re-drives before it are sent (they are sent in plan order)
+    _next_deadline: int | None = None  # the earliest wait of a sent, unconfirmed re-drive
+
+    def take_touched(self) -> tuple[set[str], set[str]]:
+        """The steps and re-drives changed since the last call (their action ids)."""
+        touched, self._touched = self._touched, (set(), set())
+        return touched
 
     @property
     def final(self) -> bool:
@@ -162,6 +171,7 @@ class RequestProgress:
         )
 
     def mark_emitted(self, step: Step, now_ms: int) -> None:
+        self._touched[0].add(step.action_id)
         step.state = StepState.EMITTED
         step.attempts += 1
         step.emitted_ts_ms = now_ms
@@ -175,6 +185,7 @@ class RequestProgress:
             return None
         step.state, step.confirmed_by, step.confirmed_ts_ms = StepState.CONFIRMED, by_action, now_ms
         step.last_error = None
+        self._touched[0].add(step.action_id)
         self.ts_ms = now_ms
         return step
 
@@ -188,6 +199,7 @@ class RequestProgress:
             and now_ms >= _deadline(s, policy)
         ]  # fmt: skip
         for s in failed:
+            self._touched[0].add(s.action_id)
             s.state = StepState.FAILED
             s.last_error = (
                 f"not confirmed after {s.attempts} attempts: "
@@ -199,6 +211,7 @@ class RequestProgress:
             for s in self.plan.steps:
                 if s.wave > first and s.state is StepState.PENDING:
                     s.state, s.last_error = StepState.SKIPPED, f"not attempted: a step of wave {first} failed"
+                    self._touched[0].add(s.action_id)
             self.ts_ms = now_ms
         return failed
 
@@ -249,14 +262,22 @@ class RequestProgress:
         """Inputs to send now: those not sent yet, and unconfirmed ones whose wait is over."""
         if self.plan is None or self.state is not RequestState.REPAIRING:
             return []
-        due = [r for r in self.plan.redrive if r.state is StepState.PENDING]
-        due += [r for r in self._waited(now_ms, policy) if r.attempts < policy.max_attempts]
-        return due[: policy.max_emits_per_transaction]
+        limit, items, at = policy.max_emits_per_transaction, self.plan.redrive, self._redrive_cursor
+        while at < len(items) and items[at].state is not StepState.PENDING:
+            at += 1
+        self._redrive_cursor = at
+        due = [r for r in items[at : at + limit] if r.state is StepState.PENDING]
+        if len(due) < limit:
+            due += [r for r in self._waited(now_ms, policy) if r.attempts < policy.max_attempts]
+        return due[:limit]
 
-    def mark_redriven(self, item: Redrive, now_ms: int) -> None:
+    def mark_redriven(self, item: Redrive, now_ms: int, policy: Policy) -> None:
         item.state, item.emitted_ts_ms = StepState.EMITTED, now_ms
         item.attempts += 1
         self.last_emitted_ts_ms = self.ts_ms = now_ms
+        self._touched[1].add(item.action_id)
+        deadline = _deadline(item, policy)
+        self._next_deadline = deadline if self._next_deadline is None else min(self._next_deadline, deadline)
 
     def confirm_redrive(self, event_id: str, by_action: str, now_ms: int) -> Redrive | None:
         """The journal shows ``by_action`` caused by the re-driven event: that input is handled again."""
@@ -266,6 +287,7 @@ class RequestProgress:
         item.state, item.confirmed_by, item.confirmed_ts_ms = StepState.CONFIRMED, by_action, now_ms
         item.last_error = None
         self.ts_ms = now_ms
+        self._touched[1].add(item.action_id)
         return item
 
     def expire_redrives(self, now_ms: int, policy: Policy) -> list[Redrive]:
@@ -273,17 +295,23 @@ class RequestProgress:
             return []
         failed = [r for r in self._waited(now_ms, policy) if r.attempts >= policy.max_attempts]
         for r in failed:
+            self._touched[1].add(r.action_id)
             r.state = StepState.FAILED
             r.last_error = f"not confirmed after {r.attempts} attempts: no journaled action names event "
             r.last_error += r.idempotency_key
         return failed
 
     def _waited(self, now_ms: int, policy: Policy) -> list[Redrive]:
-        """Re-driven inputs still unconfirmed when their wait is over."""
+        """Re-driven inputs still unconfirmed when their wait is over (none before the earliest wait:
+        most passes of a large repair look at nothing)."""
         assert self.plan is not None
-        return [
-            r for r in self.plan.redrive if r.state is StepState.EMITTED and now_ms >= _deadline(r, policy)
-        ]
+        if self._next_deadline is not None and now_ms < self._next_deadline:
+            return []
+        sent = [r for r in self.plan.redrive if r.state is StepState.EMITTED]
+        deadlines = [_deadline(r, policy) for r in sent]
+        later = [d for d in deadlines if d > now_ms]
+        self._next_deadline = min(later) if later else None
+        return [r for r, d in zip(sent, deadlines, strict=True) if d <= now_ms]
 
     def advance_repair(self, now_ms: int) -> bool:
         """REPAIRING ends when every input is settled: REPAIRED only if each re-driven one is confirmed."""

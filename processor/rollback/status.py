@@ -12,10 +12,9 @@ a guess (the status topic is therefore not compacted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from processor.errors import SchemaError, Where
-from processor.rollback.plan import Plan, Redrive, Step
+from processor.rollback.plan import Plan
 from processor.rollback.progress import RequestProgress
 from processor.rollback.serde import (
     progress_from_record,
@@ -27,32 +26,21 @@ from processor.rollback.serde import (
 )
 from processor.schemas import SchemaName, decode, encode
 
-Signature = tuple[Any, ...]
-
-
-def _sig(item: Step | Redrive) -> Signature:
-    """What can change of a step or re-drive once planned."""
-    return (item.state, item.attempts, item.last_error, item.emitted_ts_ms, item.confirmed_by,
-            item.confirmed_ts_ms)  # fmt: skip
-
-
-def _changed(items: list[Any], now: list[Signature], then: list[Signature]) -> list[Any]:
-    return [item for item, a, b in zip(items, now, then, strict=True) if a != b]
-
 
 @dataclass(slots=True)
 class _Written:
     plan: Plan
     snapshot_ts_ms: int
-    steps: list[Signature]
-    redrive: list[Signature]
+    step_at: dict[str, int]
+    redrive_at: dict[str, int]
     deltas: int = 0
 
 
 @dataclass
 class StatusWriter:
     """One per worker session: what it wrote last for each request (a new session starts with full
-    records, so no delta ever refers to a record of an aborted transaction)."""
+    records, so no delta ever refers to a record of an aborted transaction). The progress says which
+    steps and re-drives it changed since the last record (``take_touched``)."""
 
     snapshot_every: int = 50
     max_delta_share: float = 0.25
@@ -61,31 +49,26 @@ class StatusWriter:
     def encode(self, p: RequestProgress) -> bytes:
         last = self._written.get(p.request_id)
         plan = p.plan
+        steps, redrive = p.take_touched()
         if plan is None or last is None or last.plan is not plan or last.deltas >= self.snapshot_every:
             return self._full(p)
-        steps = [_sig(s) for s in plan.steps]
-        redrive = [_sig(r) for r in plan.redrive]
-        changed_steps = [s for s, now, then in zip(plan.steps, steps, last.steps, strict=True) if now != then]
-        changed_redrive = [
-            r for r, now, then in zip(plan.redrive, redrive, last.redrive, strict=True) if now != then
-        ]
-        items = len(steps) + len(redrive)
-        if len(changed_steps) + len(changed_redrive) > self.max_delta_share * items:
+        if len(steps) + len(redrive) > self.max_delta_share * (len(plan.steps) + len(plan.redrive)):
             return self._full(p)
         record = status_record(p, with_plan=False)
         record["delta"] = {
             "snapshot_ts_ms": last.snapshot_ts_ms,
-            "steps": [step_record(s) for s in changed_steps],
-            "redrive": [redrive_record(r) for r in changed_redrive],
+            "steps": [step_record(plan.steps[last.step_at[a]]) for a in sorted(steps)],
+            "redrive": [redrive_record(plan.redrive[last.redrive_at[a]]) for a in sorted(redrive)],
         }
-        last.steps, last.redrive, last.deltas = steps, redrive, last.deltas + 1
+        last.deltas += 1
         return encode(record, SchemaName.ROLLBACK_STATUS)
 
     def _full(self, p: RequestProgress) -> bytes:
         if p.plan is not None:
             self._written[p.request_id] = _Written(
-                p.plan, p.ts_ms, [_sig(s) for s in p.plan.steps], [_sig(r) for r in p.plan.redrive]
-            )
+                p.plan, p.ts_ms, {s.action_id: i for i, s in enumerate(p.plan.steps)},
+                {r.action_id: i for i, r in enumerate(p.plan.redrive)},
+            )  # fmt: skip
         return encode(status_record(p), SchemaName.ROLLBACK_STATUS)
 
 
