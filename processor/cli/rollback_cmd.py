@@ -263,6 +263,9 @@ def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) ->
         return
     counts = Counter(s.state.value for s in p.plan.steps) if p.plan else Counter()
     progress = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    redrive = Counter(r.state.value for r in p.plan.redrive) if p.plan else Counter()
+    if redrive:
+        progress += "; re-drives: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(redrive.items()))
     ctx.out.print(
         f"{p.request_id} {p.state.value}: {p.reason or ''}" + (f" [{progress}]" if progress else "")
     )
