@@ -41,8 +41,8 @@ from processor.kafka.registry import registry_lookup
 from processor.kafka.selfcheck import SelfCheck, transactional_round_trip
 from processor.metrics import Metrics
 from processor.metrics.server import serve
-from processor.replay.runner import FilteredReplay, Progress, ReplayJob, ReplayReport
-from processor.replay.scope import ReplayRefused, Scope, StartPoint
+from processor.replay.runner import FilteredReplay, Progress
+from processor.replay.scope import ReplayJob, ReplayRefused, ReplayReport, Scope, StartPoint
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import RollbackEngine
 from processor.rollback.plan import Plan

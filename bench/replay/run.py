@@ -36,8 +36,8 @@ from processor.graph.builder import CausalGraph
 from processor.journal.model import JournalEntry, OutboxEvent, SourcePosition
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
-from processor.replay.runner import FilteredReplay, ReplayJob
-from processor.replay.scope import Scope, StartKind, StartPoint
+from processor.replay.runner import FilteredReplay
+from processor.replay.scope import ReplayJob, Scope, StartKind, StartPoint
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import RollbackEngine
 from processor.rollback.request import FieldPredicate, Mode, RollbackRequest, Selector, SelectorKind

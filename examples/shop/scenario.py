@@ -36,8 +36,7 @@ from processor.errors import KafkaError, RewindError, Where
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
-from processor.replay.runner import ReplayJob, ReplayReport
-from processor.replay.scope import StartKind, StartPoint
+from processor.replay.scope import ReplayJob, ReplayReport, StartKind, StartPoint
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,

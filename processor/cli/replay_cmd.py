@@ -22,8 +22,7 @@ from rich.table import Table
 
 from processor.cli.base import FILE, Context, pass_context, stop_on_signals
 from processor.cli.rollback_cmd import selector_from, with_selector
-from processor.replay.runner import ReplayJob, ReplayReport
-from processor.replay.scope import StartPoint
+from processor.replay.scope import ReplayJob, ReplayReport, StartPoint
 
 
 @click.command("replay")

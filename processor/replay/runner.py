@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, Message, Producer, TopicPartition
@@ -28,7 +27,10 @@ from processor.kafka.messages import is_error
 from processor.replay.scope import (
     HEADER_REPLAY_OF,
     PartitionRange,
+    PartitionReport,
+    ReplayJob,
     ReplayRefused,
+    ReplayReport,
     Scope,
     StartKind,
     StartPoint,
@@ -45,43 +47,6 @@ class ReplayObserver(Protocol):
 
     def replayed(self, replay_id: str, copied: int, skipped: int) -> None: ...
     def replay_remaining(self, replay_id: str, records: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayJob:
-    source: str
-    target: str
-
-
-@dataclass(slots=True)
-class PartitionReport:
-    topic: str
-    partition: int
-    start: int
-    end: int
-    resumed_at: int
-    copied: int = 0
-    skipped: int = 0
-
-
-@dataclass(slots=True)
-class ReplayReport:
-    replay_id: str
-    dry_run: bool
-    partitions: list[PartitionReport] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def copied(self) -> int:
-        return sum(p.copied for p in self.partitions)
-
-    @property
-    def skipped(self) -> int:
-        return sum(p.skipped for p in self.partitions)
-
-    @property
-    def resumed(self) -> bool:
-        return any(p.resumed_at > p.start for p in self.partitions)
 
 
 Progress = Callable[[int, int], None]  # (offsets done, offsets in all ranges)

@@ -174,3 +174,40 @@ def _start(start: StartPoint, skip: frozenset[int], low: int, end: int, at_time:
     if start.kind is StartKind.SCOPE and skip:
         return min(skip)
     return end if at_time is None else at_time
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayJob:
+    source: str
+    target: str
+
+
+@dataclass(slots=True)
+class PartitionReport:
+    topic: str
+    partition: int
+    start: int
+    end: int
+    resumed_at: int
+    copied: int = 0
+    skipped: int = 0
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    replay_id: str
+    dry_run: bool
+    partitions: list[PartitionReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def copied(self) -> int:
+        return sum(p.copied for p in self.partitions)
+
+    @property
+    def skipped(self) -> int:
+        return sum(p.skipped for p in self.partitions)
+
+    @property
+    def resumed(self) -> bool:
+        return any(p.resumed_at > p.start for p in self.partitions)

@@ -21,8 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from processor.app import Rewind
 from processor.config import Settings
 from processor.kafka import clients, loop
-from processor.replay.runner import ReplayJob
-from processor.replay.scope import ReplayRefused, Scope, StartPoint
+from processor.replay.scope import ReplayJob, ReplayRefused, Scope, StartPoint
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.integration.replaykit import Copy, Sourced, fill_source, read_target, scope_dump, scope_entries
 
