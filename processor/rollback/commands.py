@@ -88,6 +88,7 @@ def build_redrive(
     assert entry.event is not None  # planned only for journaled events
     trace = traceparent(entry, item.idempotency_key)
     key = entry.event.aggregate_id or entry.aggregate_id or entry.correlation_id
+    payload = canonical_json(entry.event.payload)
     common: list[tuple[str, str | bytes | None]] = [
         (HEADER_REPLAY_OF, entry.event.event_id), (HEADER_REQUEST, request_id),
         (HEADER_KEY, item.idempotency_key), (HEADER_ATTEMPT, str(item.attempts + 1)),
@@ -96,7 +97,7 @@ def build_redrive(
         "event_id": item.idempotency_key, "request_id": request_id, "compensated_action_id": entry.action_id,
         "idempotency_key": item.idempotency_key, "mechanism": "REDRIVE", "event_type": item.event_type,
         "entity": None, "key_json": canonical_json(key) if key is not None else None,
-        "payload_json": canonical_json(entry.event.payload), "expected_json": None,
+        "payload_json": payload, "expected_json": None,
         "correlation_id": entry.correlation_id, "traceparent": trace, "emitted_ts_ms": now_ms,
         "replay_of": entry.event.event_id,
     }  # fmt: skip
@@ -109,7 +110,7 @@ def build_redrive(
     ]  # fmt: skip
     if entry.correlation_id:
         headers.append((names["correlation_id"], entry.correlation_id))
-    return Command(item.topic, key, envelope, headers, value=canonical_json(entry.event.payload).encode())
+    return Command(item.topic, key, envelope, headers, value=payload.encode())
 
 
 def _restore(entry: JournalEntry, spec: ActionSpec) -> tuple[str, Any, dict[str, Any]]:

@@ -14,17 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from processor.errors import SchemaError, Where
-from processor.rollback.plan import Plan
+from processor.rollback.plan import Plan, Redrive, Step, StepState
 from processor.rollback.progress import RequestProgress
-from processor.rollback.serde import (
-    progress_from_record,
-    redrive_from_record,
-    redrive_record,
-    status_record,
-    step_from_record,
-    step_record,
-)
-from processor.schemas import SchemaName, decode, encode
+from processor.rollback.serde import progress_from_record, status_record
+from processor.schemas import Record, SchemaName, decode, encode
+
+_CHANGING = ("attempts", "last_error", "emitted_ts_ms", "confirmed_by", "confirmed_ts_ms")
+
+
+def _change(item: Step | Redrive) -> Record:
+    """What can change of a planned step or re-drive (an ItemChange)."""
+    return {"action_id": item.action_id, "state": item.state.value} | {n: getattr(item, n) for n in _CHANGING}
+
+
+def _apply(item: Step | Redrive, change: Record) -> None:
+    item.state = StepState(change["state"])
+    for name in _CHANGING:
+        setattr(item, name, change[name])
 
 
 @dataclass(slots=True)
@@ -57,8 +63,8 @@ class StatusWriter:
         record = status_record(p, with_plan=False)
         record["delta"] = {
             "snapshot_ts_ms": last.snapshot_ts_ms,
-            "steps": [step_record(plan.steps[last.step_at[a]]) for a in sorted(steps)],
-            "redrive": [redrive_record(plan.redrive[last.redrive_at[a]]) for a in sorted(redrive)],
+            "steps": [_change(plan.steps[last.step_at[a]]) for a in sorted(steps)],
+            "redrive": [_change(plan.redrive[last.redrive_at[a]]) for a in sorted(redrive)],
         }
         last.deltas += 1
         return encode(record, SchemaName.ROLLBACK_STATUS)
@@ -101,10 +107,10 @@ class StatusReader:
         base, snapshot_ts, step_at, redrive_at = known
         plan = base.plan
         assert plan is not None
-        for s in delta["steps"]:
-            plan.steps[step_at[s["action_id"]]] = step_from_record(s)
-        for r in delta["redrive"]:
-            plan.redrive[redrive_at[r["action_id"]]] = redrive_from_record(r)
+        for change in delta["steps"]:
+            _apply(plan.steps[step_at[change["action_id"]]], change)
+        for change in delta["redrive"]:
+            _apply(plan.redrive[redrive_at[change["action_id"]]], change)
         progress.plan = plan
         self._latest[progress.request_id] = (progress, snapshot_ts, step_at, redrive_at)
         return progress
