@@ -32,6 +32,7 @@ from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaError
 from processor.graph import store
 from processor.graph.builder import CausalGraph
+from processor.graph.history import EntityHistory
 from processor.graph.runner import GraphBuilder
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, from_json_view
@@ -266,6 +267,12 @@ class Rewind:
                 hint="run `rewind graph build`, or pass --capture FILE or --journal FILE",
             )
         return checkpoint.graph, {}
+
+    def history(self, capture: Path | None = None, dump: Path | None = None) -> EntityHistory:
+        """Every row's versions: from a capture or a journal dump, else a scan of the journal topic."""
+        history = EntityHistory()
+        history.add_many(self.entries(capture, dump) if (capture or dump) else self.journal())
+        return history
 
     def plan(self, request: RollbackRequest, graph: CausalGraph, entries: dict[str, JournalEntry]) -> Plan:
         """The worker's planner, offline."""

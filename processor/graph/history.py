@@ -1,0 +1,168 @@
+"""Every row's versions, from the journal's before/after images (pure): what a row looked like at a
+time or log position, and who changed it since and why.
+
+A version is what one action left in one row: the after-image (or, for a delete, that the row was
+gone), with the action, its commit time, its log position and the journal time it was known at.
+Versions of a row are ordered by commit time, then log position, then journal order, which is the
+database's own order within one source. ``as_known_at`` answers from the versions the journal held by
+then, so the history before a rollback or repair stays readable after it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from processor.errors import RewindError
+from processor.journal.model import JournalEntry, JsonObject, Op, RowChange, entity_ref
+from processor.jsonvalue import JsonInvalid, loads
+
+_LSN = re.compile(r"lsn:(\d+)")
+
+
+class HistoryQueryInvalid(RewindError):
+    """A history or state query that cannot be answered as written (not retryable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A point in a row's history: a commit time (epoch ms) or a log position (PostgreSQL LSN)."""
+
+    ts_ms: int | None = None
+    lsn: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Moment:
+        """ISO-8601 with a zone, epoch milliseconds, or ``lsn:N``."""
+        text = text.strip()
+        if match := _LSN.fullmatch(text):
+            return cls(lsn=int(match.group(1)))
+        if text.isdigit():
+            return cls(ts_ms=int(text))
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise HistoryQueryInvalid(
+                f"time {text!r} is none of an ISO-8601 time, epoch milliseconds or lsn:N"
+            ) from None
+        if moment.tzinfo is None:
+            raise HistoryQueryInvalid(f"time {text!r} needs a time zone (e.g. +00:00 or Z)")
+        return cls(ts_ms=int(moment.timestamp() * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    entity: str
+    collection: str
+    key: JsonObject
+    exists: bool
+    row: JsonObject | None  # the whole row after the action (None: deleted, or a key-only image)
+    action_id: str
+    action_type: str
+    commit_ts_ms: int
+    lsn: int | None
+    known_ts_ms: int  # when the journal had it
+    correlation_id: str | None
+    causation_ids: tuple[str, ...]
+    op: Op
+    order: int  # the journal's order among versions of the same commit time and position
+
+    @property
+    def sort_key(self) -> tuple[int, int, int]:
+        return (self.commit_ts_ms, self.lsn if self.lsn is not None else -1, self.order)
+
+
+@dataclass
+class EntityHistory:
+    """The versions of every row the journal saw, by entity ('schema.table:key')."""
+
+    _versions: dict[str, list[Version]] = field(default_factory=dict)
+    _tables: dict[str, set[str]] = field(default_factory=dict)  # table name -> collections with it
+    _seen: set[str] = field(default_factory=set)  # action ids added (a re-read changes nothing)
+    _count: int = 0
+
+    def add(self, entry: JournalEntry) -> None:
+        if entry.action_id in self._seen:
+            return
+        self._seen.add(entry.action_id)
+        for change in entry.changes:
+            if change.op in (Op.TRUNCATE, Op.MESSAGE):
+                continue  # not one row's version
+            self._add_version(entry, change)
+
+    def add_many(self, entries: Iterable[JournalEntry]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    def _add_version(self, entry: JournalEntry, change: RowChange) -> None:
+        exists = change.op is not Op.DELETE
+        version = Version(
+            entity=change.entity, collection=change.collection, key=change.key, exists=exists,
+            row=change.after if exists else None, action_id=entry.action_id, action_type=entry.action_type,
+            commit_ts_ms=entry.commit_ts_ms or entry.journal_ts_ms, lsn=change.position.lsn,
+            known_ts_ms=entry.journal_ts_ms, correlation_id=entry.correlation_id,
+            causation_ids=entry.causation_ids, op=change.op, order=self._count,
+        )  # fmt: skip
+        self._count += 1
+        versions = self._versions.setdefault(version.entity, [])
+        bisect.insort(versions, version, key=lambda v: v.sort_key)
+        self._tables.setdefault(change.table, set()).add(change.collection)
+        self._tables.setdefault(change.collection, set()).add(change.collection)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def entity(self, table: str, key_text: str) -> str:
+        """The entity a TABLE and KEY name: the key's JSON object, or the bare value of a one-column
+        key; the table as 'schema.table' or, when only one schema has it, 'table'."""
+        collections = self._tables.get(table)
+        if not collections:
+            known = ", ".join(sorted(t for t in self._tables if "." in t)[:10]) or "none"
+            raise HistoryQueryInvalid(f"no table {table!r} in the journal (tables seen: {known})")
+        if len(collections) > 1:
+            raise HistoryQueryInvalid(
+                f"table {table!r} is in {', '.join(sorted(collections))}: name one as schema.table"
+            )
+        [collection] = collections
+        return entity_ref(collection, _key(key_text))
+
+    def history(self, entity: str, as_known_at: int | None = None) -> list[Version]:
+        versions = self._versions.get(entity)
+        if versions is None:
+            raise HistoryQueryInvalid(f"no row {entity} in the journal")
+        return [v for v in versions if as_known_at is None or v.known_ts_ms <= as_known_at]
+
+    def state(self, entity: str, at: Moment, as_known_at: int | None = None) -> Version | None:
+        """The version in force at ``at`` (None: the row did not exist yet)."""
+        versions = self.history(entity, as_known_at)
+        if at.lsn is not None:
+            if not any(v.lsn is not None for v in versions):
+                raise HistoryQueryInvalid(
+                    f"{entity} has no LSN positions (a source without LSNs): ask by time"
+                )
+            found = [v for v in versions if v.lsn is not None and v.lsn <= at.lsn]
+        else:
+            assert at.ts_ms is not None
+            found = [v for v in versions if v.commit_ts_ms <= at.ts_ms]
+        return found[-1] if found else None
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def _key(text: str) -> JsonObject:
+    """A key as a JSON object, or a bare value standing for a one-column key."""
+    try:
+        value: Any = loads(text)
+    except JsonInvalid:
+        value = text  # a bare word: a text key
+    if isinstance(value, dict):
+        if not value:
+            raise HistoryQueryInvalid("the key {} names no column")
+        return value
+    if isinstance(value, list):
+        raise HistoryQueryInvalid(f"key {text!r} is a list: give a JSON object or one column's value")
+    return {"": value}  # entity_ref of a one-column key uses only the value

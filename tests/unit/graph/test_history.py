@@ -1,0 +1,122 @@
+"""Every row's versions from the journal's images: state at a time or LSN, history, as known at."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from processor.cli import main
+from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment
+from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
+from processor.journal.serde import to_json_view
+
+
+def _write(
+    n: int, op: Op, row: dict[str, object] | None, *, ts: int, lsn: int, known: int | None = None,
+    table: str = "orders", key: dict[str, object] | None = None, cause: tuple[str, ...] = (),
+) -> JournalEntry:  # fmt: skip
+    key = key or {"id": 42}
+    pos = SourcePosition("t", 0, n, lsn=lsn, tx_id=f"tx{n}", ts_ms=ts)
+    change = RowChange("shop", "public", table, key, op, None, row, (), True, pos)
+    return JournalEntry(f"a{n}", f"T{n}", (change,), known or ts, commit_ts_ms=ts, causation_ids=cause,
+                        correlation_id="order-42", entities=(change.entity,))  # fmt: skip
+
+
+def _history() -> EntityHistory:
+    h = EntityHistory()
+    h.add_many([
+        _write(1, Op.CREATE, {"id": 42, "price": 100}, ts=1_000, lsn=10),
+        _write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20, cause=("a1",)),
+        _write(3, Op.DELETE, None, ts=3_000, lsn=30),
+        _write(4, Op.CREATE, {"id": 42, "price": 95}, ts=4_000, lsn=40, known=9_000),  # re-created
+        _write(5, Op.CREATE, {"sku": "a", "n": 1}, ts=1_500, lsn=15, table="stock", key={"sku": "a"}),
+    ])  # fmt: skip
+    return h
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [("999", None), ("1000", 100), ("1999", 100), ("2000", 90), ("lsn:19", 100), ("lsn:20", 90),
+     ("1970-01-01T00:00:02.5+00:00", 90), ("3500", "deleted"), ("lsn:45", 95)],
+)  # fmt: skip
+def test_state_at_a_time_or_lsn_is_the_version_in_force_then(at: str, expected: object) -> None:
+    h = _history()
+    version = h.state(h.entity("orders", "42"), Moment.parse(at))
+    if expected is None:
+        assert version is None
+    elif expected == "deleted":
+        assert version is not None and not version.exists and version.row is None
+    else:
+        assert version is not None and version.exists and version.row == {"id": 42, "price": expected}
+
+
+def test_history_lists_every_version_in_order_with_its_action_and_cause() -> None:
+    h = _history()
+    versions = h.history(h.entity("public.orders", '{"id": 42}'))
+    assert [(v.action_id, v.op, v.commit_ts_ms) for v in versions] == [
+        ("a1", Op.CREATE, 1_000), ("a2", Op.UPDATE, 2_000), ("a3", Op.DELETE, 3_000), ("a4", Op.CREATE, 4_000),
+    ]  # fmt: skip
+    assert versions[1].causation_ids == ("a1",) and versions[1].correlation_id == "order-42"
+
+
+def test_as_known_at_answers_as_the_journal_knew_it_then() -> None:
+    h = _history()
+    entity = h.entity("orders", "42")
+    now = h.state(entity, Moment(ts_ms=5_000))
+    then = h.state(entity, Moment(ts_ms=5_000), as_known_at=8_000)  # before a4 was journaled
+    assert now is not None and now.action_id == "a4"
+    assert then is not None and then.action_id == "a3" and not then.exists
+
+
+def test_a_redelivered_action_adds_no_version() -> None:
+    h = _history()
+    h.add(_write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20))
+    assert len(h.history(h.entity("orders", "42"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "problem"),
+    [("nope", "1", "no table 'nope'"), ("orders", "7", "no row public.orders:7"),
+     ("orders", "[1]", "is a list"), ("orders", "{}", "names no column")],
+)  # fmt: skip
+def test_unknown_tables_rows_and_malformed_keys_are_named(table: str, key: str, problem: str) -> None:
+    h = _history()
+    with pytest.raises(HistoryQueryInvalid) as refused:
+        h.history(h.entity(table, key))
+    assert problem in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2024-01-01T00:00:00", "lsn:x"])
+def test_a_time_it_cannot_read_is_refused(text: str) -> None:
+    with pytest.raises(HistoryQueryInvalid):
+        Moment.parse(text)
+
+
+def test_rewind_state_and_history_answer_offline_from_a_journal_dump(tmp_path: Path) -> None:
+    entries = [
+        _write(1, Op.CREATE, {"id": 42, "price": 100}, ts=1_000, lsn=10),
+        _write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20, cause=("a1",)),
+    ]
+    dump = tmp_path / "journal.jsonl"
+    dump.write_text("".join(json.dumps(to_json_view(e)) + "\n" for e in entries))
+    state = CliRunner().invoke(
+        main, ["state", "orders", "42", "--at", "lsn:15", "--journal", str(dump), "--format", "json"]
+    )
+    assert state.exit_code == 0, state.output
+    answer = json.loads(state.stdout)
+    assert (answer["exists"], answer["row"], answer["action_id"], answer["commit_ts_ms"]) == (
+        True, {"id": 42, "price": 100}, "a1", 1_000,
+    )  # fmt: skip
+    before = CliRunner().invoke(
+        main, ["state", "orders", '{"id": 42}', "--at", "500", "--journal", str(dump)]
+    )
+    assert before.exit_code == 0 and "did not exist at 500" in before.stdout
+    history = CliRunner().invoke(
+        main, ["history", "public.orders", "42", "--journal", str(dump), "--format", "json"]
+    )
+    assert [v["action_id"] for v in json.loads(history.stdout)["versions"]] == ["a1", "a2"]
+    bad = CliRunner().invoke(main, ["state", "orders", "43", "--at", "500", "--journal", str(dump)])
+    assert bad.exit_code == 1 and "no row public.orders:43" in bad.output
