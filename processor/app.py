@@ -32,7 +32,7 @@ from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaError
 from processor.graph import store
 from processor.graph.builder import CausalGraph
-from processor.graph.history import EntityHistory
+from processor.graph.history import EntityHistory, Undo
 from processor.graph.runner import GraphBuilder
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, from_json_view
@@ -269,10 +269,34 @@ class Rewind:
         return checkpoint.graph, {}
 
     def history(self, capture: Path | None = None, dump: Path | None = None) -> EntityHistory:
-        """Every row's versions: from a capture or a journal dump, else a scan of the journal topic."""
+        """Every row's versions: from a capture or a journal dump, else a scan of the journal topic, with
+        what rewind's requests later undid or repaired (from the status topic, when there is one)."""
         history = EntityHistory()
-        history.add_many(self.entries(capture, dump) if (capture or dump) else self.journal())
+        if capture or dump:
+            history.add_many(self.entries(capture, dump))
+            return history
+        history.add_many(self.journal())
+        for progress in self._statuses():
+            for action_id, how, by_action in progress.undone():
+                history.note_undo(action_id, Undo(progress.request_id, how, by_action))
         return history
+
+    def _statuses(self) -> list[RequestProgress]:
+        """Every request's latest status (none when the status topic is not there)."""
+        reader = self._reader("history")
+        try:
+            if not loop.partitions(reader, self.settings.topics.status, missing_ok=True):
+                return []
+            status, latest = StatusReader(), {}
+            for msg in loop.read_to_end(reader, self.settings.topics.status, what="the status topic"):
+                try:
+                    progress = status.read(msg.value() or b"")
+                except SchemaError:
+                    continue
+                latest[progress.request_id] = progress
+            return list(latest.values())
+        finally:
+            reader.close()
 
     def plan(self, request: RollbackRequest, graph: CausalGraph, entries: dict[str, JournalEntry]) -> Plan:
         """The worker's planner, offline."""

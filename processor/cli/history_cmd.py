@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from processor.cli.base import FILE, Context, pass_context
-from processor.graph.history import Moment, Version
+from processor.graph.history import Moment, Undo, Version
 
 OFFLINE = [
     click.option("--capture", type=FILE, help="Answer from a kcat -J capture, through the tap's decoder."),
@@ -29,11 +29,21 @@ def _offline(f: Any) -> Any:
     return f
 
 
-def version_record(v: Version) -> dict[str, Any]:
-    return {"exists": v.exists, "row": v.row, "action_id": v.action_id, "action_type": v.action_type,
-            "commit_ts_ms": v.commit_ts_ms, "lsn": v.lsn, "correlation_id": v.correlation_id,
-            "causation_ids": list(v.causation_ids), "op": v.op.value,
-            "known_ts_ms": v.known_ts_ms}  # fmt: skip
+def version_record(v: Version, undo: Undo | None = None) -> dict[str, Any]:
+    later = (
+        None
+        if undo is None
+        else {"request_id": undo.request_id, "how": undo.how, "by_action": undo.by_action}
+    )
+    return {
+        "exists": v.exists, "row": v.row, "action_id": v.action_id, "action_type": v.action_type,
+        "commit_ts_ms": v.commit_ts_ms, "lsn": v.lsn, "correlation_id": v.correlation_id,
+        "causation_ids": list(v.causation_ids), "op": v.op.value, "known_ts_ms": v.known_ts_ms,
+        "undone_by": later,
+    }  # fmt: skip
+
+
+NO_ROW = {"exists": False, "row": None, "action_id": None, "commit_ts_ms": None}
 
 
 def _known(text: str | None) -> int | None:
@@ -61,8 +71,7 @@ def state_cmd(
     entity = history.entity(table, key)
     version = history.state(entity, moment, as_known)
     if fmt == "json":
-        record = version_record(version) if version else {"exists": False, "row": None, "action_id": None,
-                                                           "commit_ts_ms": None}  # fmt: skip
+        record = version_record(version, history.undone(version)) if version else NO_ROW
         click.echo(json.dumps({"entity": entity, **record}, indent=2))
         return
     if version is None:
@@ -89,18 +98,22 @@ def history_cmd(
     entity = history.entity(table, key)
     versions = history.history(entity, _known(known))
     if fmt == "json":
-        click.echo(
-            json.dumps({"entity": entity, "versions": [version_record(v) for v in versions]}, indent=2)
-        )
+        records = [version_record(v, history.undone(v)) for v in versions]
+        click.echo(json.dumps({"entity": entity, "versions": records}, indent=2))
         return
     out = Table(title=f"{entity}: {len(versions)} versions")
-    for column in ("commit ts", "lsn", "op", "action", "type", "correlation", "cause", "row"):
+    for column in ("commit ts", "lsn", "op", "action", "type", "correlation", "cause", "row", "later"):
         out.add_column(column)
     for v in versions:
         out.add_row(str(v.commit_ts_ms), "" if v.lsn is None else str(v.lsn), v.op.value, v.action_id,
                     v.action_type, v.correlation_id or "", ", ".join(v.causation_ids),
-                    json.dumps(v.row) if v.row is not None else "(none)")  # fmt: skip
+                    json.dumps(v.row) if v.row is not None else "(none)",
+                    _later(history.undone(v)))  # fmt: skip
     ctx.out.print(out)
+
+
+def _later(undo: Undo | None) -> str:
+    return "" if undo is None else f"{undo.how} by {undo.request_id}"
 
 
 def register(main: click.Group) -> None:

@@ -55,6 +55,16 @@ class Moment:
 
 
 @dataclass(frozen=True, slots=True)
+class Undo:
+    """How a version's action was later undone: by which request, how (restored, compensated,
+    repaired, ...), and the action that shows it (the service's answer)."""
+
+    request_id: str
+    how: str
+    by_action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     entity: str
     collection: str
@@ -84,11 +94,16 @@ class EntityHistory:
     _tables: dict[str, set[str]] = field(default_factory=dict)  # table name -> collections with it
     _seen: set[str] = field(default_factory=set)  # action ids added (a re-read changes nothing)
     _count: int = 0
+    _undone: dict[str, Undo] = field(default_factory=dict)  # action id -> how it was later undone
 
     def add(self, entry: JournalEntry) -> None:
         if entry.action_id in self._seen:
             return
         self._seen.add(entry.action_id)
+        if entry.compensated_action_id and entry.rewind_request_id:
+            self.note_undo(
+                entry.compensated_action_id, Undo(entry.rewind_request_id, "undone", entry.action_id)
+            )
         for change in entry.changes:
             if change.op in (Op.TRUNCATE, Op.MESSAGE):
                 continue  # not one row's version
@@ -112,6 +127,14 @@ class EntityHistory:
         bisect.insort(versions, version, key=lambda v: v.sort_key)
         self._tables.setdefault(change.table, set()).add(change.collection)
         self._tables.setdefault(change.collection, set()).add(change.collection)
+
+    def note_undo(self, action_id: str, undo: Undo) -> None:
+        """A request later undid (or repaired) what ``action_id`` did (from rewind's status records, or
+        from an entry that names the action it compensates)."""
+        self._undone[action_id] = undo
+
+    def undone(self, version: Version) -> Undo | None:
+        return self._undone.get(version.action_id)
 
     # -- queries ---------------------------------------------------------------------------------
 

@@ -112,6 +112,17 @@ class RequestProgress:
             self._by_key = {s.idempotency_key: s for s in self.plan.steps}
         return self._by_key.get(event_id)
 
+    def undone(self) -> list[tuple[str, str, str | None]]:
+        """What this request undid or repaired, as (action id, how, the action that showed it): each
+        confirmed step's action (restored, compensated), and a confirmed re-drive's seeds (repaired)."""
+        if self.plan is None:
+            return []
+        found = [(s.action_id, s.mechanism.value.lower(), s.confirmed_by)
+                 for s in self.plan.steps if s.state is StepState.CONFIRMED]  # fmt: skip
+        repaired = [r for r in self.plan.redrive if r.state is StepState.CONFIRMED]
+        found += [(seed, "repaired", r.confirmed_by) for r in repaired for seed in r.seed_action_ids]
+        return found
+
     def redrive_by_event(self, event_id: str) -> Redrive | None:
         if self.plan is None:
             return None

@@ -120,3 +120,32 @@ def test_rewind_state_and_history_answer_offline_from_a_journal_dump(tmp_path: P
     assert [v["action_id"] for v in json.loads(history.stdout)["versions"]] == ["a1", "a2"]
     bad = CliRunner().invoke(main, ["state", "orders", "43", "--at", "500", "--journal", str(dump)])
     assert bad.exit_code == 1 and "no row public.orders:43" in bad.output
+
+
+def test_a_version_says_which_request_later_undid_or_repaired_its_action(tmp_path: Path) -> None:
+    from processor.graph.history import Undo
+    from processor.rollback.engine import EngineConfig, RollbackEngine
+    from processor.rollback.request import Mode, RollbackRequest, Thresholds
+    from tests.unit.rollback.test_repair import BAD_RULE, REPAIR_CATALOG, _answer, _undo_all, _world
+    from tests.unit.rollback.world import catalog
+
+    w = _world()
+    engine = RollbackEngine(
+        catalog(tmp_path, REPAIR_CATALOG), EngineConfig(thresholds=Thresholds(irreversible=10))
+    )
+    engine.add_entries([(e, None) for e in w.entries], 0)
+    engine.on_request(RollbackRequest("r1", "a", "b", 0, BAD_RULE, Mode.EXECUTE, repair=True), 1)
+    now, redrives = _undo_all(engine, w, 10)
+    for c in redrives:
+        _answer(engine, w, c, now + 1, f"repriced-{c.envelope['compensated_action_id']}")
+    engine.tick(now + 2)
+    history = EntityHistory()
+    history.add_many(w.entries)
+    for action_id, how, by in engine.requests["r1"].undone():
+        history.note_undo(action_id, Undo("r1", how, by))
+    versions = history.history(history.entity("orders", "2"))
+    marks = {v.action_id: history.undone(v) for v in versions}
+    assert marks["price-2"] == Undo("r1", "repaired", "repriced-req-2")  # restored, then repaired
+    assert marks["undo-price-2"] is None  # the restore's own version stands
+    good = history.history(history.entity("orders", "1"))
+    assert all(history.undone(v) is None for v in good)  # an order v7 never priced: untouched
