@@ -124,21 +124,9 @@ def test_rewind_state_and_history_answer_offline_from_a_journal_dump(tmp_path: P
 
 def test_a_version_says_which_request_later_undid_or_repaired_its_action(tmp_path: Path) -> None:
     from processor.graph.history import Undo
-    from processor.rollback.engine import EngineConfig, RollbackEngine
-    from processor.rollback.request import Mode, RollbackRequest, Thresholds
-    from tests.unit.rollback.test_repair import BAD_RULE, REPAIR_CATALOG, _answer, _undo_all, _world
-    from tests.unit.rollback.world import catalog
+    from tests.unit.rollback.test_repair import repaired
 
-    w = _world()
-    engine = RollbackEngine(
-        catalog(tmp_path, REPAIR_CATALOG), EngineConfig(thresholds=Thresholds(irreversible=10))
-    )
-    engine.add_entries([(e, None) for e in w.entries], 0)
-    engine.on_request(RollbackRequest("r1", "a", "b", 0, BAD_RULE, Mode.EXECUTE, repair=True), 1)
-    now, redrives = _undo_all(engine, w, 10)
-    for c in redrives:
-        _answer(engine, w, c, now + 1, f"repriced-{c.envelope['compensated_action_id']}")
-    engine.tick(now + 2)
+    engine, w = repaired(tmp_path)
     history = EntityHistory()
     history.add_many(w.entries)
     for action_id, how, by in engine.requests["r1"].undone():

@@ -7,11 +7,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from processor.metrics import Metrics
-from processor.rollback.engine import EngineConfig, RollbackEngine
-from processor.rollback.request import Mode, RollbackRequest, Thresholds
 from tests.unit.metrics.test_rollback_metrics import value
-from tests.unit.rollback.test_repair import BAD_RULE, REPAIR_CATALOG, _answer, _undo_all, _world
-from tests.unit.rollback.world import catalog
+from tests.unit.rollback.test_repair import repaired
 
 
 def test_a_replay_reports_copies_skips_and_what_remains() -> None:
@@ -26,15 +23,7 @@ def test_a_replay_reports_copies_skips_and_what_remains() -> None:
 
 def test_a_repair_counts_its_re_drives_and_ends_repaired(tmp_path: Path) -> None:
     metrics = Metrics(CollectorRegistry())
-    w = _world()
-    engine = RollbackEngine(catalog(tmp_path, REPAIR_CATALOG), EngineConfig(thresholds=Thresholds(irreversible=10)),
-                            observer=metrics)  # fmt: skip
-    engine.add_entries([(e, None) for e in w.entries], 0)
-    engine.on_request(RollbackRequest("r1", "a", "b", 0, BAD_RULE, Mode.EXECUTE, repair=True), 1)
-    now, redrives = _undo_all(engine, w, 10)
-    for c in redrives:
-        _answer(engine, w, c, now + 1, f"repriced-{c.envelope['compensated_action_id']}")
-    engine.tick(now + 2)
+    repaired(tmp_path, metrics)
     assert value(metrics, "rewind_repair_redrives_total", outcome="emitted") == 3
     assert value(metrics, "rewind_repair_redrives_total", outcome="confirmed") == 3
     assert value(metrics, "rewind_rollback_requests_total", outcome="repaired") == 1

@@ -14,7 +14,7 @@ from processor.graph.builder import CausalGraph
 from processor.journal.model import Op
 from processor.rollback.actions import ActionStore
 from processor.rollback.commands import Command
-from processor.rollback.engine import EngineConfig, RollbackEngine
+from processor.rollback.engine import EngineConfig, RollbackEngine, RollbackObserver
 from processor.rollback.plan import StepState
 from processor.rollback.planner import plan
 from processor.rollback.progress import Policy, RequestState
@@ -88,6 +88,20 @@ def _undo_all(engine: RollbackEngine, world: World, now: int) -> tuple[int, list
             if c.envelope["mechanism"] != "NOTIFY":
                 _answer(engine, world, c, now + 1, f"undo-{c.envelope['compensated_action_id']}")
         now += 10
+
+
+def repaired(tmp_path: Path, observer: RollbackObserver | None = None) -> tuple[RollbackEngine, World]:
+    """A repair of the bad rule run to its end: every undo command and every re-drive answered."""
+    w = _world()
+    engine = RollbackEngine(catalog(tmp_path, REPAIR_CATALOG), EngineConfig(thresholds=Thresholds(irreversible=10)),
+                            observer=observer)  # fmt: skip
+    engine.add_entries([(e, None) for e in w.entries], 0)
+    engine.on_request(_request(), 1)
+    now, redrives = _undo_all(engine, w, 10)
+    for c in redrives:
+        _answer(engine, w, c, now + 1, f"repriced-{c.envelope['compensated_action_id']}")
+    engine.tick(now + 2)
+    return engine, w
 
 
 def test_the_plan_lists_each_seeds_input_once_in_order_for_the_fixed_consumer(tmp_path: Path) -> None:
