@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment
+from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment, Undo
 from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
 from processor.journal.serde import to_json_view
+from tests.unit.rollback.test_repair import repaired
 
 
 def _write(
@@ -123,9 +124,6 @@ def test_rewind_state_and_history_answer_offline_from_a_journal_dump(tmp_path: P
 
 
 def test_a_version_says_which_request_later_undid_or_repaired_its_action(tmp_path: Path) -> None:
-    from processor.graph.history import Undo
-    from tests.unit.rollback.test_repair import repaired
-
     engine, w = repaired(tmp_path)
     history = EntityHistory()
     history.add_many(w.entries)
