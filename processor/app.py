@@ -32,7 +32,8 @@ from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaError
 from processor.graph import store
 from processor.graph.builder import CausalGraph
-from processor.graph.history import EntityHistory, Undo
+from processor.graph.entities import EntityIndex, index_path
+from processor.graph.history import EntityHistory, RowVersions, Undo
 from processor.graph.runner import GraphBuilder
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, from_json_view
@@ -268,18 +269,27 @@ class Rewind:
             )
         return checkpoint.graph, {}
 
-    def history(self, capture: Path | None = None, dump: Path | None = None) -> EntityHistory:
-        """Every row's versions: from a capture or a journal dump, else a scan of the journal topic, with
-        what rewind's requests later undid or repaired (from the status topic, when there is one)."""
-        history = EntityHistory()
+    def history(self, capture: Path | None = None, dump: Path | None = None) -> RowVersions:
+        """Every row's versions: from a capture or a journal dump, else the graph builder's entity index
+        (or, without one, a scan of the journal topic), with what rewind's requests later undid or
+        repaired (from the status topic, when there is one)."""
         if capture or dump:
-            history.add_many(self.entries(capture, dump))
-            return history
-        history.add_many(self.journal())
+            offline = EntityHistory()
+            offline.add_many(self.entries(capture, dump))
+            return offline
+        history = self._entity_index() or EntityHistory()
+        if isinstance(history, EntityHistory):  # no index: a scan of the journal
+            history.add_many(self.journal())
         for progress in self._statuses():
             for action_id, how, by_action in progress.undone():
                 history.note_undo(action_id, Undo(progress.request_id, how, by_action))
         return history
+
+    def _entity_index(self) -> EntityIndex | None:
+        path = index_path(self.settings.graph.checkpoint_path, self.settings.topics.journal)
+        if not path.is_file():
+            return None
+        return EntityIndex(path)
 
     def _statuses(self) -> list[RequestProgress]:
         """Every request's latest status (none when the status topic is not there)."""

@@ -13,12 +13,12 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from processor.errors import RewindError
-from processor.journal.model import JournalEntry, JsonObject, Op, RowChange, entity_ref
+from processor.journal.model import JournalEntry, JsonObject, Op, entity_ref
 from processor.jsonvalue import JsonInvalid, loads
 
 _LSN = re.compile(r"lsn:(\d+)")
@@ -86,47 +86,23 @@ class Version:
         return (self.commit_ts_ms, self.lsn if self.lsn is not None else -1, self.order)
 
 
-@dataclass
-class EntityHistory:
-    """The versions of every row the journal saw, by entity ('schema.table:key')."""
+class RowVersions:
+    """The queries, over whoever holds the versions (in memory here, or the graph builder's index)."""
 
-    _versions: dict[str, list[Version]] = field(default_factory=dict)
-    _tables: dict[str, set[str]] = field(default_factory=dict)  # table name -> collections with it
-    _seen: set[str] = field(default_factory=set)  # action ids added (a re-read changes nothing)
-    _count: int = 0
-    _undone: dict[str, Undo] = field(default_factory=dict)  # action id -> how it was later undone
-
-    def add(self, entry: JournalEntry) -> None:
-        if entry.action_id in self._seen:
-            return
-        self._seen.add(entry.action_id)
-        if entry.compensated_action_id and entry.rewind_request_id:
-            self.note_undo(
-                entry.compensated_action_id, Undo(entry.rewind_request_id, "undone", entry.action_id)
-            )
-        for change in entry.changes:
-            if change.op in (Op.TRUNCATE, Op.MESSAGE):
-                continue  # not one row's version
-            self._add_version(entry, change)
+    def __init__(self) -> None:
+        self._undone: dict[str, Undo] = {}  # action id -> how it was later undone
 
     def add_many(self, entries: Iterable[JournalEntry]) -> None:
-        for entry in entries:
-            self.add(entry)
+        """The row versions of these actions (an action added before changes nothing)."""
+        raise NotImplementedError
 
-    def _add_version(self, entry: JournalEntry, change: RowChange) -> None:
-        exists = change.op is not Op.DELETE
-        version = Version(
-            entity=change.entity, collection=change.collection, key=change.key, exists=exists,
-            row=change.after if exists else None, action_id=entry.action_id, action_type=entry.action_type,
-            commit_ts_ms=entry.commit_ts_ms or entry.journal_ts_ms, lsn=change.position.lsn,
-            known_ts_ms=entry.journal_ts_ms, correlation_id=entry.correlation_id,
-            causation_ids=entry.causation_ids, op=change.op, order=self._count,
-        )  # fmt: skip
-        self._count += 1
-        versions = self._versions.setdefault(version.entity, [])
-        bisect.insort(versions, version, key=lambda v: v.sort_key)
-        self._tables.setdefault(change.table, set()).add(change.collection)
-        self._tables.setdefault(change.collection, set()).add(change.collection)
+    def versions_of(self, entity: str) -> list[Version] | None:
+        """The entity's versions in order; None when the journal never saw the row."""
+        raise NotImplementedError
+
+    def collections(self, table: str) -> set[str]:
+        """The collections ('schema.table') a TABLE argument can name."""
+        raise NotImplementedError
 
     def note_undo(self, action_id: str, undo: Undo) -> None:
         """A request later undid (or repaired) what ``action_id`` did (from rewind's status records, or
@@ -136,15 +112,12 @@ class EntityHistory:
     def undone(self, version: Version) -> Undo | None:
         return self._undone.get(version.action_id)
 
-    # -- queries ---------------------------------------------------------------------------------
-
     def entity(self, table: str, key_text: str) -> str:
         """The entity a TABLE and KEY name: the key's JSON object, or the bare value of a one-column
         key; the table as 'schema.table' or, when only one schema has it, 'table'."""
-        collections = self._tables.get(table)
+        collections = self.collections(table)
         if not collections:
-            known = ", ".join(sorted(t for t in self._tables if "." in t)[:10]) or "none"
-            raise HistoryQueryInvalid(f"no table {table!r} in the journal (tables seen: {known})")
+            raise HistoryQueryInvalid(f"no table {table!r} in the journal")
         if len(collections) > 1:
             raise HistoryQueryInvalid(
                 f"table {table!r} is in {', '.join(sorted(collections))}: name one as schema.table"
@@ -153,7 +126,7 @@ class EntityHistory:
         return entity_ref(collection, _key(key_text))
 
     def history(self, entity: str, as_known_at: int | None = None) -> list[Version]:
-        versions = self._versions.get(entity)
+        versions = self.versions_of(entity)
         if versions is None:
             raise HistoryQueryInvalid(f"no row {entity} in the journal")
         return [v for v in versions if as_known_at is None or v.known_ts_ms <= as_known_at]
@@ -163,14 +136,71 @@ class EntityHistory:
         versions = self.history(entity, as_known_at)
         if at.lsn is not None:
             if not any(v.lsn is not None for v in versions):
-                raise HistoryQueryInvalid(
-                    f"{entity} has no LSN positions (a source without LSNs): ask by time"
-                )
+                why = f"{entity} has no LSN positions (its source has none): ask by time"
+                raise HistoryQueryInvalid(why)
             found = [v for v in versions if v.lsn is not None and v.lsn <= at.lsn]
         else:
             assert at.ts_ms is not None
             found = [v for v in versions if v.commit_ts_ms <= at.ts_ms]
         return found[-1] if found else None
+
+
+def versions_of_entry(entry: JournalEntry, first_order: int) -> list[Version]:
+    """The row versions one action left, numbered from ``first_order`` (undo marks noted by the caller)."""
+    versions: list[Version] = []
+    for change in entry.changes:
+        if change.op in (Op.TRUNCATE, Op.MESSAGE):
+            continue  # not one row's version
+        exists = change.op is not Op.DELETE
+        versions.append(Version(
+            entity=change.entity, collection=change.collection, key=change.key, exists=exists,
+            row=change.after if exists else None, action_id=entry.action_id, action_type=entry.action_type,
+            commit_ts_ms=entry.commit_ts_ms or entry.journal_ts_ms, lsn=change.position.lsn,
+            known_ts_ms=entry.journal_ts_ms, correlation_id=entry.correlation_id,
+            causation_ids=entry.causation_ids, op=change.op, order=first_order + len(versions),
+        ))  # fmt: skip
+    return versions
+
+
+def undo_named(entry: JournalEntry) -> tuple[str, Undo] | None:
+    """An entry that names the action it compensates, and the request: that action's later undo."""
+    if entry.compensated_action_id and entry.rewind_request_id:
+        return entry.compensated_action_id, Undo(entry.rewind_request_id, "undone", entry.action_id)
+    return None
+
+
+class EntityHistory(RowVersions):
+    """Every row's versions in memory (a capture, a dump, or a scan of the journal topic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._versions: dict[str, list[Version]] = {}
+        self._tables: dict[str, set[str]] = {}  # table or collection -> collections
+        self._seen: set[str] = set()  # action ids added (a re-read changes nothing)
+        self._count = 0
+
+    def add(self, entry: JournalEntry) -> None:
+        if entry.action_id in self._seen:
+            return
+        self._seen.add(entry.action_id)
+        if (named := undo_named(entry)) is not None:
+            self.note_undo(*named)
+        for version in versions_of_entry(entry, self._count):
+            self._count += 1
+            bisect.insort(self._versions.setdefault(version.entity, []), version, key=lambda v: v.sort_key)
+            table = version.collection.rpartition(".")[2]
+            for name in (table, version.collection):
+                self._tables.setdefault(name, set()).add(version.collection)
+
+    def add_many(self, entries: Iterable[JournalEntry]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    def versions_of(self, entity: str) -> list[Version] | None:
+        return self._versions.get(entity)
+
+    def collections(self, table: str) -> set[str]:
+        return self._tables.get(table, set())
 
     def __len__(self) -> int:
         return self._count

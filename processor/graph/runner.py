@@ -3,6 +3,8 @@
 Start-up loads the checkpoint and resumes the journal at the offsets it reflects (no consumer group:
 the checkpoint is where the offsets live, so index and offsets can never disagree). Without one, it
 reads the journal from the start. It checkpoints every ``checkpoint_interval_s`` and when stopped.
+Beside the graph it keeps the entity index (every row's versions, ``graph.entities``), read from the
+older of its own position and the checkpoint's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from processor.config import Settings
 from processor.errors import SchemaError
 from processor.graph import store
+from processor.graph.entities import EntityIndex, index_path
 from processor.graph.queries import new_cycles
 from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
@@ -51,6 +54,10 @@ class GraphBuilder:
 
     def _session(self, stop: threading.Event) -> None:
         self.checkpoint = checkpoint = store.load_or_empty(self.path, self.topic)
+        self.index, why = EntityIndex.open(index_path(self.path, self.topic), self.topic)
+        if why:
+            logger.warning("graph: %s; the entity index is filled from the journal", why)
+        self._index_at = self.index.positions()
         tune_gc()
         release_free_memory()
         logger.info(
@@ -61,7 +68,7 @@ class GraphBuilder:
         )
         consumer = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-graph")
         try:
-            self._assign(consumer, checkpoint)
+            self._assign(consumer, checkpoint, self._index_at)
             last_save = time.monotonic()
             while not stop.is_set():
                 self._read(consumer, checkpoint)
@@ -73,27 +80,33 @@ class GraphBuilder:
             self._save(checkpoint)
         finally:
             consumer.close()
+            self.index.close()
 
-    def _assign(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
-        start = checkpoint.offsets
-        consumer.assign(
-            [
-                TopicPartition(self.topic, p, start.get(p, OFFSET_BEGINNING))
-                for p in loop.partitions(consumer, self.topic)
-            ]
-        )
+    def _assign(self, consumer: Consumer, checkpoint: store.Checkpoint, index_at: dict[int, int]) -> None:
+        """From the older of the checkpoint's and the entity index's positions: entries the graph holds
+        already change nothing in it, and the index adds a version once."""
+        parts = loop.partitions(consumer, self.topic)
+        start = {p: min(checkpoint.offsets.get(p, 0), index_at.get(p, 0)) for p in parts}
+        consumer.assign([TopicPartition(self.topic, p, start[p] or OFFSET_BEGINNING) for p in parts])
 
     def _read(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
+        batch = []
         for msg in consumer.consume(1000, timeout=0.2):
             if is_error(msg):
                 continue
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None
             try:
-                checkpoint.graph.add(deserialize(msg.value() or b""))
+                entry = deserialize(msg.value() or b"")
             except SchemaError as exc:  # rewind wrote the journal; a bad entry is a bug, not a stop
                 logger.error("graph: skipped journal entry %s[%d]@%d: %s", self.topic, partition, offset, exc)
-            checkpoint.offsets[partition] = offset + 1
+            else:
+                checkpoint.graph.add(entry)
+                batch.append(entry)
+            checkpoint.offsets[partition] = max(checkpoint.offsets.get(partition, 0), offset + 1)
+            self._index_at[partition] = offset + 1
+        if batch:
+            self.index.add_many(batch)
 
     def _save(self, checkpoint: store.Checkpoint) -> None:
         for cycle in new_cycles(checkpoint.graph):
@@ -104,6 +117,7 @@ class GraphBuilder:
                 self.metrics.cycle_detected()
         checkpoint.written_at = self.clock()
         store.save(self.path, checkpoint)
+        self.index.mark(self._index_at)  # its versions were committed as they were read
         release_free_memory()
         logger.info(
             "graph: checkpoint of %d actions at offsets %s", len(checkpoint.graph), checkpoint.offsets

@@ -11,12 +11,10 @@ another journal, is rebuilt.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from processor.errors import RewindError, Where
+from processor.journal.derived import DerivedFile
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, serialize
 from processor.rollback.request import Selector, SelectorKind
@@ -34,12 +32,7 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS by_correlation ON actions (correlation_id);
 CREATE INDEX IF NOT EXISTS by_trace ON actions (trace_id);
 CREATE INDEX IF NOT EXISTS by_type ON actions (action_type, ts);
-CREATE TABLE IF NOT EXISTS journal (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-MEMORY = ":memory:"
-_MEMORY_PRAGMAS = "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"  # nothing to survive
-_FILE_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"  # survives a kill -9 mid-write
 
 
 class ActionLookup(Protocol):
@@ -52,59 +45,9 @@ class ActionLookup(Protocol):
     def unreadable(self, selector: Selector) -> list[str]: ...
 
 
-class ActionStoreError(RewindError):
-    """A store file that cannot be used; it is rebuilt from the journal."""
-
-
-class ActionStore:
-    def __init__(self, path: Path | str = MEMORY) -> None:
-        self.path = str(path)
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            pragmas = _MEMORY_PRAGMAS if self.path == MEMORY else _FILE_PRAGMAS
-            self._db.executescript(pragmas + _SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise ActionStoreError(f"action store is unreadable: {exc}", where=Where(file=self.path)) from exc
-
-    @classmethod
-    def open(cls, path: Path | str, journal_topic: str) -> tuple[ActionStore, str | None]:
-        """The store at ``path`` for this journal topic, and why it starts empty when it does. A file
-        that cannot be read, or is of another journal, is replaced: everything in it came from the
-        journal, which is read again."""
-        if str(path) == MEMORY:
-            return cls(path), "the action store is in memory"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            store = cls(path)
-            topic = store._meta("journal_topic")
-        except (ActionStoreError, sqlite3.DatabaseError) as exc:
-            why = f"the action store at {path} is unreadable ({exc})"
-        else:
-            if topic == journal_topic:
-                return store, None
-            store.close()
-            why = (
-                f"the action store at {path} is of journal {topic!r}"
-                if topic
-                else f"no action store at {path}"
-            )
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        store = cls(path)
-        store._set_meta("journal_topic", journal_topic)
-        return store, why
-
-    def positions(self) -> dict[int, int]:
-        """The journal position the store reflects: partition -> next offset to read."""
-        return {int(p): int(o) for p, o in self._db.execute("SELECT partition, next_offset FROM journal")}
-
-    def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+class ActionStore(DerivedFile):
+    what = "action store"
+    schema = _SCHEMA
 
     def add(self, entry: JournalEntry, data: bytes | None = None) -> None:
         self.add_many([(entry, data)])
@@ -120,16 +63,6 @@ class ActionStore:
         )  # fmt: skip
         with self._db:
             self._db.executemany("INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def mark(self, positions: Mapping[int, int]) -> None:
-        """The journal position a restart resumes from (partition -> next offset): every entry before
-        it is stored, and what it caused is committed. It never goes back."""
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO journal VALUES (?, ?) ON CONFLICT (partition) "
-                "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
-                list(positions.items()),
-            )
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM actions").fetchone()[0])
@@ -186,9 +119,6 @@ class ActionStore:
         query = f"SELECT entry FROM actions WHERE {' AND '.join(where)} ORDER BY ts, action_id"  # noqa: S608
         for (blob,) in self._db.execute(query, args):
             yield deserialize(blob)
-
-    def close(self) -> None:
-        self._db.close()
 
 
 def _field_names(entry: JournalEntry) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment, Undo
+from processor.graph.entities import EntityIndex
+from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment, RowVersions, Undo
 from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
 from processor.journal.serde import to_json_view
 from tests.unit.rollback.test_repair import repaired
@@ -26,8 +28,20 @@ def _write(
                         correlation_id="order-42", entities=(change.entity,))  # fmt: skip
 
 
-def _history() -> EntityHistory:
-    h = EntityHistory()
+@pytest.fixture(params=["memory", "index"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], RowVersions]:
+    """One contract, two holders: the versions in memory (a dump, a scan) and the builder's index file."""
+
+    def make() -> RowVersions:
+        if request.param == "memory":
+            return EntityHistory()
+        return EntityIndex.open(tmp_path / "history.sqlite", "journal")[0]
+
+    return make
+
+
+def _history(make: Callable[[], RowVersions]) -> RowVersions:
+    h = make()
     h.add_many([
         _write(1, Op.CREATE, {"id": 42, "price": 100}, ts=1_000, lsn=10),
         _write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20, cause=("a1",)),
@@ -43,8 +57,10 @@ def _history() -> EntityHistory:
     [("999", None), ("1000", 100), ("1999", 100), ("2000", 90), ("lsn:19", 100), ("lsn:20", 90),
      ("1970-01-01T00:00:02.5+00:00", 90), ("3500", "deleted"), ("lsn:45", 95)],
 )  # fmt: skip
-def test_state_at_a_time_or_lsn_is_the_version_in_force_then(at: str, expected: object) -> None:
-    h = _history()
+def test_state_at_a_time_or_lsn_is_the_version_in_force_then(
+    store: Callable[[], RowVersions], at: str, expected: object
+) -> None:
+    h = _history(store)
     version = h.state(h.entity("orders", "42"), Moment.parse(at))
     if expected is None:
         assert version is None
@@ -54,8 +70,10 @@ def test_state_at_a_time_or_lsn_is_the_version_in_force_then(at: str, expected: 
         assert version is not None and version.exists and version.row == {"id": 42, "price": expected}
 
 
-def test_history_lists_every_version_in_order_with_its_action_and_cause() -> None:
-    h = _history()
+def test_history_lists_every_version_in_order_with_its_action_and_cause(
+    store: Callable[[], RowVersions],
+) -> None:
+    h = _history(store)
     versions = h.history(h.entity("public.orders", '{"id": 42}'))
     assert [(v.action_id, v.op, v.commit_ts_ms) for v in versions] == [
         ("a1", Op.CREATE, 1_000), ("a2", Op.UPDATE, 2_000), ("a3", Op.DELETE, 3_000), ("a4", Op.CREATE, 4_000),
@@ -63,8 +81,8 @@ def test_history_lists_every_version_in_order_with_its_action_and_cause() -> Non
     assert versions[1].causation_ids == ("a1",) and versions[1].correlation_id == "order-42"
 
 
-def test_as_known_at_answers_as_the_journal_knew_it_then() -> None:
-    h = _history()
+def test_as_known_at_answers_as_the_journal_knew_it_then(store: Callable[[], RowVersions]) -> None:
+    h = _history(store)
     entity = h.entity("orders", "42")
     now = h.state(entity, Moment(ts_ms=5_000))
     then = h.state(entity, Moment(ts_ms=5_000), as_known_at=8_000)  # before a4 was journaled
@@ -72,9 +90,9 @@ def test_as_known_at_answers_as_the_journal_knew_it_then() -> None:
     assert then is not None and then.action_id == "a3" and not then.exists
 
 
-def test_a_redelivered_action_adds_no_version() -> None:
-    h = _history()
-    h.add(_write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20))
+def test_a_redelivered_action_adds_no_version(store: Callable[[], RowVersions]) -> None:
+    h = _history(store)
+    h.add_many([_write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20)])
     assert len(h.history(h.entity("orders", "42"))) == 4
 
 
@@ -83,8 +101,10 @@ def test_a_redelivered_action_adds_no_version() -> None:
     [("nope", "1", "no table 'nope'"), ("orders", "7", "no row public.orders:7"),
      ("orders", "[1]", "is a list"), ("orders", "{}", "names no column")],
 )  # fmt: skip
-def test_unknown_tables_rows_and_malformed_keys_are_named(table: str, key: str, problem: str) -> None:
-    h = _history()
+def test_unknown_tables_rows_and_malformed_keys_are_named(
+    store: Callable[[], RowVersions], table: str, key: str, problem: str
+) -> None:
+    h = _history(store)
     with pytest.raises(HistoryQueryInvalid) as refused:
         h.history(h.entity(table, key))
     assert problem in str(refused.value)
