@@ -3,8 +3,9 @@ history`` answer without scanning the journal.
 
 A SQLite file beside the graph checkpoint (``history-<journal>.sqlite``), filled as the builder reads
 the journal and marked with the position it reflects when the checkpoint is written; a restart reads
-the journal from the older of the two positions, and a version already there is not added twice (one
-row per action and entity). One version is a row of ~100 bytes plus its after-image as JSON.
+the journal from the older of the two positions, and a version already there is not added twice (its
+key is the row, the commit time, the log position and the action). The table is clustered on that
+key, so a row's versions are one range read in order.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from processor.jsonvalue import canonical_json, loads
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
-    entity TEXT NOT NULL, commit_ts INTEGER NOT NULL, lsn INTEGER, ord INTEGER NOT NULL,
-    action_id TEXT NOT NULL, action_type TEXT NOT NULL, op TEXT NOT NULL, known_ts INTEGER NOT NULL,
+    entity TEXT NOT NULL, commit_ts INTEGER NOT NULL, lsn INTEGER NOT NULL, action_id TEXT NOT NULL,
+    ord INTEGER NOT NULL, action_type TEXT NOT NULL, op TEXT NOT NULL, known_ts INTEGER NOT NULL,
     correlation_id TEXT, causes TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL, row TEXT,
-    PRIMARY KEY (entity, action_id)
+    PRIMARY KEY (entity, commit_ts, lsn, action_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS in_order ON versions (entity, commit_ts, lsn, ord);
 CREATE TABLE IF NOT EXISTS tables (
     name TEXT NOT NULL, collection TEXT NOT NULL, PRIMARY KEY (name, collection)
 );
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS undone (
     action_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, how TEXT NOT NULL, by_action TEXT
 );
 """
+NO_LSN = -1  # the key's columns are NOT NULL: a source without LSNs stores this
+CAUSE_SEPARATOR = "\x1f"
 
 
 _INSERT = "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -64,8 +66,9 @@ class EntityIndex(DerivedFile, RowVersions):
             for v in versions_of_entry(entry, self._order):
                 self._order += 1
                 rows.append((
-                    v.entity, v.commit_ts_ms, v.lsn, v.order, v.action_id, v.action_type, v.op.value,
-                    v.known_ts_ms, v.correlation_id, canonical_json(list(v.causation_ids)), v.collection,
+                    v.entity, v.commit_ts_ms, NO_LSN if v.lsn is None else v.lsn, v.action_id, v.order,
+                    v.action_type, v.op.value, v.known_ts_ms, v.correlation_id,
+                    CAUSE_SEPARATOR.join(v.causation_ids), v.collection,
                     canonical_json(v.key), None if v.row is None else canonical_json(v.row),
                 ))  # fmt: skip
                 tables.update({(v.collection.rpartition(".")[2], v.collection), (v.collection, v.collection)})
@@ -77,7 +80,7 @@ class EntityIndex(DerivedFile, RowVersions):
     def versions_of(self, entity: str) -> list[Version] | None:
         rows = self._db.execute(
             "SELECT commit_ts, lsn, ord, action_id, action_type, op, known_ts, correlation_id, causes, "
-            "collection, key, row FROM versions WHERE entity = ? ORDER BY commit_ts, coalesce(lsn, -1), ord",
+            "collection, key, row FROM versions WHERE entity = ? ORDER BY commit_ts, lsn, action_id",
             (entity,),
         ).fetchall()
         if not rows:
@@ -88,8 +91,9 @@ class EntityIndex(DerivedFile, RowVersions):
                 found.append(Version(
                     entity=entity, collection=collection, key=loads(key), exists=op != Op.DELETE.value,
                     row=None if row is None else loads(row), action_id=action, action_type=kind,
-                    commit_ts_ms=ts, lsn=lsn, known_ts_ms=known, correlation_id=correlation,
-                    causation_ids=tuple(loads(causes)), op=Op(op), order=order,
+                    commit_ts_ms=ts, lsn=None if lsn == NO_LSN else lsn, known_ts_ms=known,
+                    correlation_id=correlation, causation_ids=_causes(causes),
+                    op=Op(op), order=order,
                 ))  # fmt: skip
             except ValueError as exc:
                 raise SchemaError(f"entity index {self.path}: unreadable version of {entity}: {exc}") from exc
@@ -100,3 +104,7 @@ class EntityIndex(DerivedFile, RowVersions):
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM versions").fetchone()[0])
+
+
+def _causes(text: str) -> tuple[str, ...]:
+    return tuple(text.split(CAUSE_SEPARATOR)) if text else ()

@@ -3,8 +3,8 @@ time or log position, and who changed it since and why.
 
 A version is what one action left in one row: the after-image (or, for a delete, that the row was
 gone), with the action, its commit time, its log position and the journal time it was known at.
-Versions of a row are ordered by commit time, then log position, then journal order, which is the
-database's own order within one source. ``as_known_at`` answers from the versions the journal held by
+Versions of a row are ordered by commit time, then log position, which is the database's own order
+within one source. ``as_known_at`` answers from the versions the journal held by
 then, so the history before a rollback or repair stays readable after it.
 """
 
@@ -82,8 +82,10 @@ class Version:
     order: int  # the journal's order among versions of the same commit time and position
 
     @property
-    def sort_key(self) -> tuple[int, int, int]:
-        return (self.commit_ts_ms, self.lsn if self.lsn is not None else -1, self.order)
+    def sort_key(self) -> tuple[int, int, str]:
+        """The database's order (commit time, log position); ties, which one source never has, by
+        action id, as the entity index orders them."""
+        return (self.commit_ts_ms, self.lsn if self.lsn is not None else -1, self.action_id)
 
 
 class RowVersions:
