@@ -153,7 +153,10 @@ def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly
         assert checkpointed() >= len(world.entries), "the graph builder never checkpointed the journal"
         request_id = send_request(settings, Selector(SelectorKind.FIELD_PREDICATE,
                                                      predicate=FieldPredicate.parse('rule_version == "v7"')))  # fmt: skip
-        for target in sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS)):
+        for started, target in enumerate(sorted(rnd.sample(range(10, ORDERS * 4 - 20), KILLS)), start=1):
+            # each kill lands on a worker that is up: two targets close together would otherwise kill
+            # a process before it started, which proves nothing
+            _wait_for(lambda n=started: log.read_text().count("rollback: ready with") >= n, 120)
             _wait_for(lambda t=target: len(services.seen) >= t, 120)
             os.kill(process.pid, signal.SIGKILL)  # graph builder and worker together, mid-emission
             process.wait(10)
