@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from processor.errors import SchemaError
 from processor.graph.history import RowVersions, Undo, Version, undo_named, versions_of_entry
 from processor.journal.derived import DerivedFile
 from processor.journal.model import JournalEntry, Op
-from processor.jsonvalue import canonical_json, loads
+from processor.jsonvalue import canonical_json, loads_own
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -86,11 +87,14 @@ class EntityIndex(DerivedFile, RowVersions):
         if not rows:
             return None
         found = []
+        key_of: dict[str, Any] = {}  # a row's versions share its key: decoded once
         for ts, lsn, order, action, kind, op, known, correlation, causes, collection, key, row in rows:
             try:
+                if key not in key_of:
+                    key_of[key] = loads_own(key)
                 found.append(Version(
-                    entity=entity, collection=collection, key=loads(key), exists=op != Op.DELETE.value,
-                    row=None if row is None else loads(row), action_id=action, action_type=kind,
+                    entity=entity, collection=collection, key=key_of[key], exists=op != Op.DELETE.value,
+                    row=None if row is None else loads_own(row), action_id=action, action_type=kind,
                     commit_ts_ms=ts, lsn=None if lsn == NO_LSN else lsn, known_ts_ms=known,
                     correlation_id=correlation, causation_ids=_causes(causes),
                     op=Op(op), order=order,
