@@ -277,9 +277,13 @@ class Rewind:
             offline = EntityHistory()
             offline.add_many(self.entries(capture, dump))
             return offline
-        history = self._entity_index() or EntityHistory()
-        if isinstance(history, EntityHistory):  # no index: a scan of the journal
+        history: RowVersions
+        index = self._entity_index()
+        if index is None:  # no index (no graph builder ran here): a scan of the journal
+            history = EntityHistory()
             history.add_many(self.journal())
+        else:
+            history = index
         for progress in self._statuses():
             for action_id, how, by_action in progress.undone():
                 history.note_undo(action_id, Undo(progress.request_id, how, by_action))
@@ -297,13 +301,8 @@ class Rewind:
         try:
             if not loop.partitions(reader, self.settings.topics.status, missing_ok=True):
                 return []
-            status, latest = StatusReader(), {}
-            for msg in loop.read_to_end(reader, self.settings.topics.status, what="the status topic"):
-                try:
-                    progress = status.read(msg.value() or b"")
-                except SchemaError:
-                    continue
-                latest[progress.request_id] = progress
+            found = loop.read_to_end(reader, self.settings.topics.status, what="the status topic")
+            latest = StatusReader().latest(((m.value() or b"", None) for m in found), lambda _exc: None)
             return list(latest.values())
         finally:
             reader.close()

@@ -11,6 +11,7 @@ a guess (the status topic is therefore not compacted).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from processor.errors import SchemaError, Where
@@ -114,3 +115,18 @@ class StatusReader:
         progress.plan = plan
         self._latest[progress.request_id] = (progress, snapshot_ts, step_at, redrive_at)
         return progress
+
+    def latest(
+        self, records: Iterable[tuple[bytes, Where | None]], on_unreadable: Callable[[SchemaError], None]
+    ) -> dict[str, RequestProgress]:
+        """Each request's latest progress from a status topic's records (value, where) in order; one that
+        cannot be read is handed to ``on_unreadable`` (the error names where) and passed over."""
+        found: dict[str, RequestProgress] = {}
+        for data, where in records:
+            try:
+                progress = self.read(data, where)
+            except SchemaError as exc:
+                on_unreadable(exc)
+                continue
+            found[progress.request_id] = progress
+        return found

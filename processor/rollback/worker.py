@@ -212,15 +212,11 @@ class RollbackWorker:
         """Each request's last committed status record."""
         reader = clients.consumer(self.settings, self.bootstrap, f"{self.settings.group_id}-rollback-status")
         try:
-            latest = {}
-            status = StatusReader()
-            for msg in loop.read_to_end(reader, self.topics.status, what="the status topic back"):
-                try:
-                    progress = status.read(msg.value() or b"")
-                except SchemaError as exc:
-                    logger.error("rollback: unreadable status record at %s: %s", _where(msg), exc)
-                    continue
-                latest[progress.request_id] = progress
+            found = loop.read_to_end(reader, self.topics.status, what="the status topic back")
+            latest = StatusReader().latest(
+                ((m.value() or b"", _position(m)) for m in found),
+                lambda exc: logger.error("rollback: unreadable status record: %s", exc),
+            )
             for progress in latest.values():
                 engine.resume(progress)
         finally:
@@ -287,7 +283,7 @@ class RollbackWorker:
 
     def _handle_input(self, s: _Session, msg: Message) -> Outputs:
         now = self._now_ms()
-        where = Where(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
+        where = _position(msg)
         value = msg.value() or b""
         if msg.topic() == self.topics.control:
             try:
@@ -341,6 +337,10 @@ def _merge(a: Outputs, b: Outputs) -> Outputs:
     a.commands += b.commands
     a.changed.update(b.changed)
     return a
+
+
+def _position(msg: Message) -> Where:
+    return Where(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
 
 
 def _where(msg: Message) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.errors import SchemaError
+from processor.errors import SchemaError, Where
 from processor.rollback.engine import EngineConfig, RollbackEngine
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Mode, RollbackRequest, Selector, SelectorKind, Thresholds
@@ -71,3 +71,17 @@ def test_a_delta_without_its_full_record_is_refused_not_guessed(tmp_path: Path) 
     with pytest.raises(SchemaError) as refused:
         StatusReader().read(delta)
     assert "full record" in str(refused.value) and "compacted" in str(refused.value)
+
+
+def test_the_latest_progress_of_each_request_skips_an_unreadable_record_and_names_where(
+    tmp_path: Path,
+) -> None:
+    progress = _executing(tmp_path).requests["r1"]
+    writer = StatusWriter()
+    records = [writer.encode(progress), b"\x00not a status", writer.encode(progress)]
+    where = [Where(topic="st", partition=0, offset=n) for n in range(3)]
+    unreadable: list[SchemaError] = []
+    latest = StatusReader().latest(zip(records, where, strict=True), unreadable.append)
+    assert list(latest) == ["r1"] and _same(latest["r1"], progress)
+    [error] = unreadable
+    assert "st[0]@1" in str(error)
