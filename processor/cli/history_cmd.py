@@ -10,23 +10,20 @@ from typing import Any
 import click
 from rich.table import Table
 
-from processor.cli.base import FILE, Context, pass_context
+from processor.cli.base import Context, pass_context, with_sources
 from processor.graph.history import Moment, Undo, Version
 
-OFFLINE = [
-    click.option("--capture", type=FILE, help="Answer from a kcat -J capture, through the tap's decoder."),
-    click.option(
-        "--journal", "journal_dump", type=FILE, help="Answer from a journal dump (`rewind decode`)."
-    ),
+OPTIONS = [
     click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True),
     click.option("--as-known-at", "known", help="Answer as the journal knew it then (ISO-8601 or epoch ms)."),
 ]
 
 
 def _offline(f: Any) -> Any:
-    for option in reversed(OFFLINE):
+    """--capture / --journal / --catalog (as every offline command), --format, --as-known-at."""
+    for option in reversed(OPTIONS):
         f = option(f)
-    return f
+    return with_sources(f)
 
 
 def version_record(v: Version, undo: Undo | None = None) -> dict[str, Any]:
@@ -62,12 +59,12 @@ def _known(text: str | None) -> int | None:
 @_offline
 @pass_context
 def state_cmd(
-    ctx: Context, table: str, key: str, at: str, capture: Path | None, journal_dump: Path | None, fmt: str,
-    known: str | None,
+    ctx: Context, table: str, key: str, at: str, capture: Path | None, journal_dump: Path | None,
+    catalog_file: Path | None, fmt: str, known: str | None,
 ) -> None:  # fmt: skip
     """The row of TABLE with KEY (its JSON object, or a one-column key's value) as it was at --at."""
     moment, as_known = Moment.parse(at), _known(known)
-    history = ctx.app().history(capture, journal_dump)
+    history = ctx.app(catalog_file).history(capture, journal_dump)
     entity = history.entity(table, key)
     version = history.state(entity, moment, as_known)
     if fmt == "json":
@@ -90,11 +87,11 @@ def state_cmd(
 @_offline
 @pass_context
 def history_cmd(
-    ctx: Context, table: str, key: str, capture: Path | None, journal_dump: Path | None, fmt: str,
-    known: str | None,
+    ctx: Context, table: str, key: str, capture: Path | None, journal_dump: Path | None,
+    catalog_file: Path | None, fmt: str, known: str | None,
 ) -> None:  # fmt: skip
     """Every version of the row of TABLE with KEY: when, which action, its type, correlation and cause."""
-    history = ctx.app().history(capture, journal_dump)
+    history = ctx.app(catalog_file).history(capture, journal_dump)
     entity = history.entity(table, key)
     versions = history.history(entity, _known(known))
     if fmt == "json":

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from processor.cli.base import FILE, Context, pass_context, stop_on_signals
+from processor.cli.base import Context, pass_context, stop_on_signals, with_sources
 from processor.cli.rollback_cmd import selector_from, with_selector
 from processor.replay.scope import ReplayJob, ReplayReport, StartPoint
 
@@ -43,8 +43,7 @@ from processor.replay.scope import ReplayJob, ReplayReport, StartPoint
 @click.option("--max-rate", type=float, help="Records per second at most (spares a busy cluster).")
 @click.option("--dry-run", is_flag=True, help="Count what would be copied and skipped; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--journal", "journal_dump", type=FILE, help="Take the scope's actions from a journal dump.")
-@click.option("--capture", type=FILE, help="Take the scope's actions from a capture.")
+@with_sources  # where the scope's actions are read from (default: the journal topic)
 @pass_context
 def replay(
     ctx: Context,
@@ -58,8 +57,9 @@ def replay(
     max_rate: float | None,
     dry_run: bool,
     fmt: str,
-    journal_dump: Path | None,
     capture: Path | None,
+    journal_dump: Path | None,
+    catalog_file: Path | None,
     widen: bool,
     **select: Any,
 ) -> None:
@@ -71,7 +71,7 @@ def replay(
     jobs = [ReplayJob(s, target or f"{s}{target_suffix}") for s in sources]
     selector = None if request_id else selector_from(**select)
     point = StartPoint.parse(start)
-    app = ctx.app()
+    app = ctx.app(catalog_file)
     scope = app.replay_scope(request_id, selector, capture=capture, dump=journal_dump, widen=widen)
     what = f"request {request_id}" if request_id else (selector.describe() if selector else "")
     key = "|".join([*(f"{j.source}>{j.target}" for j in jobs), what, str(point)])
