@@ -95,9 +95,8 @@ class FilteredReplay:
                 kept = committed.get(r.partition)
                 if kept is not None:  # the first run's range, and how far its commits got
                     (start, end), resume[(job.source, r.partition)] = kept
-                    skip = self.scope.skipped(job.source, r.partition)
-                    r = PartitionRange(
-                        r.partition, start, end, frozenset(o for o in skip if start <= o < end)
+                    r = PartitionRange.within(
+                        r.partition, start, end, self.scope.skipped(job.source, r.partition)
                     )
                 else:
                     resume[(job.source, r.partition)] = r.start

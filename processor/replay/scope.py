@@ -120,12 +120,14 @@ class PartitionRange:
     end: int
     skip: frozenset[int] = field(default_factory=frozenset)
 
+    @classmethod
+    def within(cls, partition: int, start: int, end: int, scope_offsets: frozenset[int]) -> PartitionRange:
+        """The range, skipping the scope's offsets that fall inside it."""
+        return cls(partition, start, end, frozenset(o for o in scope_offsets if start <= o < end))
+
     @property
     def span(self) -> int:
         return max(self.end - self.start, 0)
-
-    def skips(self, offset: int) -> bool:
-        return offset in self.skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +135,6 @@ class TopicReplay:
     source: str
     target: str
     ranges: tuple[PartitionRange, ...]
-
-    @property
-    def span(self) -> int:
-        return sum(r.span for r in self.ranges)
 
 
 def plan_ranges(
@@ -159,9 +157,9 @@ def plan_ranges(
                 f"the start point ({start}) is offset {begin}, but the partition holds records only from "
                 f"offset {low} (retention removed the rest)",
                 where=where,
-                hint="replay from a later point (--from), or restore the topic from a backup first",
+                hint="replay from a later point (--start), or restore the topic from a backup first",
             )
-        ranges.append(PartitionRange(partition, begin, end, frozenset(o for o in skip if begin <= o < end)))
+        ranges.append(PartitionRange.within(partition, begin, end, skip))
     return tuple(ranges)
 
 
