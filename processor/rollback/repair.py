@@ -8,7 +8,7 @@ already handled it correctly.
 
 from __future__ import annotations
 
-from processor.catalog.catalog import ActionSpec, Catalog, RedriveTarget
+from processor.catalog.catalog import Catalog, RedriveTarget
 from processor.journal.model import JournalEntry
 from processor.rollback.actions import ActionLookup
 from processor.rollback.plan import Redrive, StepState, redrive_key
@@ -23,7 +23,7 @@ def redrives(
     type. Refused, naming what, when a seed has no journaled cause or its type no re-drive target."""
     seed_entries = actions.get_many(seeds)
     consumed: dict[str, list[str]] = {}  # input action id -> the seeds that consumed it
-    targets: dict[str, ActionSpec] = {}
+    targets: dict[str, RedriveTarget] = {}
     no_target = sorted({e.action_type for e in seed_entries.values() if _target(catalog, e) is None})
     if no_target:
         raise RequestInvalid(
@@ -44,7 +44,9 @@ def redrives(
         for cause in seed.causation_ids:
             if cause not in scope:  # a cause inside the scope is re-created by its own seed's re-drive
                 consumed.setdefault(cause, []).append(seed_id)
-                targets.setdefault(cause, catalog.actions[seed.action_type])
+                target = _target(catalog, seed)
+                assert target is not None  # checked above for every seed's type
+                targets.setdefault(cause, target)
     inputs = actions.get_many(consumed)
     missing = [c for c in consumed if c not in inputs or inputs[c].event is None]
     if missing:
@@ -56,8 +58,8 @@ def redrives(
     excluded_ids, excluded_types = set(request.exclude_inputs), set(request.exclude_input_types)
     found = []
     for cause in sorted(consumed, key=lambda c: (inputs[c].commit_ts_ms or inputs[c].journal_ts_ms, c)):
-        entry, target = inputs[cause], targets[cause].redrive
-        assert entry.event is not None and target is not None
+        entry, target = inputs[cause], targets[cause]
+        assert entry.event is not None
         item = Redrive(
             action_id=cause, action_type=entry.action_type, seed_action_ids=tuple(consumed[cause]),
             topic=target.topic, event_type=target.event_type or entry.event.event_type,

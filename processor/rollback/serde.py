@@ -102,7 +102,7 @@ def decode_control(data: bytes, where: Where | None = None) -> Control:
 # -- status ---------------------------------------------------------------------------------------
 
 
-def step_record(s: Step) -> Record:
+def _step_record(s: Step) -> Record:
     return {"action_id": s.action_id, "action_type": s.action_type, "service": s.service,
             "mechanism": s.mechanism.value, "wave": s.wave, "state": s.state.value, "attempts": s.attempts,
             "idempotency_key": s.idempotency_key, "last_error": s.last_error,
@@ -110,7 +110,7 @@ def step_record(s: Step) -> Record:
             "confirmed_ts_ms": s.confirmed_ts_ms}  # fmt: skip
 
 
-def redrive_record(r: Redrive) -> Record:
+def _redrive_record(r: Redrive) -> Record:
     return {"action_id": r.action_id, "action_type": r.action_type,
             "seed_action_ids": list(r.seed_action_ids), "topic": r.topic, "event_type": r.event_type,
             "idempotency_key": r.idempotency_key,
@@ -119,7 +119,7 @@ def redrive_record(r: Redrive) -> Record:
             "confirmed_ts_ms": r.confirmed_ts_ms}  # fmt: skip
 
 
-def redrive_from_record(r: Record) -> Redrive:
+def _redrive(r: Record) -> Redrive:
     return Redrive(
         action_id=r["action_id"], action_type=r["action_type"], seed_action_ids=tuple(r["seed_action_ids"]),
         topic=r["topic"], event_type=r["event_type"], idempotency_key=r["idempotency_key"],
@@ -131,7 +131,7 @@ def redrive_from_record(r: Record) -> Redrive:
 
 def plan_record(p: Plan) -> Record:
     return {
-        "scope": list(p.scope), "waves": p.waves, "steps": [step_record(s) for s in p.steps],
+        "scope": list(p.scope), "waves": p.waves, "steps": [_step_record(s) for s in p.steps],
         "conflicts": [{"action_id": c.action_id, "entity": c.entity, "overwritten_by": list(c.overwritten_by)}
                       for c in p.conflicts],
         "irreversible": p.irreversible, "in_doubt": p.in_doubt, "unclassified": p.unclassified,
@@ -139,7 +139,7 @@ def plan_record(p: Plan) -> Record:
         "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
-        "redrive": [redrive_record(r) for r in p.redrive],
+        "redrive": [_redrive_record(r) for r in p.redrive],
         "replays": [{"store": r.store, "topics": list(r.topics), "action_ids": list(r.action_ids)}
                     for r in p.replays],
     }  # fmt: skip
@@ -157,7 +157,7 @@ def status_record(p: RequestProgress, *, with_plan: bool = True) -> Record:
     }  # fmt: skip
 
 
-def step_from_record(r: Record) -> Step:
+def _step(r: Record) -> Step:
     return Step(
         action_id=r["action_id"], action_type=r["action_type"], service=r["service"],
         mechanism=StepMechanism(r["mechanism"]), wave=r["wave"], idempotency_key=r["idempotency_key"] or "",
@@ -169,13 +169,13 @@ def step_from_record(r: Record) -> Step:
 
 def _plan(r: Record) -> Plan:
     return Plan(
-        scope=tuple(r["scope"]), steps=[step_from_record(s) for s in r["steps"]],
+        scope=tuple(r["scope"]), steps=[_step(s) for s in r["steps"]],
         conflicts=[Conflict(c["action_id"], c["entity"], tuple(c["overwritten_by"])) for c in r["conflicts"]],
         irreversible=list(r["irreversible"]), in_doubt=list(r["in_doubt"]),
         unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
         unreadable=list(r.get("unreadable", [])),
         approval_reasons=list(r["approval_reasons"]),
-        redrive=[redrive_from_record(x) for x in r.get("redrive", [])],
+        redrive=[_redrive(x) for x in r.get("redrive", [])],
         replays=[StoreReplay(x["store"], tuple(x["topics"]), tuple(x["action_ids"]))
                  for x in r.get("replays", [])],
     )  # fmt: skip
