@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from processor.errors import SchemaError
-from processor.graph.history import RowVersions, Undo, Version, undo_named, versions_of_entry
+from processor.graph.history import RowVersions, Undo, Version, table_names, undo_named, versions_of_entry
 from processor.journal.derived import DerivedFile
 from processor.journal.model import JournalEntry, Op
 from processor.jsonvalue import canonical_json, loads_own
@@ -23,7 +23,7 @@ from processor.jsonvalue import canonical_json, loads_own
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     entity TEXT NOT NULL, commit_ts INTEGER NOT NULL, lsn INTEGER NOT NULL, action_id TEXT NOT NULL,
-    ord INTEGER NOT NULL, action_type TEXT NOT NULL, op TEXT NOT NULL, known_ts INTEGER NOT NULL,
+    action_type TEXT NOT NULL, op TEXT NOT NULL, known_ts INTEGER NOT NULL,
     correlation_id TEXT, causes TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL, row TEXT,
     PRIMARY KEY (entity, commit_ts, lsn, action_id)
 ) WITHOUT ROWID;
@@ -38,7 +38,7 @@ NO_LSN = -1  # the key's columns are NOT NULL: a source without LSNs stores this
 CAUSE_SEPARATOR = "\x1f"
 
 
-_INSERT = "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def index_path(checkpoint_path: Path, journal_topic: str) -> Path:
@@ -52,27 +52,27 @@ class EntityIndex(DerivedFile, RowVersions):
     def __init__(self, path: Path | str = ":memory:") -> None:
         DerivedFile.__init__(self, path)
         RowVersions.__init__(self)
-        self._order = int(self._db.execute("SELECT coalesce(max(ord), -1) + 1 FROM versions").fetchone()[0])
         self._undone.update(
             (a, Undo(r, h, b)) for a, r, h, b in self._db.execute("SELECT * FROM undone")
         )  # fmt: skip
 
     def add_many(self, entries: Iterable[JournalEntry]) -> None:
         """Entries' row versions (one transaction); an action added before changes nothing."""
-        rows, tables, undone = [], set(), []
+        rows: list[tuple[Any, ...]] = []
+        tables: set[tuple[str, str]] = set()
+        undone: list[tuple[str, str, str, str | None]] = []
         for entry in entries:
             if (named := undo_named(entry)) is not None:
                 undone.append((named[0], named[1].request_id, named[1].how, named[1].by_action))
                 self.note_undo(*named)
-            for v in versions_of_entry(entry, self._order):
-                self._order += 1
+            for v in versions_of_entry(entry):
                 rows.append((
-                    v.entity, v.commit_ts_ms, NO_LSN if v.lsn is None else v.lsn, v.action_id, v.order,
+                    v.entity, v.commit_ts_ms, NO_LSN if v.lsn is None else v.lsn, v.action_id,
                     v.action_type, v.op.value, v.known_ts_ms, v.correlation_id,
                     CAUSE_SEPARATOR.join(v.causation_ids), v.collection,
                     canonical_json(v.key), None if v.row is None else canonical_json(v.row),
                 ))  # fmt: skip
-                tables.update({(v.collection.rpartition(".")[2], v.collection), (v.collection, v.collection)})
+                tables.update((name, v.collection) for name in table_names(v.collection))
         with self._db:
             self._db.executemany(_INSERT, rows)
             self._db.executemany("INSERT OR IGNORE INTO tables VALUES (?, ?)", sorted(tables))
@@ -80,7 +80,7 @@ class EntityIndex(DerivedFile, RowVersions):
 
     def versions_of(self, entity: str) -> list[Version] | None:
         rows = self._db.execute(
-            "SELECT commit_ts, lsn, ord, action_id, action_type, op, known_ts, correlation_id, causes, "
+            "SELECT commit_ts, lsn, action_id, action_type, op, known_ts, correlation_id, causes, "
             "collection, key, row FROM versions WHERE entity = ? ORDER BY commit_ts, lsn, action_id",
             (entity,),
         ).fetchall()
@@ -88,7 +88,7 @@ class EntityIndex(DerivedFile, RowVersions):
             return None
         found = []
         key_of: dict[str, Any] = {}  # a row's versions share its key: decoded once
-        for ts, lsn, order, action, kind, op, known, correlation, causes, collection, key, row in rows:
+        for ts, lsn, action, kind, op, known, correlation, causes, collection, key, row in rows:
             try:
                 if key not in key_of:
                     key_of[key] = loads_own(key)
@@ -97,7 +97,7 @@ class EntityIndex(DerivedFile, RowVersions):
                     row=None if row is None else loads_own(row), action_id=action, action_type=kind,
                     commit_ts_ms=ts, lsn=None if lsn == NO_LSN else lsn, known_ts_ms=known,
                     correlation_id=correlation, causation_ids=_causes(causes),
-                    op=Op(op), order=order,
+                    op=Op(op),
                 ))  # fmt: skip
             except ValueError as exc:
                 raise SchemaError(f"entity index {self.path}: unreadable version of {entity}: {exc}") from exc

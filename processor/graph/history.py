@@ -79,7 +79,6 @@ class Version:
     correlation_id: str | None
     causation_ids: tuple[str, ...]
     op: Op
-    order: int  # the journal's order among versions of the same commit time and position
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
@@ -147,8 +146,8 @@ class RowVersions:
         return found[-1] if found else None
 
 
-def versions_of_entry(entry: JournalEntry, first_order: int) -> list[Version]:
-    """The row versions one action left, numbered from ``first_order`` (undo marks noted by the caller)."""
+def versions_of_entry(entry: JournalEntry) -> list[Version]:
+    """The row versions one action left (its undo, if it names one, is ``undo_named``)."""
     versions: list[Version] = []
     for change in entry.changes:
         if change.op in (Op.TRUNCATE, Op.MESSAGE):
@@ -159,9 +158,14 @@ def versions_of_entry(entry: JournalEntry, first_order: int) -> list[Version]:
             row=change.after if exists else None, action_id=entry.action_id, action_type=entry.action_type,
             commit_ts_ms=entry.commit_ts_ms or entry.journal_ts_ms, lsn=change.position.lsn,
             known_ts_ms=entry.journal_ts_ms, correlation_id=entry.correlation_id,
-            causation_ids=entry.causation_ids, op=change.op, order=first_order + len(versions),
+            causation_ids=entry.causation_ids, op=change.op,
         ))  # fmt: skip
     return versions
+
+
+def table_names(collection: str) -> tuple[str, str]:
+    """What a TABLE argument may say for a collection: the bare table, or 'schema.table' itself."""
+    return collection.rpartition(".")[2], collection
 
 
 def undo_named(entry: JournalEntry) -> tuple[str, Undo] | None:
@@ -187,11 +191,10 @@ class EntityHistory(RowVersions):
         self._seen.add(entry.action_id)
         if (named := undo_named(entry)) is not None:
             self.note_undo(*named)
-        for version in versions_of_entry(entry, self._count):
+        for version in versions_of_entry(entry):
             self._count += 1
             bisect.insort(self._versions.setdefault(version.entity, []), version, key=lambda v: v.sort_key)
-            table = version.collection.rpartition(".")[2]
-            for name in (table, version.collection):
+            for name in table_names(version.collection):
                 self._tables.setdefault(name, set()).add(version.collection)
 
     def add_many(self, entries: Iterable[JournalEntry]) -> None:
