@@ -34,6 +34,13 @@ def _settings(bootstrap: str, unique: str) -> Settings:
                     metrics_port=0)  # fmt: skip
 
 
+def _world(bootstrap: str, unique: str, count: int) -> tuple[Settings, str, str, list[Sourced]]:
+    """This test's settings, a source topic of ``count`` records (every 7th bad) and its target's name."""
+    settings = _settings(bootstrap, unique)
+    source = f"{unique}.events"
+    return settings, source, f"{source}.replay", fill_source(bootstrap, settings, source, count)
+
+
 def _config(settings: Settings, path: Path) -> Path:
     path.write_text(yaml.safe_dump({
         "bootstrap_servers": settings.bootstrap_servers, "group_id": settings.group_id,
@@ -82,9 +89,7 @@ def _assert_exact_copy(records: list[Sourced], found: list[Copy]) -> None:
 def test_kill_9_at_random_points_copies_every_good_record_exactly_once(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka_bootstrap, unique)
-    source, target = f"{unique}.events", f"{unique}.events.replay"
-    records = fill_source(kafka_bootstrap, settings, source, RECORDS)
+    settings, source, target, records = _world(kafka_bootstrap, unique, RECORDS)
     dump = scope_dump(records, tmp_path / "journal.jsonl")
     config = _config(settings, tmp_path / "rewind.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
@@ -117,9 +122,7 @@ def test_kill_9_at_random_points_copies_every_good_record_exactly_once(
 def test_dry_run_counts_per_partition_and_writes_nothing(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka_bootstrap, unique)
-    source, target = f"{unique}.events", f"{unique}.events.replay"
-    records = fill_source(kafka_bootstrap, settings, source, 3_000)
+    settings, source, target, records = _world(kafka_bootstrap, unique, 3_000)
     dump = scope_dump(records, tmp_path / "journal.jsonl")
     config = _config(settings, tmp_path / "rewind.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
@@ -140,9 +143,7 @@ def test_dry_run_counts_per_partition_and_writes_nothing(
 def test_default_start_is_just_before_the_scope_and_the_rest_follows(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka_bootstrap, unique)
-    source, target = f"{unique}.events", f"{unique}.events.replay"
-    records = fill_source(kafka_bootstrap, settings, source, 600)
+    settings, source, target, records = _world(kafka_bootstrap, unique, 600)
     late = [r for r in records if r.origin.offset >= 100]  # the scope: bad records from offset 100 on
     scope = Scope.of(scope_entries(r for r in late if r.bad))
     app = Rewind(settings)
@@ -164,9 +165,7 @@ def test_default_start_is_just_before_the_scope_and_the_rest_follows(
 def test_a_start_past_retention_is_refused_before_anything_is_written(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka_bootstrap, unique)
-    source, target = f"{unique}.events", f"{unique}.events.replay"
-    records = fill_source(kafka_bootstrap, settings, source, 300)
+    settings, source, target, records = _world(kafka_bootstrap, unique, 300)
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient
 
