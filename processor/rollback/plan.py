@@ -32,20 +32,27 @@ def redrive_key(request_id: str, input_action_id: str) -> str:
     return str(uuid.uuid5(KEY_NAMESPACE, f"{request_id}/redrive/{input_action_id}"))
 
 
+@dataclass(slots=True, kw_only=True)
+class Attempted:
+    """How far something rewind sends (a step's command, a re-drive) has got: what changes once it is
+    planned, and all a status delta carries of it."""
+
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    emitted_ts_ms: int | None = None
+    confirmed_by: str | None = None  # the journaled action that shows the effect
+    confirmed_ts_ms: int | None = None
+
+
 @dataclass(slots=True)
-class Step:
+class Step(Attempted):
     action_id: str
     action_type: str
     service: str | None
     mechanism: StepMechanism
     wave: int  # 1 runs first: the most downstream effects
     idempotency_key: str
-    state: StepState = StepState.PENDING
-    attempts: int = 0
-    last_error: str | None = None
-    emitted_ts_ms: int | None = None
-    confirmed_by: str | None = None
-    confirmed_ts_ms: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -63,7 +70,7 @@ class Step:
 
 
 @dataclass(slots=True)
-class Redrive:
+class Redrive(Attempted):
     """A repair's re-drive of one good input: the journaled action whose event a seed consumed, sent
     again as a new event to the fixed consumer only. SKIPPED: excluded by the request (selective
     reapply); CONFIRMED: the journal shows the new action it caused."""
@@ -74,12 +81,6 @@ class Redrive:
     topic: str  # the catalog's re-drive target of the seeds' type
     event_type: str
     idempotency_key: str  # the new event's id
-    state: StepState = StepState.PENDING
-    attempts: int = 0
-    last_error: str | None = None
-    emitted_ts_ms: int | None = None
-    confirmed_by: str | None = None
-    confirmed_ts_ms: int | None = None
 
     @property
     def terminal(self) -> bool:

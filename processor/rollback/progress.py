@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from processor.rollback.plan import Plan, Redrive, Step, StepState
+from processor.rollback.plan import Attempted, Plan, Redrive, Step, StepState
 from processor.rollback.request import Control, ControlCommand, Mode
 from processor.undo import StepMechanism
 
@@ -365,6 +365,6 @@ class RequestProgress:
         self.state, self.reason, self.ts_ms = state, reason, now_ms
 
 
-def _deadline(step: Step | Redrive, policy: Policy) -> int:
+def _deadline(step: Attempted, policy: Policy) -> int:
     wait = policy.confirm_timeout_ms * policy.backoff ** max(step.attempts - 1, 0)
     return int((step.emitted_ts_ms or 0) + wait)

@@ -12,15 +12,15 @@ a guess (the status topic is therefore not compacted).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from processor.errors import SchemaError, Where
-from processor.rollback.plan import Plan, Redrive, Step, StepState
+from processor.rollback.plan import Attempted, Plan, Redrive, Step, StepState
 from processor.rollback.progress import RequestProgress
 from processor.rollback.serde import progress_from_record, status_record
 from processor.schemas import Record, SchemaName, decode, encode
 
-_CHANGING = ("attempts", "last_error", "emitted_ts_ms", "confirmed_by", "confirmed_ts_ms")
+_CHANGING = tuple(f.name for f in fields(Attempted) if f.name != "state")
 
 
 def _change(item: Step | Redrive) -> Record:
@@ -28,7 +28,7 @@ def _change(item: Step | Redrive) -> Record:
     return {"action_id": item.action_id, "state": item.state.value} | {n: getattr(item, n) for n in _CHANGING}
 
 
-def _apply(item: Step | Redrive, change: Record) -> None:
+def _apply(item: Attempted, change: Record) -> None:
     item.state = StepState(change["state"])
     for name in _CHANGING:
         setattr(item, name, change[name])
