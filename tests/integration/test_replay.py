@@ -192,3 +192,28 @@ def test_a_selector_scope_is_planned_with_everything_downstream(
     selector = Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse("bad == true"))
     scope = Rewind(settings).replay_scope(selector=selector, dump=dump)
     assert scope.actions == sum(r.bad for r in records)
+
+
+def test_a_missing_source_a_narrow_target_and_a_copy_into_itself_are_refused(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    settings, source, target, records = _world(kafka_bootstrap, unique, 30)
+    clients.ensure_topics(clients.admin(settings, kafka_bootstrap), [f"{unique}.narrow"], partitions=1,
+                          replication_factor=1)  # fmt: skip
+    scope = Scope.of(scope_entries(r for r in records if r.bad))
+    app, stop, start = Rewind(settings), threading.Event(), StartPoint.parse("earliest")
+    cases = [
+        (ReplayJob(f"{unique}.nothing", target), f"source topic {unique}.nothing is not there"),
+        (ReplayJob(source, f"{unique}.narrow"), f"target topic {unique}.narrow has 1 partitions"),
+        (ReplayJob(source, source), f"replay of {source} into itself"),
+    ]
+    for job, problem in cases:
+        with pytest.raises(ReplayRefused) as refused:
+            app.replay(f"bad-{unique}", [job], scope, start, stop)
+        assert problem in str(refused.value)
+    assert target not in clients.admin(settings, kafka_bootstrap).list_topics(timeout=10).topics
+    peek = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "watermarks"})
+    try:  # refused before anything was copied
+        assert peek.get_watermark_offsets(TopicPartition(f"{unique}.narrow", 0), 10)[1] == 0
+    finally:
+        peek.close()
