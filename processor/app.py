@@ -33,7 +33,7 @@ from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaE
 from processor.graph import store
 from processor.graph.builder import CausalGraph
 from processor.graph.entities import EntityIndex, index_path
-from processor.graph.history import EntityHistory, RowVersions, Undo
+from processor.graph.history import EntityHistory, RowVersions, Undo, committed_at
 from processor.graph.runner import GraphBuilder
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize, from_json_view
@@ -281,7 +281,10 @@ class Rewind:
         index = self._entity_index()
         if index is None:  # no index (no graph builder ran here): a scan of the journal
             history = EntityHistory()
-            history.add_many(self.journal())
+            entries, horizon = self._journal_since()
+            history.add_many(entries)
+            if horizon is not None:
+                history.raise_horizon(horizon)
         else:
             history = index
         for progress in self._statuses():
@@ -395,13 +398,28 @@ class Rewind:
 
     def journal(self) -> list[JournalEntry]:
         """Every entry of the journal topic, read to its current end."""
+        return self._journal_since()[0]
+
+    def _journal_since(self) -> tuple[list[JournalEntry], int | None]:
+        """Every entry of the journal topic, and the commit time from which they are complete (None:
+        retention has deleted nothing): the latest first entry of a partition retention shortened."""
         topic = self.settings.topics.journal
         reader = self._reader("catalog")
         try:
             found = _read_or(reader, topic, "the journal", hint="pass --capture or --journal")
-            return [deserialize(v) for m in found if (v := m.value())]
+            lows = loop.beginnings(reader, topic, loop.partitions(reader, topic))
         finally:
             reader.close()
+        entries, horizon = [], None
+        shortened = {p for p, low in lows.items() if low > 0}
+        for m in found:
+            if not (value := m.value()):
+                continue
+            entries.append(entry := deserialize(value))
+            if m.partition() in shortened:  # its first entry still held
+                shortened.discard(m.partition())
+                horizon = max(horizon or 0, committed_at(entry))
+        return entries, horizon
 
     def follow_status(
         self, request_id: str, *, follow: bool, timeout_s: float | None = None

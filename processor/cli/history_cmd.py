@@ -96,7 +96,9 @@ def history_cmd(
     versions = history.history(entity, _known(known))
     if fmt == "json":
         records = [version_record(v, history.undone(v)) for v in versions]
-        click.echo(json.dumps({"entity": entity, "versions": records}, indent=2))
+        # complete_from_ms: retention deleted older entries (None: the journal holds all of them)
+        body = {"entity": entity, "versions": records, "complete_from_ms": history.horizon_ms}
+        click.echo(json.dumps(body, indent=2))
         return
     out = Table(title=f"{entity}: {len(versions)} versions")
     for column in ("commit ts", "lsn", "op", "action", "type", "correlation", "cause", "row", "later"):
@@ -107,6 +109,8 @@ def history_cmd(
                     json.dumps(v.row) if v.row is not None else "(none)",
                     _later(history.undone(v)))  # fmt: skip
     ctx.out.print(out)
+    if history.horizon_ms is not None:
+        ctx.out.print(f"retention deleted the journal's entries before {history.horizon_ms}: older versions are not shown")
 
 
 def _later(undo: Undo | None) -> str:

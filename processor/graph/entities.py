@@ -55,6 +55,12 @@ class EntityIndex(DerivedFile, RowVersions):
         self._undone.update(
             (a, Undo(r, h, b)) for a, r, h, b in self._db.execute("SELECT * FROM undone")
         )  # fmt: skip
+        if (horizon := self._meta("horizon_ms")) is not None:
+            self.horizon_ms = int(horizon)
+
+    def raise_horizon(self, commit_ts_ms: int) -> None:
+        super().raise_horizon(commit_ts_ms)
+        self._set_meta("horizon_ms", str(self.horizon_ms))
 
     def add_many(self, entries: Iterable[JournalEntry]) -> None:
         """Entries' row versions (one transaction); an action added before changes nothing."""

@@ -6,6 +6,10 @@ gone), with the action, its commit time, its log position and the journal time i
 Versions of a row are ordered by commit time, then log position, which is the database's own order
 within one source. ``as_known_at`` answers from the versions the journal held by
 then, so the history before a rollback or repair stays readable after it.
+
+Once retention has deleted the journal's oldest entries, the holder is complete only from its
+*horizon* (the commit time of the first entry it read after the gap): a question about a time before
+it, or one whose answer would rest on the absence of a version before it, is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from processor.errors import RewindError
@@ -92,6 +96,12 @@ class RowVersions:
 
     def __init__(self) -> None:
         self._undone: dict[str, Undo] = {}  # action id -> how it was later undone
+        self.horizon_ms: int | None = None  # complete from this commit time on (None: from the start)
+
+    def raise_horizon(self, commit_ts_ms: int) -> None:
+        """Retention deleted journal entries before one committed at ``commit_ts_ms``: versions older
+        than it may be missing."""
+        self.horizon_ms = max(self.horizon_ms or commit_ts_ms, commit_ts_ms)
 
     def add_many(self, entries: Iterable[JournalEntry]) -> None:
         """The row versions of these actions (an action added before changes nothing)."""
@@ -135,6 +145,11 @@ class RowVersions:
     def state(self, entity: str, at: Moment, as_known_at: int | None = None) -> Version | None:
         """The version in force at ``at`` (None: the row did not exist yet)."""
         versions = self.history(entity, as_known_at)
+        if self.horizon_ms is not None and at.ts_ms is not None and at.ts_ms < self.horizon_ms:
+            raise HistoryQueryInvalid(
+                f"time {at.ts_ms} is before the journal's retention: it holds every version from "
+                f"{_iso(self.horizon_ms)} ({self.horizon_ms}) on"
+            )
         if at.lsn is not None:
             if not any(v.lsn is not None for v in versions):
                 why = f"{entity} has no LSN positions (its source has none): ask by time"
@@ -143,7 +158,16 @@ class RowVersions:
         else:
             assert at.ts_ms is not None
             found = [v for v in versions if v.commit_ts_ms <= at.ts_ms]
-        return found[-1] if found else None
+        if found:
+            return found[-1]
+        if self.horizon_ms is not None and versions and versions[0].op is not Op.CREATE:
+            # Its first version held is not its creation: what it was before may have been deleted.
+            raise HistoryQueryInvalid(
+                f"{entity} at {at.ts_ms if at.lsn is None else f'lsn:{at.lsn}'}: its first version the "
+                f"journal still holds ({versions[0].action_id}, {_iso(versions[0].commit_ts_ms)}) is not its "
+                f"creation, and retention deleted the versions before {_iso(self.horizon_ms)}"
+            )
+        return None
 
 
 def versions_of_entry(entry: JournalEntry) -> list[Version]:
@@ -156,11 +180,16 @@ def versions_of_entry(entry: JournalEntry) -> list[Version]:
         versions.append(Version(
             entity=change.entity, collection=change.collection, key=change.key, exists=exists,
             row=change.after if exists else None, action_id=entry.action_id, action_type=entry.action_type,
-            commit_ts_ms=entry.commit_ts_ms or entry.journal_ts_ms, lsn=change.position.lsn,
+            commit_ts_ms=committed_at(entry), lsn=change.position.lsn,
             known_ts_ms=entry.journal_ts_ms, correlation_id=entry.correlation_id,
             causation_ids=entry.causation_ids, op=change.op,
         ))  # fmt: skip
     return versions
+
+
+def committed_at(entry: JournalEntry) -> int:
+    """An action's commit time at its source (its journal time when the source gave none)."""
+    return entry.commit_ts_ms or entry.journal_ts_ms
 
 
 def table_names(collection: str) -> tuple[str, str]:
@@ -209,6 +238,10 @@ class EntityHistory(RowVersions):
 
     def __len__(self) -> int:
         return self._count
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _key(text: str) -> JsonObject:

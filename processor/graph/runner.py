@@ -20,6 +20,7 @@ from processor.config import Settings
 from processor.errors import SchemaError
 from processor.graph import store
 from processor.graph.entities import EntityIndex, index_path
+from processor.graph.history import committed_at
 from processor.graph.queries import new_cycles
 from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
@@ -87,6 +88,10 @@ class GraphBuilder:
         already change nothing in it, and the index adds a version once."""
         parts = loop.partitions(consumer, self.topic)
         start = {p: min(checkpoint.offsets.get(p, 0), index_at.get(p, 0)) for p in parts}
+        # Partitions whose entries the index lacks were deleted by retention: its first entry read
+        # there bounds how far back the index is complete.
+        lows = loop.beginnings(consumer, self.topic, parts)
+        self._gaps = {p for p in parts if index_at.get(p, 0) < lows[p]}
         consumer.assign([TopicPartition(self.topic, p, start[p] or OFFSET_BEGINNING) for p in parts])
 
     def _read(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
@@ -103,6 +108,9 @@ class GraphBuilder:
             else:
                 checkpoint.graph.add(entry)
                 batch.append(entry)
+                if partition in self._gaps:
+                    self._gaps.discard(partition)
+                    self.index.raise_horizon(committed_at(entry))
             checkpoint.offsets[partition] = max(checkpoint.offsets.get(partition, 0), offset + 1)
             self._index_at[partition] = offset + 1
         if batch:

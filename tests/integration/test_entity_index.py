@@ -7,11 +7,13 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
+import pytest
+from confluent_kafka import Producer, TopicPartition
 
+from processor.app import Rewind
 from processor.config import GraphSettings, Settings, TopicSettings
 from processor.graph.entities import EntityIndex, index_path
-from processor.graph.history import EntityHistory, Moment
+from processor.graph.history import EntityHistory, HistoryQueryInvalid, Moment
 from processor.graph.runner import GraphBuilder
 from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
 from processor.journal.serde import journal_key, serialize
@@ -88,3 +90,29 @@ def test_the_index_holds_every_version_once_across_restarts_and_a_lost_file(
         at = Moment(ts_ms=1_000 + 250)
         ours, theirs = rebuilt.state(entity, at), reference.state(entity, at)
         assert ours is not None and theirs is not None and ours.row == theirs.row
+
+
+def test_after_retention_a_time_before_the_journals_start_is_refused_by_index_and_scan(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap, group_id=f"g-{unique}", metrics_port=0,
+        topics=TopicSettings(journal=f"{unique}.journal", partitions=1),
+        graph=GraphSettings(checkpoint_path=tmp_path / "graph.npz", checkpoint_interval_s=0.2),
+    )  # fmt: skip
+    admin = clients.admin(settings, kafka_bootstrap)
+    clients.ensure_topics(admin, [settings.topics.journal], partitions=1, replication_factor=1)
+    _publish(kafka_bootstrap, settings.topics.journal, _entries(0, 100))
+    # What retention does: the oldest 40 entries (the creations and 20 updates) are gone.
+    [future] = admin.delete_records([TopicPartition(settings.topics.journal, 0, 40)]).values()
+    future.result(30)
+    _build_until(settings, kafka_bootstrap, 60)
+    index = EntityIndex(index_path(settings.graph.checkpoint_path, settings.topics.journal))
+    scan = Rewind(settings.model_copy(update={"graph": GraphSettings(checkpoint_path=tmp_path / "none.npz")}))
+    for history in (index, scan.history()):
+        assert history.horizon_ms == 1_040  # a40's commit time
+        entity = history.entity("orders", "3")
+        with pytest.raises(HistoryQueryInvalid, match="before the journal's retention"):
+            history.state(entity, Moment(ts_ms=1_020))
+        then = history.state(entity, Moment(ts_ms=1_070))
+        assert then is not None and then.action_id == "a63"

@@ -110,6 +110,49 @@ def test_unknown_tables_rows_and_malformed_keys_are_named(
     assert problem in str(refused.value)
 
 
+def _after_retention(make: Callable[[], RowVersions]) -> RowVersions:
+    """Retention deleted every entry before a2 (2,000): row 42's first version held is an update;
+    row 7 is created after the gap."""
+    h = make()
+    h.raise_horizon(2_000)
+    h.add_many([
+        _write(2, Op.UPDATE, {"id": 42, "price": 90}, ts=2_000, lsn=20),
+        _write(6, Op.CREATE, {"id": 7, "price": 5}, ts=2_500, lsn=25, key={"id": 7}),
+    ])  # fmt: skip
+    return h
+
+
+@pytest.mark.parametrize(
+    ("key", "at", "problem"),
+    [("42", "1500", "before the journal's retention"), ("7", "1999", "before the journal's retention"),
+     ("42", "lsn:15", "is not its creation")],
+)  # fmt: skip
+def test_a_time_before_the_journals_retention_is_refused_not_guessed(
+    store: Callable[[], RowVersions], key: str, at: str, problem: str
+) -> None:
+    h = _after_retention(store)
+    with pytest.raises(HistoryQueryInvalid) as refused:
+        h.state(h.entity("orders", key), Moment.parse(at))
+    assert problem in str(refused.value) and "1970-01-01T00:00:02.000+00:00" in str(refused.value)
+
+
+def test_after_the_horizon_the_versions_held_answer(store: Callable[[], RowVersions]) -> None:
+    h = _after_retention(store)
+    price = h.state(h.entity("orders", "42"), Moment(ts_ms=2_100))
+    assert price is not None and price.row == {"id": 42, "price": 90}
+    assert h.state(h.entity("orders", "7"), Moment(ts_ms=2_100)) is None  # created at 2,500: proven absent
+    assert h.state(h.entity("orders", "7"), Moment.parse("lsn:21")) is None
+
+
+def test_the_index_keeps_its_horizon_across_a_restart(tmp_path: Path) -> None:
+    first = EntityIndex.open(tmp_path / "history.sqlite", "journal")[0]
+    first.raise_horizon(2_000)
+    first.raise_horizon(1_000)  # never goes back
+    first.close()
+    again, why = EntityIndex.open(tmp_path / "history.sqlite", "journal")
+    assert why is None and again.horizon_ms == 2_000
+
+
 @pytest.mark.parametrize("text", ["yesterday", "2024-01-01T00:00:00", "lsn:x"])
 def test_a_time_it_cannot_read_is_refused(text: str) -> None:
     with pytest.raises(HistoryQueryInvalid):
