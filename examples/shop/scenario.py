@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from examples.shop.schema import schema_sql, tables
 from examples.shop.services import Event, FakeGateway, FakeMailer, RuleInForce, Shop
 from processor.app import Rewind
 from processor.catalog.catalog import Catalog
-from processor.config import RollbackSettings, Settings, TapSettings, TopicSettings
+from processor.config import GraphSettings, RollbackSettings, Settings, TapSettings, TopicSettings
 from processor.devenv.connect import STRING_CONVERTER, CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.errors import KafkaError, RewindError, Where
@@ -162,6 +163,16 @@ class Deployment:
         )
 
 
+@dataclass(frozen=True)
+class Live:
+    """A running shop: set ``stop`` to end it early; the fakes of the outside world it calls."""
+
+    stop: threading.Event
+    gateway: FakeGateway
+    mailer: FakeMailer
+    services: ShopRunner
+
+
 class Scenario:
     def __init__(
         self,
@@ -204,6 +215,7 @@ class Scenario:
                 tx_metadata=[self.spec.tx_topic], outbox=self.outbox_topics, partitions=3,
             ),
             catalog_file=catalog_file,
+            graph=GraphSettings(checkpoint_path=work_dir / "graph.npz", checkpoint_interval_s=1),
             tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"],
                             outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
             rollback=RollbackSettings(
@@ -230,29 +242,44 @@ class Scenario:
 
     # -- the run ----------------------------------------------------------------------------------
 
-    def run(self) -> Outcome:
-        t0 = time.monotonic()
-        timings: dict[str, float] = {}
-        self._databases()
-        oracle_net = self._oracle_world()
+    @contextmanager
+    def running(self, *, graph: bool = False) -> Iterator[Live]:
+        """The shop live until the block ends: its topics, Debezium capturing its schema, the services,
+        the tap and the worker (with ``graph``, the graph builder too, keeping the entity index)."""
         self._topics()
         self.say(
             f"capture: starting Debezium on {self.schema} ({len(self.spec.tables)} tables, outbox router)"
         )
         self.start_capture(self.spec)
-        stop = threading.Event()
         gateway, mailer = FakeGateway(), FakeMailer()
         command_topics = tuple(t for t in self.command_topics if ".commands." in t)
         topics = ShopTopics(f"{self.unique}.outbox.", command_topics, tuple(self.redrive_topics))
-        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self._shop(gateway, mailer), topics)
-        tap = self.app.tap(self.bootstrap)
-        threads = [
-            threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (services, tap, self.worker)
-        ]
+        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics)
+        live = Live(threading.Event(), gateway, mailer, services)
+        components: list[Any] = [services, self.app.tap(self.bootstrap), self.worker]
+        if graph:
+            components.append(self.app.graph_builder(self.bootstrap))
+        threads = [threading.Thread(target=c.run, args=(live.stop,), daemon=True) for c in components]
         for t in threads:
             t.start()
-        replay: ReplayReport | None = None
         try:
+            yield live
+        finally:
+            live.stop.set()
+            for t in threads:
+                t.join(30)
+            if self._journal_reader is not None:
+                self._journal_reader.close()
+                self._journal_reader = None
+
+    def run(self) -> Outcome:
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        self.create_databases()
+        oracle_net = self._oracle_world()
+        replay: ReplayReport | None = None
+        with self.running() as live:
+            gateway, mailer, stop = live.gateway, live.mailer, live.stop
             self._workload(gateway, mailer)
             self._wait_emails(mailer, self.orders)
             timings["orders_s"] = time.monotonic() - t0
@@ -264,7 +291,7 @@ class Scenario:
                 "tap",
                 "look for tap errors above and in the dead-letter topic",
             )
-            self.say(f"journal: {expected} actions; services handled {services.handled} events")
+            self.say(f"journal: {expected} actions; services handled {live.services.handled} events")
             if not self.worker.ready.wait(120):
                 raise ScenarioStuck(
                     "the rollback worker did not start in 120s", where=Where(component="worker")
@@ -279,12 +306,6 @@ class Scenario:
             seen = -1
             while seen != self._journaled():  # what the rollback itself caused, to its last entry
                 seen = len(self.journal)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-            if self._journal_reader is not None:
-                self._journal_reader.close()
         oracle = self._oracle_rows()
         return Outcome(self.mode, self.orders, self.bad, final, before, after, oracle, gateway.net(),
                        oracle_net, list(self.journal), replay, timings)  # fmt: skip
@@ -330,7 +351,7 @@ class Scenario:
             events = [event_from_outbox(m) for m in loop.read_to_end(reader, target, what="the replay")]
         finally:
             reader.close()
-        shop = self._shop(gateway, mailer)
+        shop = self.shop(gateway, mailer)
         try:
             shop.rebuild_revenue([e.payload for e in events if e.event_type == "OrderPriced"])
         finally:
@@ -343,14 +364,16 @@ class Scenario:
 
     # -- the pieces -----------------------------------------------------------------------------
 
-    def _databases(self) -> None:
+    def create_databases(self) -> None:
+        """The shop's schema and the oracle's database (empty)."""
         with psycopg.connect(self.dsn.conninfo(), autocommit=True) as admin:
             admin.execute(schema_sql(self.schema).encode())
             admin.execute(f"CREATE DATABASE {self.oracle_db}".encode())
         with psycopg.connect(self.dsn.conninfo(self.oracle_db), autocommit=True) as admin:
             admin.execute(schema_sql("shop").encode())
 
-    def _shop(self, gateway: FakeGateway, mailer: FakeMailer) -> Shop:
+    def shop(self, gateway: FakeGateway, mailer: FakeMailer) -> Shop:
+        """A connection of the shop's services to its schema (the caller closes it)."""
         return Shop(
             self.dsn.conninfo(), self.schema, gateway, mailer,
             payload_metadata=self.deployment.payload_metadata, rule=self.rule,
@@ -368,7 +391,7 @@ class Scenario:
 
     def _workload(self, gateway: FakeGateway, mailer: FakeMailer) -> None:
         """The checkout's requests, in three deploys: each rule prices its share of the orders."""
-        shop = self._shop(gateway, mailer)
+        shop = self.shop(gateway, mailer)
         try:
             for sku in SKUS:
                 shop.stock(sku, 100_000)
