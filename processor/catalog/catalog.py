@@ -80,6 +80,8 @@ class ActionSpec:
     payload: Any = None  # template of the payload (compensate)
     tables: tuple[str, ...] = ()  # restore: only these tables ('' = all)
     fields: tuple[str, ...] = ()  # restore: only these fields ('' = the changed ones)
+    # compensate: what the owner's answer sets, per table (default: it reverses the action's change)
+    effect: dict[str, dict[str, Any]] = field(default_factory=dict)
     text: str | None = None  # irreversible: the notification's text (a template)
     redrive: RedriveTarget | None = None  # repair: where this action's inputs are re-driven
     store: str | None = None  # replay: the derived store that rebuilds
@@ -124,7 +126,14 @@ def load_catalog(path: Path) -> Catalog:
 
 _FIELDS: dict[Mechanism, dict[str, bool]] = {  # allowed fields -> required
     Mechanism.RESTORE: {"topic": True, "event_type": False, "tables": False, "fields": False},
-    Mechanism.COMPENSATE: {"topic": True, "event_type": True, "key": False, "payload": True},
+    Mechanism.COMPENSATE: {
+        "topic": True,
+        "event_type": True,
+        "key": False,
+        "payload": True,
+        "tables": False,
+        "effect": False,
+    },
     Mechanism.IRREVERSIBLE: {"topic": False, "text": False},
     Mechanism.REPLAY: {"store": True, "topics": True, "topic": False, "text": False},
 }
@@ -170,13 +179,19 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
                 roots = ", ".join(sorted(ROOTS))
                 raise fail(name, f"refers to '{{{ref}}}', which starts with none of {roots}")
     redrive = _redrive(data.get("redrive"), fail) if "redrive" in data else None
+    effect = data.get("effect", {})
+    if not (isinstance(effect, dict) and all(isinstance(v, dict) for v in effect.values())):
+        raise fail(
+            "effect",
+            "must map a table to the fields its compensation sets (e.g. payments: {status: REFUNDED})",
+        )
     return ActionSpec(
         action_type, mechanism, approval, redrive=redrive,
         topic=data.get("topic"), event_type=data.get("event_type"),
         key=data.get("key"), payload=data.get("payload"),
         tables=tuple(data.get("tables", ())), fields=tuple(data.get("fields", ())),
         text=data.get("text"), store=data.get("store"), replay_topics=tuple(data.get("topics", ())),
-        line=line,
+        effect={str(t): dict(v) for t, v in effect.items()}, line=line,
     )  # fmt: skip
 
 

@@ -110,7 +110,10 @@ def history_cmd(
                     _later(history.undone(v)))  # fmt: skip
     ctx.out.print(out)
     if history.horizon_ms is not None:
-        ctx.out.print(f"retention deleted the journal's entries before {history.horizon_ms}: older versions are not shown")
+        ctx.out.print(
+            f"retention deleted the journal's entries before {history.horizon_ms}: "
+            "older versions are not shown"
+        )
 
 
 def _later(undo: Undo | None) -> str:

@@ -17,7 +17,7 @@ from rich.table import Table
 from processor.catalog.coverage import check_catalog
 from processor.cli.base import FILE, Context, load_graph, pass_context, stop_on_signals, with_sources
 from processor.errors import KafkaError
-from processor.rollback.plan import Plan
+from processor.rollback.plan import Plan, PreviewRow
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,
@@ -136,9 +136,52 @@ def plan_cmd(
     )  # fmt: skip
     result = ctx.app(catalog_file).plan(request, graph, entries)
     if fmt == "json":
-        click.echo(json.dumps(plan_record(result), indent=2))
+        click.echo(json.dumps(plan_json(result), indent=2, default=str))
     else:
         print_plan(ctx, result)
+
+
+PREVIEW_SHOWN = 50  # rows in the table; --format json lists them all
+
+
+def plan_json(p: Plan) -> dict[str, Any]:
+    """The plan record, its preview as the rows themselves (not their JSON text)."""
+    return {**plan_record(p), "preview": [preview_json(r) for r in p.preview]}
+
+
+def preview_json(r: PreviewRow) -> dict[str, Any]:
+    return {"table": r.table, "key": r.key, "now": r.now, "after": r.after, "mechanism": r.mechanism.value,
+            "action_ids": r.action_ids}  # fmt: skip
+
+
+def print_preview(ctx: Context, p: Plan) -> None:
+    if not p.preview:
+        return
+    out = Table(title=f"preview: {len(p.preview)} rows now -> after the undo")
+    for column in ("table", "key", "field", "now", "after", "by"):
+        out.add_column(column)
+    for r in p.preview[:PREVIEW_SHOWN]:
+        by = ", ".join(r.action_ids[:3]) + (f" +{len(r.action_ids) - 3}" if len(r.action_ids) > 3 else "")
+        key = json.dumps(r.key, default=str)
+        for name, now, after in _differences(r.now, r.after):
+            out.add_row(r.table, key, name, now, after, f"{r.mechanism.value.lower()} {by}")
+    ctx.out.print(out)
+    if len(p.preview) > PREVIEW_SHOWN:
+        ctx.out.print(f"... and {len(p.preview) - PREVIEW_SHOWN} more rows (--format json lists all)")
+
+
+def _differences(now: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if now is None or after is None:
+        return [("*", _shown(now), _shown(after))] if now != after else []
+    return [
+        (name, json.dumps(now.get(name), default=str), json.dumps(after.get(name), default=str))
+        for name in after
+        if now.get(name) != after.get(name)
+    ]
+
+
+def _shown(row: dict[str, Any] | None) -> str:
+    return "(no row)" if row is None else json.dumps(row, default=str)
 
 
 def print_plan(ctx: Context, p: Plan) -> None:
@@ -174,6 +217,7 @@ def print_plan(ctx: Context, p: Plan) -> None:
             redrive.add_row(item.action_id, item.action_type, item.topic, item.event_type,
                             ", ".join(item.seed_action_ids), item.state.value + note)  # fmt: skip
         ctx.out.print(redrive)
+    print_preview(ctx, p)
     if p.needs_approval:
         ctx.out.print(f"needs approval: {'; '.join(p.approval_reasons)}")
 
@@ -259,7 +303,10 @@ def status_cmd(ctx: Context, request_id: str, follow: bool, timeout: float | Non
 
 def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) -> None:
     if fmt == "json":
-        click.echo(json.dumps(status_record(p)))
+        record = status_record(p)
+        if p.plan is not None:
+            record["plan"] = plan_json(p.plan)
+        click.echo(json.dumps(record, default=str))
         return
     counts = Counter(s.state.value for s in p.plan.steps) if p.plan else Counter()
     progress = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))

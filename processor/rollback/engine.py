@@ -213,7 +213,7 @@ class RollbackEngine:
             if progress.advance(now_ms):
                 out.changed[progress.request_id] = progress
             if progress.state is RequestState.VERIFYING:
-                progress.finish(verify(progress.plan, self.graph, self.actions, self.catalog), now_ms)
+                progress.finish(verify(progress.plan, self.graph, self.actions), now_ms)
                 if progress.final:
                     self.observer.finished(progress)
                 out.changed[progress.request_id] = progress

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any, TypeGuard
 
+from processor.journal.model import JsonObject
 from processor.undo import StepMechanism
 
 # Idempotency keys are UUIDv5 in this namespace: the same (request, action) always gives the same key.
@@ -112,6 +115,44 @@ class BlastRow:
     count: int
 
 
+Number = int | float | Decimal
+
+
+def is_number(value: Any) -> TypeGuard[Number]:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def add(a: Number, b: Number) -> Number:
+    """a + b; exact when either is a Decimal (the JSON codec reads fractions exactly)."""
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return Decimal(str(a)) + Decimal(str(b))
+    return a + b
+
+
+@dataclass(slots=True)
+class PreviewRow:
+    entity: str
+    table: str  # the collection, 'schema.table'
+    key: JsonObject
+    mechanism: StepMechanism  # RESTORE or COMPENSATE
+    action_ids: list[str]  # the steps that change the row, in undo order
+    now: JsonObject | None  # the row as the journal last saw it (None: no row)
+    sets: dict[str, Any] = field(default_factory=dict)  # fields left at these values
+    moves: dict[str, Number] = field(default_factory=dict)  # compensate: numbers moved by this much
+    gone: bool = False  # no row after the undo
+
+    @property
+    def after(self) -> JsonObject | None:
+        """The row expected after the undo (None: no row)."""
+        if self.gone:
+            return None
+        row = {**(self.now or {}), **self.sets}
+        for name, by in self.moves.items():
+            if is_number(row.get(name)):
+                row[name] = add(row[name], by)
+        return row
+
+
 @dataclass(slots=True)
 class Plan:
     scope: tuple[str, ...]
@@ -127,6 +168,8 @@ class Plan:
     # A repair: the inputs re-driven once the undo is verified, in their original order.
     redrive: list[Redrive] = field(default_factory=list)
     replays: list[StoreReplay] = field(default_factory=list)
+    # Every row it restores or whose owner it compensates: now -> expected after (rollback.preview).
+    preview: list[PreviewRow] = field(default_factory=list)
 
     @property
     def waves(self) -> int:

@@ -21,6 +21,7 @@ from processor.graph.queries import closure_nodes, undo_waves_nodes
 from processor.journal.model import JournalEntry, Op, Phase, RowChange
 from processor.rollback.actions import ActionLookup
 from processor.rollback.plan import Conflict, Plan, Step, StepState, StoreReplay, idempotency_key
+from processor.rollback.preview import preview
 from processor.rollback.repair import redrives
 from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
 from processor.undo import Mechanism, StepMechanism
@@ -65,6 +66,7 @@ def plan(
     for step in steps:
         _classify(step, entries[step.action_id], catalog, graph, in_scope, result)
     result.replays = _replays(steps, catalog)
+    result.preview = preview(result, graph, actions, catalog)
     result.approval_reasons = _approval_reasons(result, catalog, thresholds or Thresholds())
     if request.repair:
         seeds = [graph.action_id(int(n)) for n in seed_nodes]

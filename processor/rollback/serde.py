@@ -6,7 +6,7 @@ from typing import Any
 
 from processor.errors import SchemaError, Where
 from processor.jsonvalue import JsonInvalid, dumps, loads
-from processor.rollback.plan import Conflict, Plan, Redrive, Step, StepState, StoreReplay
+from processor.rollback.plan import Conflict, Plan, PreviewRow, Redrive, Step, StepState, StoreReplay
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -142,7 +142,22 @@ def plan_record(p: Plan) -> Record:
         "redrive": [_redrive_record(r) for r in p.redrive],
         "replays": [{"store": r.store, "topics": list(r.topics), "action_ids": list(r.action_ids)}
                     for r in p.replays],
+        "preview": [_preview_record(r) for r in p.preview],
     }  # fmt: skip
+
+
+def _preview_record(r: PreviewRow) -> Record:
+    return {"entity": r.entity, "table": r.table, "key_json": dumps(r.key), "mechanism": r.mechanism.value,
+            "action_ids": list(r.action_ids), "now_json": None if r.now is None else dumps(r.now),
+            "sets_json": dumps(r.sets), "moves_json": dumps(r.moves), "gone": r.gone}  # fmt: skip
+
+
+def _preview(r: Record) -> PreviewRow:
+    return PreviewRow(
+        r["entity"], r["table"], loads(r["key_json"]), StepMechanism(r["mechanism"]), list(r["action_ids"]),
+        None if r["now_json"] is None else loads(r["now_json"]), loads(r["sets_json"]),
+        loads(r["moves_json"]), r["gone"],
+    )  # fmt: skip
 
 
 def status_record(p: RequestProgress, *, with_plan: bool = True) -> Record:
@@ -178,6 +193,7 @@ def _plan(r: Record) -> Plan:
         redrive=[_redrive(x) for x in r.get("redrive", [])],
         replays=[StoreReplay(x["store"], tuple(x["topics"]), tuple(x["action_ids"]))
                  for x in r.get("replays", [])],
+        preview=[_preview(x) for x in r.get("preview", [])],
     )  # fmt: skip
 
 

@@ -1,53 +1,74 @@
-"""Verify restores (pure): each restored entity's latest CDC after-image equals the expected state.
+"""Verify an undo (pure) against the plan's preview, once its steps are confirmed.
 
-The expected state of an entity is what its earliest restored writer in the scope saw before it wrote
-(the fields the catalog restores, or the whole before-image; no row for an action that created it).
+- A restored row: its latest journaled image holds the preview's values (or there is no row).
+- A compensated row: the owner's answers (the actions confirming the steps) made the preview's change:
+  each number moved by what the preview says, each set field left at its value, the row deleted where
+  it goes away. The answers, not the latest row, because other writers may have moved it since.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from processor.catalog.catalog import Catalog
 from processor.graph.builder import CausalGraph
-from processor.journal.model import Op
+from processor.journal.model import JournalEntry, Op, RowChange
 from processor.jsonvalue import canonical_json
 from processor.rollback.actions import ActionLookup
-from processor.rollback.commands import restore_row
-from processor.rollback.plan import Plan, StepState
-from processor.rollback.planner import restored_changes
+from processor.rollback.plan import Plan, PreviewRow, add, is_number
+from processor.rollback.preview import image_after, verified_rows
 from processor.rollback.progress import Diff
 from processor.undo import StepMechanism
 
 _ABSENT = object()
 
 
-def verify(plan: Plan, graph: CausalGraph, actions: ActionLookup, catalog: Catalog) -> list[Diff]:
-    restored = [
-        s for s in plan.steps if s.mechanism is StepMechanism.RESTORE and s.state is StepState.CONFIRMED
-    ]
-    entries = actions.get_many(s.action_id for s in restored)
-    rows: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> action -> the row its restore set
-    for step in restored:
-        entry, spec = entries[step.action_id], catalog.actions[step.action_type]
-        for change in restored_changes(entry, spec):
-            rows.setdefault(change.entity, {})[step.action_id] = restore_row(change, spec)
+def verify(plan: Plan, graph: CausalGraph, actions: ActionLookup) -> list[Diff]:
+    rows = verified_rows(plan)
+    restored = [r for r in rows if r.mechanism is StepMechanism.RESTORE]
+    compensated = [r for r in rows if r.mechanism is StepMechanism.COMPENSATE]
+    last = {r.entity: graph.action_id(int(w[-1])) for r in restored if len(w := graph.writers(r.entity))}
+    answer_of = {s.action_id: s.confirmed_by for s in plan.steps if s.confirmed_by}
+    answers = {a for r in compensated for s in r.action_ids if (a := answer_of.get(s))}
+    entries = actions.get_many({*last.values(), *answers})
     diffs: list[Diff] = []
-    for entity, by_action in sorted(rows.items()):
-        writers = [graph.action_id(int(n)) for n in graph.writers(entity)]
-        earliest = next(a for a in writers if a in by_action)
-        diffs += compare(entity, by_action[earliest]["expected"], _actual(entity, writers[-1], actions))
+    for row in restored:
+        entry = entries.get(last.get(row.entity, ""))
+        actual = _ABSENT if entry is None else image_after(entry, row.entity)
+        diffs += compare(row.entity, None if row.gone else row.sets, actual)
+    for row in compensated:
+        found = [entries[a] for s in row.action_ids if (a := answer_of.get(s)) in entries]
+        diffs += _answered(row, [c for e in found for c in _changes_of(e, row.entity)])
+    return sorted(diffs, key=lambda d: (d.entity, d.field))
+
+
+def _changes_of(entry: JournalEntry, entity: str) -> list[RowChange]:
+    return [c for c in entry.changes if c.entity == entity]
+
+
+def _answered(row: PreviewRow, changes: list[RowChange]) -> list[Diff]:
+    """Whether the owner's answers changed the row as the preview says."""
+    if not changes:
+        return [Diff(row.entity, "*", _json(row.after), "unchanged: no answer of the owner changed the row")]
+    last = max(changes, key=lambda c: (c.position.lsn or 0, c.position.offset))
+    if row.gone:
+        return [] if last.op is Op.DELETE else [Diff(row.entity, "*", None, _json(last.after))]
+    diffs = [
+        Diff(row.entity, name, _json(value), _json((last.after or {}).get(name)))
+        for name, value in sorted(row.sets.items())
+        if (last.after or {}).get(name) != value
+    ]
+    for name, by in sorted(row.moves.items()):
+        moved: Any = 0
+        for c in changes:
+            before, after = (c.before or {}).get(name), (c.after or {}).get(name)
+            if not (is_number(before) and is_number(after)):
+                where = f"{c.position.topic}@{c.position.offset}"
+                moved = f"unknown: the answer at {where} has no before and after {name}"
+                break
+            moved = add(moved, add(after, -before))
+        if moved != by:
+            diffs.append(Diff(row.entity, f"{name} (moved by)", _json(by), _json(moved)))
     return diffs
-
-
-def _actual(entity: str, last_writer: str, actions: ActionLookup) -> Any:
-    entry = actions.get_many([last_writer]).get(last_writer)
-    if entry is None:
-        return _ABSENT
-    change = next((c for c in reversed(entry.changes) if c.entity == entity), None)
-    if change is None:
-        return _ABSENT
-    return None if change.op is Op.DELETE else change.after
 
 
 def compare(entity: str, expected: dict[str, Any] | None, actual: Any) -> list[Diff]:

@@ -76,7 +76,7 @@ def test_waves_run_in_order_each_after_the_last_is_confirmed(tmp_path: Path) -> 
     apply(engine, w, refund, 40)
     [release] = engine.tick(50).commands
     assert json.loads(release.envelope["payload_json"]) == {"sku": "sku-1", "quantity": 2, "order_id": 2}
-    apply(engine, w, release, 60)
+    apply(engine, w, release, 60, rows=w.released("sku-1", 2))
     [restore] = engine.tick(70).commands
     assert json.loads(restore.envelope["payload_json"])["rows"][0]["set"] == {
         "price": 100,

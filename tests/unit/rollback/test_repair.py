@@ -71,6 +71,9 @@ def _answer(engine: RollbackEngine, world: World, command: Command, now: int, ac
         for r in (json.loads(command.envelope["payload_json"]).get("rows", [])
                   if command.envelope["mechanism"] == "RESTORE" else [])
     )  # fmt: skip
+    if command.envelope["event_type"] == "ReleaseStock":  # inventory puts the quantity back
+        payload = json.loads(command.envelope["payload_json"])
+        rows = world.released(payload["sku"], payload["quantity"])
     entry = world.act(action_id, "Handled", wf=command.envelope["correlation_id"], causes=(command.event_id,),
                       payload={"done": True}, rows=rows)  # fmt: skip
     engine.add_entries([(entry, None)], now)

@@ -135,6 +135,20 @@ class World:
         )
         return [priced, reserved, paid, mailed]
 
+    def row(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The row as the latest action that changed it left it."""
+        for entry in reversed(self.entries):
+            for c in entry.changes:
+                if c.table == table and c.key == key:
+                    return None if c.op is Op.DELETE else c.after
+        return None
+
+    def released(self, sku: str, quantity: int) -> tuple[Any, ...]:
+        """What inventory's ReleaseStock does: the stock row's available goes up by the quantity."""
+        now = self.row("stock", {"sku": sku})
+        assert now is not None
+        return (("stock", {"sku": sku}, Op.UPDATE, now, {**now, "available": now["available"] + quantity}),)
+
     def confirm(self, event_id: str, action_id: str, *, wf: str, rows: tuple[Any, ...] = ()) -> JournalEntry:
         """A service applied rewind's command: its action names the command's event as the cause."""
         return self.act(action_id, "Applied", wf=wf, causes=(event_id,), payload={"done": True}, rows=rows)
