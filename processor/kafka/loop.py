@@ -16,8 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError as ConfluentError
 
 from processor.errors import KafkaError, RewindError
 from processor.kafka.messages import is_error
@@ -131,12 +133,34 @@ def from_beginning(topic: str, parts: Iterable[int]) -> list[TopicPartition]:
 
 def ends(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
     """Each partition's high watermark (with read_committed, the last stable offset)."""
-    return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in parts}
+    return {p: _watermarks(client, topic, p)[1] for p in parts}
 
 
 def beginnings(client: Consumer, topic: str, parts: Iterable[int]) -> dict[int, int]:
     """Each partition's first offset still held (after retention)."""
-    return {p: client.get_watermark_offsets(TopicPartition(topic, p), 30)[0] for p in parts}
+    return {p: _watermarks(client, topic, p)[0] for p in parts}
+
+
+_NO_LEADER_YET = frozenset({
+    ConfluentError.NOT_LEADER_FOR_PARTITION, ConfluentError.LEADER_NOT_AVAILABLE,
+    ConfluentError.UNKNOWN_TOPIC_OR_PART, ConfluentError._TRANSPORT,
+})  # fmt: skip
+
+
+def _watermarks(client: Consumer, topic: str, partition: int, timeout_s: float = 30) -> tuple[int, int]:
+    """A partition's (low, high) watermarks, asked again while the answer is a retriable error (a topic
+    just created has no leader for a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = client.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error: Any = exc.args[0] if exc.args else None
+            code = error.code() if hasattr(error, "code") else None
+            if code not in _NO_LEADER_YET or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def at_end(reader: Consumer) -> bool:
