@@ -14,9 +14,9 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processor.config import RollbackSettings, Settings, TopicSettings
-from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition
-from processor.journal.serde import journal_key, serialize
-from processor.kafka import clients
+from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition, entity_ref
+from processor.journal.serde import deserialize, journal_key, serialize
+from processor.kafka import clients, loop
 from processor.rollback.commands import HEADER_KEY
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector
@@ -137,10 +137,20 @@ class Services:
     ignore: frozenset[str] = frozenset()  # event types these services never apply (a broken consumer)
     seen: list[dict[str, Any]] = field(default_factory=list)  # every command record, in arrival order
     applied: set[str] = field(default_factory=set)
+    rows: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # entity -> its row, as they know it
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> Services:
+        """Knowing their rows as the journal holds them so far, then applying commands."""
+        reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"rows-{uuid.uuid4()}",
+                           "isolation.level": "read_committed", "enable.auto.commit": False})  # fmt: skip
+        try:
+            for msg in loop.read_to_end(reader, self.journal, what="the journal"):
+                for c in deserialize(msg.value() or b"").changes:
+                    self.rows[c.entity] = None if c.op is Op.DELETE else c.after
+        finally:
+            reader.close()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -169,17 +179,26 @@ class Services:
                 if command["mechanism"] == "NOTIFY" or command["idempotency_key"] in self.applied or ignored:
                     continue
                 self.applied.add(command["idempotency_key"])
-                entry = applied_entry(command)
+                entry = applied_entry(command, self.rows)
+                for c in entry.changes:
+                    self.rows[c.entity] = c.after
                 producer.produce(self.journal, key=journal_key(entry), value=serialize(entry))
             producer.flush(10)
         consumer.close()
 
 
-def applied_entry(command: dict[str, Any]) -> JournalEntry:
-    """The action a service journals when it applies a command: restores set the rows back."""
+def applied_entry(command: dict[str, Any], rows: dict[str, dict[str, Any] | None]) -> JournalEntry:
+    """The action a service journals when it applies a command: restores set the rows back; inventory's
+    ReleaseStock puts the quantity back into the stock row."""
     payload = orjson.loads(command["payload_json"])
     now = int(time.time() * 1000)
     changes = []
+    stock = entity_ref("public.stock", {"sku": payload.get("sku")})
+    if command["event_type"] == "ReleaseStock" and (before := rows.get(stock)) is not None:
+        released = {**before, "available": before["available"] + payload["quantity"]}
+        pos = SourcePosition("cdc", 0, 0, lsn=now, tx_id=f"apply-{command['event_id']}", ts_ms=now)
+        changes.append(RowChange("shop", "public", "stock", {"sku": payload["sku"]}, Op.UPDATE, before, released,
+                                 ("available",), True, pos))  # fmt: skip
     for row in payload.get("rows", []) if command["mechanism"] == "RESTORE" else []:
         schema, _, table = row["table"].rpartition(".")
         after = None if row["op"] == "DELETE" else {**row["image"], **row["set"]}
