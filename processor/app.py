@@ -13,6 +13,7 @@ What is built where:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -29,7 +30,10 @@ from processor.catalog.catalog import Catalog, load_catalog
 from processor.config import Settings
 from processor.devenv.connect import CaptureSpec, LocalConnect
 from processor.devenv.postgres import Dsn, LocalPostgres
-from processor.errors import ConfigError, KafkaError, LocalServiceError, SchemaError
+from processor.drill.runner import DrillRunner
+from processor.drill.serde import decode_verdict
+from processor.drill.verdict import Verdict
+from processor.errors import ConfigError, KafkaError, LocalServiceError, RewindError, SchemaError
 from processor.graph import store
 from processor.graph.builder import CausalGraph
 from processor.graph.entities import EntityIndex, index_path
@@ -59,6 +63,7 @@ from processor.tap.offline import open_capture
 from processor.tap.runner import TapRunner, source_topics
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 CDC_CONNECTOR = "rewind-cdc"  # the development source's connector (``rewind cdc up``)
 Say = Callable[[str], None]
 
@@ -143,6 +148,8 @@ class Rewind:
                 threading.Thread(target=self._graph, args=(bootstrap, stop), name="graph"),
                 threading.Thread(target=self._worker, args=(bootstrap, stop), name="rollback"),
             ]
+            if self.settings.drill.every:
+                threads.append(threading.Thread(target=self._drills, args=(bootstrap, stop), name="drill"))
             for t in threads:
                 t.start()
             try:
@@ -212,6 +219,47 @@ class Rewind:
             f"({len(self.catalog.actions)} action types in catalog)"
         )
         self._hosted("rollback", lambda: self.worker(bootstrap).run(stop), stop)
+
+    def _drills(self, bootstrap: str, stop: threading.Event) -> None:
+        """A drill every ``drill.every`` seconds, each mechanism of ``drill.mechanisms`` in turn. A failed
+        drill is a verdict (and an alert), never a reason to stop the processor."""
+        config = self.settings.drill
+        self.say(
+            f"drill: every {config.every:.0f}s ({', '.join(config.mechanisms)}) "
+            f"-> {self.settings.topics.drills}"
+        )
+        runner = DrillRunner(self.settings, bootstrap, self.catalog, self.metrics)
+        turn = 0
+        while not stop.wait(config.every):
+            asked = config.mechanisms[turn % len(config.mechanisms)]
+            turn += 1
+            try:
+                runner.run(asked, stop)
+            except RewindError as exc:
+                logger.error("drill (%s) could not run: %s", asked, exc)
+
+    def drill(self, asked: str, stop: threading.Event) -> Verdict:
+        """One drill on the configured cluster, now."""
+        self.catalog  # noqa: B018 (a bad catalog fails first)
+        return DrillRunner(self.settings, self.existing_cluster, self.catalog, self.metrics).run(asked, stop)
+
+    def drill_verdicts(self) -> list[Verdict]:
+        """Every verdict on the drills topic (none when it is not there)."""
+        reader = self._reader("drills")
+        topic = self.settings.topics.drills
+        try:
+            if not loop.partitions(reader, topic, missing_ok=True):
+                return []
+            found = loop.read_to_end(reader, topic, what="the drills topic")
+        finally:
+            reader.close()
+        verdicts = []
+        for m in found:
+            try:
+                verdicts.append(decode_verdict(m.value() or b""))
+            except SchemaError as exc:
+                logger.warning("drills topic: %s", exc)
+        return verdicts
 
     def _hosted(self, component: str, body: Callable[[], T], stop: threading.Event) -> T:
         self.metrics.component_started(component)

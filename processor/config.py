@@ -79,6 +79,7 @@ class TopicSettings(Section):
     requests: str = "rewind.rollback.requests"
     control: str = "rewind.rollback.control"
     status: str = "rewind.rollback.status"
+    drills: str = Field("rewind.drills", description="each drill's verdict (rewind drill report reads it)")
     cdc: list[str] = Field(default_factory=list, description="Debezium change-event topics")
     tx_metadata: list[str] = Field(default_factory=list, description="Debezium transaction metadata topics")
     outbox: list[str] = Field(default_factory=list, description="outbox event router topics")
@@ -86,7 +87,7 @@ class TopicSettings(Section):
     replication_factor: int = Field(1, ge=1, description="replication when rewind creates topics")
 
     def own(self) -> list[str]:
-        return [self.journal, self.deadletter, self.requests, self.control, self.status]
+        return [self.journal, self.deadletter, self.requests, self.control, self.status, self.drills]
 
 
 class OutboxConvention(Section):
@@ -207,6 +208,39 @@ class RollbackSettings(Section):
     )
 
 
+class DrillSettings(Section):
+    """Drills: a canary workflow started through the services' own entry point, then undone through the
+    normal request path and checked. Nothing real is touched: the canary's correlation id starts with
+    ``drill-`` so the services and the tap know it, and its payload names reserved rows."""
+
+    entry_topic: str | None = Field(
+        None, description="where a canary workflow starts (the services consume it); unset: no drills"
+    )
+    entry_event_type: str = Field("CheckoutRequested", description="the canary's first event type")
+    entry_payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the canary event's payload: a template where {drill.id} and {drill.number} "
+        "(unique per drill) name its own rows",
+    )
+    entry_key: str = Field("{drill.id}", description="the canary event's Kafka key (a template)")
+    complete_types: list[str] = Field(
+        default_factory=list,
+        description="action types the canary's workflow ends with; unset: it has ended once no action of "
+        "it reached the journal for settle_s",
+    )
+    settle_s: float = Field(5.0, gt=0)
+    every: float = Field(
+        0.0, ge=0, description="seconds between drills in `rewind run` (REWIND_DRILL__EVERY); 0 = off"
+    )
+    mechanisms: list[Literal["restore", "compensate", "replay", "all"]] = Field(
+        default=["all"], description="what each scheduled drill exercises, in turn"
+    )
+    timeout_s: float = Field(300.0, gt=0, description="a drill not judged by then has timed out")
+    window_s: float = Field(
+        86_400.0, gt=0, description="coverage: a mechanism or action type with no passing drill this long"
+    )
+
+
 class LocalBrokerSettings(Section):
     """The single-node KRaft broker that rewind starts when no cluster is configured."""
 
@@ -274,6 +308,7 @@ class Settings(BaseSettings):
     tap: TapSettings = Field(default_factory=TapSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
     rollback: RollbackSettings = Field(default_factory=RollbackSettings)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
 

@@ -27,6 +27,7 @@ class SchemaName(StrEnum):
     ROLLBACK_CONTROL = "rollback_control"
     ROLLBACK_STATUS = "rollback_status"
     COMPENSATION = "compensation"
+    DRILL_VERDICT = "drill_verdict"
 
 
 def schema_dir() -> Path:

@@ -22,11 +22,12 @@ class ShopTopics:
     outbox_prefix: str  # Debezium routes each aggregate type to <prefix><aggregatetype>
     commands: tuple[str, ...]  # the catalog's command topics
     redrive: tuple[str, ...] = ()  # the catalog's re-drive targets: events in the outbox's shape
+    entry: tuple[str, ...] = ()  # checkout's entry point (CheckoutRequested events, the outbox's shape)
 
     @property
     def events(self) -> tuple[str, ...]:
         routed = tuple(f"{self.outbox_prefix}{a}" for a in ("checkout", "order", "stock", "payment"))
-        return routed + self.redrive
+        return routed + self.redrive + self.entry
 
 
 def event_from_outbox(msg: Message) -> Event:

@@ -30,7 +30,14 @@ from examples.shop.schema import schema_sql, tables
 from examples.shop.services import Event, FakeGateway, FakeMailer, RuleInForce, Shop
 from processor.app import Rewind
 from processor.catalog.catalog import Catalog
-from processor.config import GraphSettings, RollbackSettings, Settings, TapSettings, TopicSettings
+from processor.config import (
+    DrillSettings,
+    GraphSettings,
+    RollbackSettings,
+    Settings,
+    TapSettings,
+    TopicSettings,
+)
 from processor.devenv.connect import STRING_CONVERTER, CaptureSpec
 from processor.devenv.postgres import Dsn
 from processor.errors import KafkaError, RewindError, Where
@@ -52,6 +59,7 @@ from processor.rollback.serde import encode_control, encode_request
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
 SKUS = ("sku-a", "sku-b", "sku-c")
+DRILL_SKU, DRILL_CUSTOMER = "sku-drill", "rewind-drill"  # the rows drills' canaries own
 TABLES = ("orders", "stock", "payments", "emails", "revenue")
 FINAL = {
     "COMPLETED",
@@ -184,7 +192,9 @@ class Scenario:
         progress: Callable[[str], None] = lambda _line: None,
         deployment: Deployment | None = None,
         mode: str = "repair",
+        rollback: Mapping[str, Any] | None = None,
     ) -> None:
+        """``rollback``: settings of the worker to override (e.g. a short confirm_timeout_s)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is none of {', '.join(MODES)}")
         self.bootstrap, self.dsn, self.start_capture = bootstrap, dsn, start_capture
@@ -204,6 +214,7 @@ class Scenario:
             CATALOG.read_text().replace("shop.", f"{u}.shop.").replace("[outbox.", f"[{u}.outbox.")
         )
         aggregates = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")
+        self.entry_topic = f"{u}.shop.checkout"  # checkout's entry point: where drills start canaries
         self.outbox_topics = [f"{u}.outbox.{a}" for a in aggregates]
         self.settings = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
@@ -219,7 +230,13 @@ class Scenario:
             tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"],
                             outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
             rollback=RollbackSettings(
-                notify_topic=f"{u}.notify", command_format="json", confirm_timeout_s=60
+                notify_topic=f"{u}.notify", command_format="json", confirm_timeout_s=60, **(rollback or {})
+            ),
+            drill=DrillSettings(
+                entry_topic=self.entry_topic, entry_event_type="CheckoutRequested",
+                entry_payload={"order_id": "{drill.number}", "customer": DRILL_CUSTOMER, "sku": DRILL_SKU,
+                               "qty": 1},
+                complete_types=["EmailSent", "RevenueCounted"], timeout_s=240,
             ),
         )  # fmt: skip
         self.app = Rewind(self.settings)  # the processor, built as `rewind run` builds it
@@ -253,7 +270,9 @@ class Scenario:
         self.start_capture(self.spec)
         gateway, mailer = FakeGateway(), FakeMailer()
         command_topics = tuple(t for t in self.command_topics if ".commands." in t)
-        topics = ShopTopics(f"{self.unique}.outbox.", command_topics, tuple(self.redrive_topics))
+        topics = ShopTopics(
+            f"{self.unique}.outbox.", command_topics, tuple(self.redrive_topics), (self.entry_topic,)
+        )
         services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics)
         live = Live(threading.Event(), gateway, mailer, services)
         components: list[Any] = [services, self.app.tap(self.bootstrap), self.worker]
@@ -385,7 +404,7 @@ class Scenario:
         clients.ensure_topics(
             clients.admin(s, self.bootstrap),
             [*self.command_topics, *self.redrive_topics, *self.outbox_topics, *s.topics.cdc,
-             self.spec.tx_topic],
+             self.spec.tx_topic, self.entry_topic],
             partitions=3, replication_factor=1,
         )  # fmt: skip
 

@@ -15,6 +15,7 @@ from processor.cli import (
     cdc_cmd,
     config_cmd,
     demo_cmd,
+    drill_cmd,
     graph_cmd,
     history_cmd,
     kafka_cmd,
@@ -69,6 +70,7 @@ for module in (
     history_cmd,
     rollback_cmd,
     replay_cmd,
+    drill_cmd,
     demo_cmd,
 ):
     module.register(main)

@@ -13,6 +13,7 @@ from processor import __version__
 from processor.journal.model import Phase
 
 if TYPE_CHECKING:
+    from processor.drill.verdict import Verdict
     from processor.graph.builder import GraphStats
     from processor.kafka.deadletters import DeadLetter
     from processor.rollback.plan import Step
@@ -136,6 +137,27 @@ class Metrics:
         self._redriven = Counter(
             "rewind_repair_redrives", "Inputs a repair re-drove, by outcome", ["outcome"], registry=r
         )
+        self._drills = Counter(
+            "rewind_drill_runs",
+            "Drills run, by what they asked for and outcome",
+            ["asked", "outcome"],
+            registry=r,
+        )
+        self._drill_failures = Counter(
+            "rewind_drill_failures",
+            "Drills that failed or timed out, by what they asked for",
+            ["asked"],
+            registry=r,
+        )
+        self._drill_seconds = Histogram(
+            "rewind_drill_duration_seconds", "From a drill's canary to its verdict", ["asked"],
+            buckets=(5, 10, 20, 30, 60, 120, 300, 600), registry=r,
+        )  # fmt: skip
+        self._drill_passed = Gauge(
+            "rewind_drill_last_success_timestamp_seconds",
+            "When a passing drill last exercised the mechanism (RESTORE, COMPENSATE, REPLAY, IRREVERSIBLE)",
+            ["mechanism"], registry=r,
+        )  # fmt: skip
 
     # -- graph --------------------------------------------------------------------------------------
 
@@ -219,6 +241,17 @@ class Metrics:
 
     def redrive_changed(self, outcome: str) -> None:
         self._redriven.labels(outcome).inc()
+
+    # -- drills -------------------------------------------------------------------------------------
+
+    def drilled(self, verdict: Verdict) -> None:
+        self._drills.labels(verdict.asked, verdict.outcome.value).inc()
+        self._drill_seconds.labels(verdict.asked).observe(verdict.duration_ms / 1000)
+        if verdict.outcome.value == "PASSED":
+            for mechanism in verdict.exercised:
+                self._drill_passed.labels(mechanism).set(verdict.ended_ts_ms / 1000)
+        else:
+            self._drill_failures.labels(verdict.asked).inc()
 
     def component_started(self, component: str) -> None:
         self._up.labels(component).set(1)

@@ -74,7 +74,7 @@ def test_check_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) ->
     result = _rewind(broker_env, "kafka", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "committed records seen once, aborted never" in result.stdout
-    assert "topics: 6 ready (6 created)" in result.stdout
+    assert "topics: 7 ready (7 created)" in result.stdout
     status = _rewind(broker_env, "kafka", "status")
     assert status.returncode == 1, "the demo must stop the broker it started"
 

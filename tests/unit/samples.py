@@ -212,3 +212,13 @@ def compensation() -> dict[str, Any]:
         "traceparent": TRACEPARENT,
         "emitted_ts_ms": 1790001100000,
     }
+
+
+def drill_verdict() -> dict[str, Any]:
+    return {
+        "drill_id": "a1b2c3", "asked": "compensate", "outcome": "FAILED",
+        "reason": "step reserve-7 (StockReserved, compensate) failed: unconfirmed after 3 attempts",
+        "started_ts_ms": 1_700_000_000_000, "ended_ts_ms": 1_700_000_042_000, "request_id": "drill-a1b2c3",
+        "failed_step": "reserve-7", "journaled_ms": 3_100, "undone_ms": 38_000,
+        "exercised": ["IRREVERSIBLE", "RESTORE"], "action_types": ["EmailSent", "OrderPriced"],
+    }  # fmt: skip

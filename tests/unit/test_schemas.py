@@ -26,6 +26,7 @@ CASES: list[tuple[SchemaName, dict[str, Any]]] = [
     ],
     (SchemaName.ROLLBACK_STATUS, samples.rollback_status()),
     (SchemaName.COMPENSATION, samples.compensation()),
+    (SchemaName.DRILL_VERDICT, samples.drill_verdict()),
 ]
 
 
@@ -87,6 +88,7 @@ def test_defaults_fill_fields_a_minimal_writer_leaves_out() -> None:
         ),
         (SchemaName.ROLLBACK_STATUS, samples.rollback_status(), ["plan", "steps", 2], "wave"),
         (SchemaName.COMPENSATION, samples.compensation(), [], "idempotency_key"),
+        (SchemaName.DRILL_VERDICT, samples.drill_verdict(), [], "outcome"),
     ],
 )
 def test_missing_required_field_is_rejected_by_name(
