@@ -25,6 +25,7 @@ from processor.config import Settings
 from processor.drill.serde import encode_verdict
 from processor.drill.verdict import TAG, Judgement, Outcome, Verdict, judge, seeds_for
 from processor.errors import ConfigError, KafkaError, SchemaError
+from processor.graph.history import committed_at
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.jsonvalue import dumps
@@ -122,7 +123,7 @@ class DrillRunner:
                 return ended(Outcome.TIMED_OUT, f"request {request.request_id} {state} after "
                              f"{self.config.timeout_s:.0f}s", **more)  # fmt: skip
             self._read(journal, seen, until_end=True)
-            verdict = self._judge(asked, progress, canary, seen, stop, drill_id)
+            verdict = self._judge(asked, progress, canary, seen, stop, drill_id, started)
             return ended(verdict.outcome, verdict.reason, failed_step=verdict.failed_step,
                          exercised=verdict.exercised, action_types=verdict.action_types, **more)  # fmt: skip
         finally:
@@ -185,17 +186,20 @@ class DrillRunner:
 
     def _judge(
         self, asked: str, progress: RequestProgress, canary: list[JournalEntry], seen: _Seen,
-        stop: threading.Event, drill_id: str,
+        stop: threading.Event, drill_id: str, started_ms: int,
     ) -> Judgement:  # fmt: skip
+        """Foreign rows: what other work committed since the drill began (an action journaled late but
+        committed before it, such as the setup of the drill's own rows, is not)."""
         plan = progress.plan
         canary_ids = {e.action_id for e in canary}
         keys = {s.idempotency_key for s in plan.steps} if plan else set()
         answers = [e for e in seen.entries.values() if set(e.causation_ids) & keys]
         answer_ids = {e.action_id for e in answers}
-        foreign = {
-            entity for e in seen.entries.values()
-            if e.action_id not in canary_ids and e.action_id not in answer_ids for entity in e.entities
-        }  # fmt: skip
+        drill_ids = canary_ids | answer_ids
+        others = [
+            e for e in seen.entries.values() if e.action_id not in drill_ids and committed_at(e) >= started_ms
+        ]
+        foreign = {entity for e in others for entity in e.entities}
         problem = None
         if (
             plan is not None
