@@ -432,17 +432,8 @@ class Rewind:
         return s.bootstrap_servers or f"{s.local_broker.host}:{s.local_broker.port}"
 
     def publish(self, topic: str, key: str, value: bytes) -> None:
-        producer = clients.producer(self.settings, self.existing_cluster)
-        errors: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        producer.produce(topic, key=key, value=value, on_delivery=delivered)
-        producer.flush(30)
-        if errors:
-            raise ConfigError(f"publishing to {topic} failed: {errors[0]}", hint="is the cluster reachable?")
+        if error := clients.publish(self.settings, self.existing_cluster, topic, key, value):
+            raise ConfigError(f"publishing to {topic} failed: {error}", hint="is the cluster reachable?")
 
     def journal(self) -> list[JournalEntry]:
         """Every entry of the journal topic, read to its current end."""

@@ -267,10 +267,5 @@ class DrillRunner:
     def _publish(
         self, topic: str, key: str, value: bytes, headers: list[tuple[str, str | bytes | None]] | None = None
     ) -> None:
-        producer = clients.producer(self.settings, self.bootstrap)
-        errors: list[str] = []
-        producer.produce(topic, key=key, value=value, headers=headers or [],
-                         on_delivery=lambda err, _m: errors.append(str(err)) if err else None)  # fmt: skip
-        producer.flush(30)
-        if errors:
-            raise KafkaError(f"publishing to {topic} failed: {errors[0]}", retryable=True)
+        if error := clients.publish(self.settings, self.bootstrap, topic, key, value, headers):
+            raise KafkaError(f"publishing to {topic} failed: {error}", retryable=True)

@@ -41,6 +41,23 @@ def producer(
     return Producer(conf)
 
 
+def publish(
+    settings: Settings, bootstrap: str, topic: str, key: str, value: bytes,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> str | None:  # fmt: skip
+    """One record, delivered (or not) before returning: the delivery error, if any."""
+    sent = producer(settings, bootstrap)
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    sent.produce(topic, key=key, value=value, headers=headers or [], on_delivery=delivered)
+    sent.flush(30)
+    return errors[0] if errors else None
+
+
 def consumer(
     settings: Settings,
     bootstrap: str,

@@ -15,7 +15,7 @@ from processor.catalog.templates import context, render
 from processor.journal.model import JournalEntry, JsonObject, Op, RowChange
 from processor.jsonvalue import canonical_json
 from processor.rollback.plan import Redrive, Step
-from processor.rollback.planner import restored_changes
+from processor.rollback.preview import restored_changes
 from processor.undo import Mechanism
 
 HEADER_REQUEST = "rewind.request_id"

@@ -18,10 +18,10 @@ from processor.errors import RewindError
 from processor.graph.builder import CausalGraph, IntArray
 from processor.graph.model import CycleError, EdgeKind
 from processor.graph.queries import closure_nodes, undo_waves_nodes
-from processor.journal.model import JournalEntry, Op, Phase, RowChange
+from processor.journal.model import JournalEntry, Op, Phase
 from processor.rollback.actions import ActionLookup
 from processor.rollback.plan import Conflict, Plan, Step, StepState, StoreReplay, idempotency_key
-from processor.rollback.preview import preview
+from processor.rollback.preview import preview, restored_changes
 from processor.rollback.repair import redrives
 from processor.rollback.request import RequestInvalid, RollbackRequest, SelectorKind, Thresholds
 from processor.undo import Mechanism, StepMechanism
@@ -148,14 +148,6 @@ def _replays(steps: list[Step], catalog: Catalog) -> list[StoreReplay]:
         if spec is not None and spec.mechanism is Mechanism.REPLAY and spec.store:
             by_store.setdefault(spec.store, (spec.replay_topics, []))[1].append(step.action_id)
     return [StoreReplay(store, topics, tuple(ids)) for store, (topics, ids) in sorted(by_store.items())]
-
-
-def restored_changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:
-    """The row changes a restore sets back (the spec's tables; snapshot reads change nothing)."""
-    return [
-        c for c in entry.changes
-        if (not spec.tables or c.collection in spec.tables or c.table in spec.tables) and c.op is not Op.READ
-    ]  # fmt: skip
 
 
 def _build_problem(entry: JournalEntry, spec: ActionSpec) -> str | None:

@@ -13,6 +13,7 @@ expectations once the steps are confirmed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from processor.catalog.catalog import ActionSpec, Catalog
@@ -50,13 +51,17 @@ def preview(plan: Plan, graph: CausalGraph, actions: ActionLookup, catalog: Cata
 _PREVIEWED = (StepMechanism.RESTORE, StepMechanism.COMPENSATE)
 
 
-def _changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:
-    """The row changes a restore sets back or a compensation answers (the spec's tables)."""
+def restored_changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:
+    """The row changes a restore sets back (the spec's tables; snapshot reads change nothing)."""
     return [
         c for c in entry.changes
-        if (not spec.tables or c.collection in spec.tables or c.table in spec.tables)
-        and c.op in (Op.CREATE, Op.UPDATE, Op.DELETE)
+        if (not spec.tables or c.collection in spec.tables or c.table in spec.tables) and c.op is not Op.READ
     ]  # fmt: skip
+
+
+def _changes(entry: JournalEntry, spec: ActionSpec) -> list[RowChange]:
+    """The row changes a restore sets back or a compensation answers (the spec's tables, one row's)."""
+    return [c for c in restored_changes(entry, spec) if c.op in (Op.CREATE, Op.UPDATE, Op.DELETE)]
 
 
 def _restore(row: PreviewRow, change: RowChange, spec: ActionSpec) -> None:
@@ -91,9 +96,14 @@ def _compensate(row: PreviewRow, change: RowChange, spec: ActionSpec) -> None:
             row.sets[name] = old
 
 
+def last_writers(entities: Iterable[str], graph: CausalGraph) -> dict[str, str]:
+    """Each entity's latest journaled writer (entities no action wrote are left out)."""
+    return {e: graph.action_id(int(w[-1])) for e in entities if len(w := graph.writers(e))}
+
+
 def _latest_images(entities: list[str], graph: CausalGraph, actions: ActionLookup) -> dict[str, Any]:
     """Each entity's row as its latest journaled writer left it (None: deleted)."""
-    last = {e: graph.action_id(int(w[-1])) for e in entities if len(w := graph.writers(e))}
+    last = last_writers(entities, graph)
     entries = actions.get_many(set(last.values()))
     found: dict[str, Any] = {}
     for entity, action_id in last.items():

@@ -15,7 +15,7 @@ from processor.journal.model import JournalEntry, Op, RowChange
 from processor.jsonvalue import canonical_json
 from processor.rollback.actions import ActionLookup
 from processor.rollback.plan import Plan, PreviewRow, add, is_number
-from processor.rollback.preview import image_after, verified_rows
+from processor.rollback.preview import image_after, last_writers, verified_rows
 from processor.rollback.progress import Diff
 from processor.undo import StepMechanism
 
@@ -26,7 +26,7 @@ def verify(plan: Plan, graph: CausalGraph, actions: ActionLookup) -> list[Diff]:
     rows = verified_rows(plan)
     restored = [r for r in rows if r.mechanism is StepMechanism.RESTORE]
     compensated = [r for r in rows if r.mechanism is StepMechanism.COMPENSATE]
-    last = {r.entity: graph.action_id(int(w[-1])) for r in restored if len(w := graph.writers(r.entity))}
+    last = last_writers((r.entity for r in restored), graph)
     answer_of = {s.action_id: s.confirmed_by for s in plan.steps if s.confirmed_by}
     answers = {a for r in compensated for s in r.action_ids if (a := answer_of.get(s))}
     entries = actions.get_many({*last.values(), *answers})
