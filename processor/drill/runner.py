@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from processor.catalog.catalog import Catalog
 from processor.catalog.templates import MappingFailed, render
@@ -41,6 +41,17 @@ from processor.rollback.status import StatusReader
 
 logger = logging.getLogger(__name__)
 DRILLER = "rewind-drill"
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """A reader assigned at each partition's end when the drill began."""
+
+    consumer: Consumer
+    starts: dict[int, int]
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 @dataclass
@@ -122,7 +133,7 @@ class DrillRunner:
                 state = progress.state.value if progress else "not planned"
                 return ended(Outcome.TIMED_OUT, f"request {request.request_id} {state} after "
                              f"{self.config.timeout_s:.0f}s", **more)  # fmt: skip
-            self._read(journal, seen, until_end=True)
+            self._read(journal, seen, deadline, until_end=True)
             verdict = self._judge(asked, progress, canary, seen, stop, drill_id, started)
             return ended(verdict.outcome, verdict.reason, failed_step=verdict.failed_step,
                          exercised=verdict.exercised, action_types=verdict.action_types, **more)  # fmt: skip
@@ -146,14 +157,14 @@ class DrillRunner:
         self._publish(self.config.entry_topic, str(key), dumps(payload).encode(), list(headers.items()))
 
     def _await_canary(
-        self, journal: Consumer, seen: _Seen, correlation: str, deadline: float, stop: threading.Event
+        self, journal: _Tail, seen: _Seen, correlation: str, deadline: float, stop: threading.Event
     ) -> list[JournalEntry]:
         """The canary's actions once its workflow ended: every configured final type journaled, or
         (without them) nothing new of it for ``settle_s``."""
         last_new, count = time.monotonic(), 0
         want = set(self.config.complete_types)
         while time.monotonic() < deadline and not stop.is_set():
-            self._read(journal, seen)
+            self._read(journal, seen, deadline)
             canary = seen.canary(correlation)
             if len(canary) != count:
                 last_new, count = time.monotonic(), len(canary)
@@ -165,12 +176,12 @@ class DrillRunner:
     # -- the request ------------------------------------------------------------------------------
 
     def _follow(
-        self, status: Consumer, request_id: str, deadline: float, stop: threading.Event
+        self, status: _Tail, request_id: str, deadline: float, stop: threading.Event
     ) -> RequestProgress | None:
         """The request's progress until it is final, approving it (as the drill) when it waits for that."""
         fold, last, approved = StatusReader(), None, False
         while time.monotonic() < deadline and not stop.is_set():
-            for msg in status.consume(200, timeout=0.3):
+            for msg in status.consumer.consume(200, timeout=0.3):
                 if msg.error() is None and (msg.key() or b"").decode() == request_id:
                     try:
                         last = fold.read(msg.value() or b"")
@@ -243,25 +254,27 @@ class DrillRunner:
 
     # -- Kafka ------------------------------------------------------------------------------------
 
-    def _tail(self, topic: str) -> Consumer:
+    def _tail(self, topic: str) -> _Tail:
         """A reader of the topic from its current end (what the drill causes, nothing older)."""
         consumer = clients.consumer(
             self.settings, self.bootstrap, f"{self.settings.group_id}-drill-{uuid.uuid4()}"
         )
-        parts = loop.partitions(consumer, topic)
-        consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in parts])
-        return consumer
+        starts = loop.ends(consumer, topic, loop.partitions(consumer, topic))
+        consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
+        return _Tail(consumer, starts)
 
-    def _read(self, journal: Consumer, seen: _Seen, *, until_end: bool = False) -> None:
+    def _read(self, journal: _Tail, seen: _Seen, deadline: float, *, until_end: bool = False) -> None:
+        """What the journal holds now; ``until_end``: up to its end (partitions nothing new reached
+        included), bounded by the drill's deadline."""
         while True:
-            for msg in journal.consume(500, timeout=0.3):
+            for msg in journal.consumer.consume(500, timeout=0.3):
                 if msg.error() is None and msg.value():
                     try:
                         entry = deserialize(msg.value() or b"")
                     except SchemaError:
                         continue
                     seen.entries[entry.action_id] = entry
-            if not until_end or loop.at_end(journal):
+            if not until_end or loop.at_end(journal.consumer, journal.starts) or time.monotonic() > deadline:
                 return
 
     def _publish(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
@@ -163,11 +163,14 @@ def _watermarks(client: Consumer, topic: str, partition: int, timeout_s: float =
             time.sleep(0.2)
 
 
-def at_end(reader: Consumer) -> bool:
-    """Whether the reader has read every assigned partition to its current (uncached) end."""
+def at_end(reader: Consumer, starts: Mapping[int, int] | None = None) -> bool:
+    """Whether the reader has read every assigned partition to its current (uncached) end. A partition
+    the reader consumed nothing from has no position: it stands at the offset it was assigned
+    (``starts``, partition -> offset; without them, nothing read yet counts as not at the end)."""
     for tp in reader.position(reader.assignment()):
         _low, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
-        if high > 0 and tp.offset < high:
+        offset = tp.offset if tp.offset >= 0 else (starts or {}).get(tp.partition, -1)
+        if high > 0 and offset < high:
             return False
     return True
 

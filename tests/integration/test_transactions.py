@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from confluent_kafka import TopicPartition
+
 from processor.config import Settings
-from processor.kafka import clients
+from processor.kafka import clients, loop
 from processor.kafka.selfcheck import transactional_round_trip
 from processor.schemas import SchemaName, decode, encode
 from tests.integration.tapkit import read_topic
@@ -79,3 +81,35 @@ def test_ensure_topics_creates_once(settings: Settings, unique: str) -> None:
     assert clients.ensure_topics(admin, names, partitions=3, replication_factor=1) == []
     meta = admin.list_topics(timeout=10)
     assert len(meta.topics[names[0]].partitions) == 3
+
+
+def test_a_reader_assigned_at_the_end_is_at_the_end_before_it_consumes_anything(
+    settings: Settings, topic: str
+) -> None:
+    """A partition the reader consumed nothing from has no position (librdkafka's -1001): only the
+    offset it was assigned says it stands at the end (a drill hung here on a quiet journal partition)."""
+    bootstrap = settings.bootstrap_servers or ""
+    clients.ensure_topics(clients.admin(settings, bootstrap), [topic], partitions=3, replication_factor=1)
+    producer = clients.producer(settings, bootstrap, transactional_id=f"t-{uuid.uuid4().hex}")
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for p in range(3):
+        producer.produce(topic, value=b"old", partition=p)
+    producer.commit_transaction(30)
+
+    reader = clients.consumer(settings, bootstrap, f"g-{uuid.uuid4().hex}")
+    try:
+        starts = loop.ends(reader, topic, loop.partitions(reader, topic))
+        reader.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
+        assert reader.consume(10, timeout=1) == []
+        assert loop.at_end(reader, starts)
+        assert not loop.at_end(reader)  # without its starts, nothing read is not the end
+
+        producer.begin_transaction()
+        producer.produce(topic, value=b"new", partition=1)
+        producer.commit_transaction(30)
+        assert not loop.at_end(reader, starts)
+        assert [m.value() for m in reader.consume(10, timeout=5)] == [b"new"]
+        assert loop.at_end(reader, starts)  # past the commit marker too
+    finally:
+        reader.close()
