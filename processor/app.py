@@ -45,7 +45,7 @@ from processor.jsonvalue import loads
 from processor.kafka import clients, cluster, loop
 from processor.kafka.registry import registry_lookup
 from processor.kafka.selfcheck import SelfCheck, transactional_round_trip
-from processor.metrics import Metrics
+from processor.metrics import Metrics, dashboard
 from processor.metrics.server import serve
 from processor.replay.runner import FilteredReplay, Progress
 from processor.replay.scope import ReplayJob, ReplayRefused, ReplayReport, Scope, StartPoint
@@ -242,6 +242,11 @@ class Rewind:
         """One drill on the configured cluster, now."""
         self.catalog  # noqa: B018 (a bad catalog fails first)
         return DrillRunner(self.settings, self.existing_cluster, self.catalog, self.metrics).run(asked, stop)
+
+    @staticmethod
+    def dashboard() -> str:
+        """The Grafana dashboard of every metric this processor exports (JSON)."""
+        return dashboard.render()
 
     def drill_verdicts(self) -> list[Verdict]:
         """Every verdict on the drills topic (none when it is not there)."""

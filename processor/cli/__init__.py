@@ -14,6 +14,7 @@ from processor import __version__
 from processor.cli import (
     cdc_cmd,
     config_cmd,
+    dashboard_cmd,
     demo_cmd,
     drill_cmd,
     graph_cmd,
@@ -71,6 +72,7 @@ for module in (
     rollback_cmd,
     replay_cmd,
     drill_cmd,
+    dashboard_cmd,
     demo_cmd,
 ):
     module.register(main)

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from processor.config import load_settings
+from tests.unit.deploy.exported import DEPLOY
 
-MANIFEST = Path(__file__).parents[2] / "deploy" / "kubernetes" / "rewind.yaml"
+MANIFEST = DEPLOY / "kubernetes" / "rewind.yaml"
 
 
 def _docs() -> list[dict[str, Any]]:
