@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything kafka-rewind needs on a fresh Debian machine, idempotently:
-# system packages (Java 17+, Maven, PostgreSQL, Graphviz) when missing, the Python environment, the Kafka broker jars.
+# system packages (Java 17+, Maven, PostgreSQL, Graphviz, Prometheus) when missing, the Python environment, the Kafka broker jars.
 # Downloads are cached where a second run reuses them: ~/.cache/pip, ~/.m2, ~/.cache/kafka-rewind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then need_apt+=(o
 command -v mvn >/dev/null || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v dot >/dev/null || need_apt+=(graphviz)  # pictures of rollback scopes (graph export)
+command -v promtool >/dev/null || need_apt+=(prometheus)  # alert rules checked and unit-tested; the real-Prometheus test
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
