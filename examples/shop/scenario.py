@@ -231,7 +231,7 @@ class Scenario:
                             outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
             rollback=RollbackSettings(
                 **{"notify_topic": f"{u}.notify", "command_format": "json", "confirm_timeout_s": 60,
-                   **(rollback or {})}  # fmt: skip
+                   **(rollback or {})}
             ),
             drill=DrillSettings(
                 entry_topic=self.entry_topic, entry_event_type="CheckoutRequested",
