@@ -32,7 +32,7 @@ from processor.devenv.connect import CaptureSpec, LocalConnect
 from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.drill.runner import DrillRunner
 from processor.drill.serde import decode_verdict
-from processor.drill.verdict import Verdict
+from processor.drill.verdict import ASKED, Verdict
 from processor.errors import ConfigError, KafkaError, LocalServiceError, RewindError, SchemaError
 from processor.graph import store
 from processor.graph.builder import CausalGraph
@@ -53,7 +53,7 @@ from processor.rollback.actions import ActionStore
 from processor.rollback.engine import RollbackEngine
 from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
-from processor.rollback.progress import RequestProgress
+from processor.rollback.progress import FINAL, RequestProgress
 from processor.rollback.request import Mode, RollbackRequest, Selector
 from processor.rollback.status import StatusReader
 from processor.rollback.worker import RollbackWorker, engine_config
@@ -61,6 +61,7 @@ from processor.tap.core import TapCore, TapOutput
 from processor.tap.engine import tap_core
 from processor.tap.offline import open_capture
 from processor.tap.runner import TapRunner, source_topics
+from processor.undo import StepMechanism
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ class Rewind:
     catalog_file: Path | None = None
     say: Say = _silent
     metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.metrics.declare(
+            outcomes=[s.value for s in FINAL], mechanisms=[m.value for m in StepMechanism], drills=ASKED
+        )
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -5,11 +5,13 @@ The core never touches metric objects; adapters call the methods here. Tests pas
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
+from processor.errors import DeadLetterReason
 from processor.journal.model import Phase
 
 if TYPE_CHECKING:
@@ -158,6 +160,19 @@ class Metrics:
             "When a passing drill last exercised the mechanism (RESTORE, COMPENSATE, REPLAY, IRREVERSIBLE)",
             ["mechanism"], registry=r,
         )  # fmt: skip
+        for reason in DeadLetterReason:
+            self._dead.labels(reason.value)
+
+    def declare(self, outcomes: Iterable[str], mechanisms: Iterable[str], drills: Iterable[str]) -> None:
+        """Counters of the known label values start at 0 (not absent), so a rate, an increase or an alert
+        sees the first event, and the dashboards show 0 rather than no data. The composition root
+        names them (the rollback's final states, the step mechanisms, what drills ask for)."""
+        for outcome in outcomes:
+            self._requests.labels(outcome.lower())
+        for mechanism in mechanisms:
+            self._step_failures.labels(mechanism)
+        for asked in drills:
+            self._drill_failures.labels(asked)
 
     # -- graph --------------------------------------------------------------------------------------
 
