@@ -261,9 +261,10 @@ class Scenario:
     # -- the run ----------------------------------------------------------------------------------
 
     @contextmanager
-    def running(self, *, graph: bool = False) -> Iterator[Live]:
+    def running(self, *, graph: bool = False, rewind: bool = True) -> Iterator[Live]:
         """The shop live until the block ends: its topics, Debezium capturing its schema, the services,
-        the tap and the worker (with ``graph``, the graph builder too, keeping the entity index)."""
+        the tap and the worker (with ``graph``, the graph builder too, keeping the entity index; without
+        ``rewind``, neither: a ``rewind run`` of ``self.settings`` elsewhere takes their place)."""
         self._topics()
         self.say(
             f"capture: starting Debezium on {self.schema} ({len(self.spec.tables)} tables, outbox router)"
@@ -276,8 +277,8 @@ class Scenario:
         )
         services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics)
         live = Live(threading.Event(), gateway, mailer, services)
-        components: list[Any] = [services, self.app.tap(self.bootstrap), self.worker]
-        if graph:
+        components: list[Any] = [services, self.app.tap(self.bootstrap), self.worker] if rewind else [services]
+        if graph and rewind:
             components.append(self.app.graph_builder(self.bootstrap))
         threads = [threading.Thread(target=c.run, args=(live.stop,), daemon=True) for c in components]
         for t in threads:

@@ -90,6 +90,9 @@ class DrillRunner:
         drill_id = uuid.uuid4().hex[:12]
         started = self._now_ms()
         verdict = self._drill(drill_id, asked, started, stop)
+        if stop.is_set() and verdict.outcome is not Outcome.PASSED:  # cut short by a shutdown: no verdict
+            logger.info("drill %s (%s): stopped before its verdict", drill_id, asked)
+            return verdict
         self._publish(self.settings.topics.drills, drill_id, encode_verdict(verdict))
         if self.metrics:
             self.metrics.drilled(verdict)
