@@ -128,15 +128,23 @@ class Rewind:
         )  # fmt: skip
         self.say(f"topics: {len(names)} ready ({len(created)} created)")
 
-    def serving_metrics(self) -> AbstractContextManager[None]:
+    def serving_metrics(self, bootstrap: str) -> AbstractContextManager[None]:
         """/metrics and /healthz while the block runs, when a metrics port is configured."""
         port = self.settings.metrics_port
         if not port:
             return nullcontext()
+        admin = clients.admin(self.settings, bootstrap)
+
+        def broker() -> str | None:
+            try:
+                clients.describe_cluster(admin, timeout_s=5)
+            except KafkaError as exc:
+                return str(exc)
+            return None
 
         @contextmanager
         def serving() -> Iterator[None]:
-            server = serve(self.metrics, port)
+            server = serve(self.metrics, port, broker=broker)
             self.say(f"metrics: http://127.0.0.1:{port}/metrics")
             try:
                 yield
@@ -148,7 +156,7 @@ class Rewind:
     def run(self, stop: threading.Event, *, keep_broker: bool = False) -> None:
         """The processor: the graph builder and the worker always, the tap when sources are configured.
         One component's failure stops the others (a dead worker must not look healthy)."""
-        with self.cluster(keep_broker=keep_broker) as bootstrap, self.serving_metrics():
+        with self.cluster(keep_broker=keep_broker) as bootstrap, self.serving_metrics(bootstrap):
             self.metrics.component_started("processor")
             threads = [
                 threading.Thread(target=self._graph, args=(bootstrap, stop), name="graph"),
@@ -173,16 +181,16 @@ class Rewind:
     def run_tap(self, stop: threading.Event) -> None:
         source_topics(self.settings)  # fail before starting anything
         self.catalog  # noqa: B018 (a bad catalog fails before the cluster starts)
-        with self.cluster() as bootstrap, self.serving_metrics():
+        with self.cluster() as bootstrap, self.serving_metrics(bootstrap):
             self._tap(bootstrap, stop)
 
     def run_graph(self, stop: threading.Event) -> store.Checkpoint:
-        with self.cluster() as bootstrap, self.serving_metrics():
+        with self.cluster() as bootstrap, self.serving_metrics(bootstrap):
             return self._graph(bootstrap, stop)
 
     def run_worker(self, stop: threading.Event) -> None:
         self.catalog  # noqa: B018
-        with self.cluster() as bootstrap, self.serving_metrics():
+        with self.cluster() as bootstrap, self.serving_metrics(bootstrap):
             self._worker(bootstrap, stop)
 
     def self_check(self, *, keep_broker: bool = False) -> SelfCheck:

@@ -96,6 +96,8 @@ class GraphBuilder:
 
     def _read(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
         batch = []
+        if self.metrics:
+            self.metrics.beat("graph", bool(consumer.assignment()))
         for msg in consumer.consume(1000, timeout=0.2):
             if is_error(msg):
                 continue

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from processor import __version__
 from processor.errors import DeadLetterReason
 from processor.journal.model import Phase
+from processor.metrics.health import Health
 
 if TYPE_CHECKING:
     from processor.drill.verdict import Verdict
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.health = Health()
         self._build = Info("rewind_build", "kafka-rewind version", registry=self.registry)
         self._build.info({"version": __version__})
         self._up = Gauge(
@@ -270,11 +272,16 @@ class Metrics:
 
     def component_started(self, component: str) -> None:
         self._up.labels(component).set(1)
+        self.health.started(component)
 
     def component_stopped(self, component: str) -> None:
         self._up.labels(component).set(0)
+        self.health.stopped(component)
+
+    def beat(self, component: str, assigned: bool) -> None:
+        """One turn of a component's loop (``assigned``: its consumer holds partitions)."""
+        self.health.beat(component, assigned)
 
     def healthy(self) -> bool:
-        """Healthy while at least one component runs and none has stopped unexpectedly."""
-        samples = [s.value for m in self._up.collect() for s in m.samples]
-        return bool(samples) and all(v == 1 for v in samples)
+        """Healthy while at least one component runs, none has stopped, and every loop turns."""
+        return self.health.check().ok

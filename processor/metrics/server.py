@@ -19,15 +19,20 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes every few seconds would flood the log."""
 
 
-def serve(metrics: Metrics, port: int, host: str = "0.0.0.0") -> WSGIServer:  # noqa: S104
-    """Serve in a daemon thread; call ``shutdown()`` on the result to stop."""
+def serve(
+    metrics: Metrics, port: int, host: str = "0.0.0.0",  # noqa: S104
+    broker: Callable[[], str | None] | None = None,
+) -> WSGIServer:  # fmt: skip
+    """Serve in a daemon thread; call ``shutdown()`` on the result to stop. ``broker`` asks the cluster
+    for /healthz (None when it answered, else the error)."""
     prometheus = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz":
-            ok = metrics.healthy()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"unhealthy\n"]
+            verdict = metrics.health.check(broker)
+            status = "200 OK" if verdict.ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+            return [verdict.text().encode()]
         result: Iterable[bytes] = prometheus(environ, start_response)
         return result
 

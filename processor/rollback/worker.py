@@ -245,6 +245,8 @@ class RollbackWorker:
 
     def _pass(self, s: _Session) -> None:
         wait = 0.0 if s.busy else 0.05  # more may be due at once: do not idle in polls
+        if self.metrics:
+            self.metrics.beat("rollback", bool(s.journal.assignment()) and bool(s.inputs.assignment()))
         out, s.pending = _merge(s.pending, self._read_journal(s, timeout=wait)), Outputs()
         messages = [m for m in s.inputs.consume(100, timeout=2 * wait) if not is_error(m)]
         if messages:

@@ -110,6 +110,8 @@ class TapRunner:
         last_lag = 0.0
         while not stop.is_set():
             messages = s.consumer.consume(BATCH, timeout=min(interval, 0.1))
+            if self.metrics:
+                self.metrics.beat("tap", bool(s.consumer.assignment()))
             if messages:
                 produced = s.core.consume(messages, self._now_ms())
                 s.positions.update(produced.positions)
