@@ -277,7 +277,9 @@ class Scenario:
         )
         services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics)
         live = Live(threading.Event(), gateway, mailer, services)
-        components: list[Any] = [services, self.app.tap(self.bootstrap), self.worker] if rewind else [services]
+        components: list[Any] = [services]
+        if rewind:
+            components += [self.app.tap(self.bootstrap), self.worker]
         if graph and rewind:
             components.append(self.app.graph_builder(self.bootstrap))
         threads = [threading.Thread(target=c.run, args=(live.stop,), daemon=True) for c in components]
