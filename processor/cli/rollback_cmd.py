@@ -185,19 +185,25 @@ def _shown(row: dict[str, Any] | None) -> str:
 
 
 def print_plan(ctx: Context, p: Plan) -> None:
+    """The blast radius first (what an approver weighs), then the steps: through a pager on a terminal
+    when they are more than a screen holds."""
+    radius = Table(title=f"blast radius: {len(p.scope)} actions, {len(p.steps)} steps in {p.waves} waves")
+    for column in ("service", "action type", "mechanism", "count"):
+        radius.add_column(column)
+    for r in p.blast_radius():
+        radius.add_row(r.service, r.action_type, r.mechanism.value, str(r.count))
+    ctx.out.print(radius)
     steps = Table(title=f"plan: {len(p.steps)} steps in {p.waves} waves (wave 1 runs first)")
     for column in ("wave", "action", "type", "service", "mechanism", "state", "note"):
         steps.add_column(column)
     for s in p.steps:
         steps.add_row(str(s.wave), s.action_id, s.action_type, s.service or "", s.mechanism.value,
                       s.state.value, s.last_error or "")  # fmt: skip
-    ctx.out.print(steps)
-    radius = Table(title="blast radius")
-    for column in ("service", "action type", "mechanism", "count"):
-        radius.add_column(column)
-    for r in p.blast_radius():
-        radius.add_row(r.service, r.action_type, r.mechanism.value, str(r.count))
-    ctx.out.print(radius)
+    if ctx.out.is_terminal and len(p.steps) > ctx.out.height - 8:
+        with ctx.out.pager(styles=True):
+            ctx.out.print(steps)
+    else:
+        ctx.out.print(steps)
     for c in p.conflicts:
         ctx.out.print(
             f"conflict: {c.action_id} would restore {c.entity}, "

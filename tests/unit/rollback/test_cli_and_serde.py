@@ -61,6 +61,9 @@ def test_plan_prints_json_with_scope_steps_conflicts_and_irreversible(tmp_path: 
     assert plan["conflicts"] == [] and plan["irreversible"] == ["mail-2"]
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0 and "blast radius" in table.stdout and "needs approval" in table.stdout
+    out = table.stdout
+    assert "blast radius: 4 actions, 4 steps in 4 waves" in out
+    assert out.index("blast radius") < out.index("plan: 4 steps"), "the approver reads the radius first"
 
 
 def test_plan_names_a_bad_selector(tmp_path: Path) -> None:
