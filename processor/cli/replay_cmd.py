@@ -9,18 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from processor.cli.base import Context, pass_context, stop_on_signals, with_sources
+from processor.cli.progress import Bar
 from processor.cli.rollback_cmd import selector_from, with_selector
 from processor.replay.scope import ReplayJob, ReplayReport, StartPoint
 
@@ -81,7 +73,7 @@ def replay(
         + (" (dry run)" if dry_run else "")
     )
     stop = stop_on_signals(ctx)
-    with _Bar(ctx) as on_progress:
+    with Bar(ctx.err, "replay", "offsets") as on_progress:
         report = app.replay(
             replay_id, jobs, scope, point, stop, dry_run=dry_run, on_progress=on_progress, max_rate=max_rate
         )
@@ -89,28 +81,6 @@ def replay(
         click.echo(json.dumps(report_record(report, jobs), indent=2))
     else:
         _print(ctx, report, jobs)
-
-
-class _Bar:
-    """A progress bar on a terminal (offsets done / to go, rate, time left); nothing otherwise."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.progress = Progress(
-            TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(), console=ctx.err, disable=not ctx.err.is_terminal,
-        )  # fmt: skip
-        self.task = self.progress.add_task("replay", total=None)
-
-    def __enter__(self) -> Any:
-        self.progress.start()
-
-        def update(done: int, total: int) -> None:
-            self.progress.update(self.task, completed=done, total=total)
-
-        return update
-
-    def __exit__(self, *_exc: object) -> None:
-        self.progress.stop()
 
 
 def report_record(report: ReplayReport, jobs: list[ReplayJob]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,8 +17,9 @@ from rich.table import Table
 
 from processor.catalog.coverage import check_catalog
 from processor.cli.base import FILE, Context, load_graph, pass_context, stop_on_signals, with_sources
+from processor.cli.progress import Bar
 from processor.errors import KafkaError
-from processor.rollback.plan import Plan, PreviewRow
+from processor.rollback.plan import Plan, PreviewRow, StepState
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
     Control,
@@ -300,11 +302,21 @@ def _user() -> str:
 def status_cmd(ctx: Context, request_id: str, follow: bool, timeout: float | None, fmt: str) -> None:
     """Show a request's state, plan progress and verification (from the status topic)."""
     updates = ctx.app().follow_status(request_id, follow=follow, timeout_s=timeout)
+    bar: AbstractContextManager[Callable[[int, int], None] | None] = (
+        Bar(ctx.err, f"{request_id} steps", "done") if follow and fmt == "table" else nullcontext()
+    )
     try:
-        for progress, _caught_up in updates:
-            _print_status(ctx, progress, fmt, brief=follow and not progress.final)
+        with bar as on_progress:
+            for progress, _caught_up in updates:
+                if on_progress is not None and progress.plan is not None:
+                    steps = progress.plan.steps
+                    on_progress(sum(s.state not in OPEN_STEPS for s in steps), len(steps))
+                _print_status(ctx, progress, fmt, brief=follow and not progress.final)
     except KafkaError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+OPEN_STEPS = frozenset({StepState.PENDING, StepState.EMITTED})  # the rest are where a step ends
 
 
 def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) -> None:
