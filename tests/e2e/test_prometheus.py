@@ -27,6 +27,7 @@ from examples.shop.scenario import DRILL_SKU, SKUS, Scenario
 from processor.devenv.postgres import Dsn
 from processor.metrics.dashboard import RATE, queries
 from tests.e2e.conftest import ConnectLauncher
+from tests.e2e.dashboard_png import render
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "rewind-rules.yaml"
@@ -112,6 +113,7 @@ def test_every_panel_and_rule_evaluates_on_a_real_prometheus_scraping_rewind_run
     base = f"http://127.0.0.1:{prometheus_port}"
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     rewind_log, prometheus_log = tmp_path / "rewind.log", tmp_path / "prometheus.log"
+    started = time.time()
 
     with (
         scenario.running(rewind=False) as live,
@@ -155,6 +157,13 @@ def test_every_panel_and_rule_evaluates_on_a_real_prometheus_scraping_rewind_run
             60,
             prometheus_log,
         )
+        more = scenario.shop(live.gateway, live.mailer)
+        try:  # more orders while Prometheus watches: the picture shows them flow
+            for n in range(11, 31):
+                more.request_order(n, f"c{n}", SKUS[n % 3], 1)
+                time.sleep(0.5)
+        finally:
+            more.close()
         time.sleep(5)  # a few more scrapes, so every rate has two samples in its window
 
         board = json.loads((DEPLOY / "grafana" / "kafka-rewind.json").read_text())
@@ -175,3 +184,9 @@ def test_every_panel_and_rule_evaluates_on_a_real_prometheus_scraping_rewind_run
                 assert _query(base, selector), f"{rule['alert']}: {selector} has no series"
         firing = [r["name"] for r in loaded if r["state"] == "firing"]
         assert "RewindDrillFailed" not in firing and "RewindTapDown" not in firing, firing
+
+        picture = tmp_path / "dashboard.png"  # the README's picture: REWIND_DASHBOARD_PNG=docs/dashboard.png
+        drawn = render(board, base, started, time.time(), picture, "15s")
+        assert drawn >= len(queries(board)) and picture.stat().st_size > 20_000
+        if target := os.environ.get("REWIND_DASHBOARD_PNG"):
+            shutil.copyfile(picture, target)
