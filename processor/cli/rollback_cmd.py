@@ -354,16 +354,29 @@ def catalog_group() -> None:
 @catalog_group.command("check")
 @with_sources
 @click.option("--strict", is_flag=True, help="Exit 1 when any observed type is unclassified.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
 def catalog_check(
-    ctx: Context, capture: Path | None, journal_dump: Path | None, catalog_file: Path | None, strict: bool
-) -> None:
+    ctx: Context, capture: Path | None, journal_dump: Path | None, catalog_file: Path | None, strict: bool,
+    fmt: str,
+) -> None:  # fmt: skip
     """Action types seen in the journal (or a capture) that the catalog does not classify, with counts,
     and restores that cannot work because before-images hold only the key."""
     app = ctx.app(catalog_file)
     catalog = app.catalog
     entries = app.entries(capture, journal_dump) if capture or journal_dump else app.journal()
     report = check_catalog(catalog, entries)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "actions": len(entries), "catalog": str(catalog.source) if catalog.source else None,
+            "types": [{"action_type": t, "actions": n,
+                       "mechanism": s.mechanism.value if (s := catalog.actions.get(t)) else "UNCLASSIFIED",
+                       "warning": report.warnings.get(t)} for t, n in report.observed.most_common()],
+            "unclassified": dict(report.unclassified), "notes": report.notes,
+        }, indent=2))  # fmt: skip
+        if strict and report.unclassified:
+            raise SystemExit(1)
+        return
     table = Table(
         title=f"{len(entries)} actions, {len(report.observed)} types, catalog {catalog.source or '(none)'}"
     )

@@ -91,6 +91,15 @@ def test_catalog_check_counts_unclassified_types_and_warns_about_key_only_images
     assert "unclassified: 1 types, 2 actions" in result.stdout
     assert "placeholders" in result.stdout and "REPLICA" in result.stdout
     assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
+    as_json = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    found = json.loads(as_json.stdout)
+    assert found["unclassified"] == {"Mystery": 2}
+    assert {t["action_type"]: t["mechanism"] for t in found["types"]}["Mystery"] == "UNCLASSIFIED"
+    assert "REPLICA" in (
+        next(t for t in found["types"] if t["action_type"] == "OrderPriced")["warning"] or ""
+    )
+    assert CliRunner().invoke(main, [*args, "--strict", "--format", "json"]).exit_code == 1
 
 
 @pytest.mark.parametrize(
