@@ -34,6 +34,7 @@ def build(ctx: Context, duration: float | None) -> None:
 @click.option(
     "--dangling", "show_dangling", type=int, default=20, show_default=True, help="Causes never seen to list."
 )
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
 def stats(
     ctx: Context,
@@ -41,10 +42,19 @@ def stats(
     journal_dump: Path | None,
     catalog_file: Path | None,
     show_dangling: int,
+    fmt: str,
 ) -> None:
     """Nodes, edges by kind, cross-workflow causes, and causes named but never seen."""
     graph, _ = load_graph(ctx, capture, journal_dump, catalog_file)
     s = graph.stats()
+    if fmt == "json":
+        dangling = dict(list(graph.dangling().items())[:show_dangling])
+        click.echo(json.dumps({
+            "actions": s.nodes, "edges": {k.value: v for k, v in sorted(s.edges.items())},
+            "cross_workflow_causes": s.cross_workflow_edges, "index_bytes": s.bytes,
+            "causes_never_seen": s.dangling_references, "dangling": dangling,
+        }, indent=2))  # fmt: skip
+        return
     edges = ", ".join(f"{k.value} {v:,}" for k, v in sorted(s.edges.items())) or "none"
     ctx.out.print(
         f"actions: {s.nodes:,}   edges: {edges}   cross-workflow causes: {s.cross_workflow_edges:,}"

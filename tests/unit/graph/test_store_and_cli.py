@@ -136,3 +136,8 @@ def test_stats_reports_edges_and_causes_never_seen(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "actions: 5" in result.output and "caused_by 2" in result.output
     assert "causes never seen: 1" in result.output and "ghost-1  named by orphan" in result.output
+    as_json = CliRunner().invoke(main, ["graph", "stats", "--capture", str(capture), "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    found = json.loads(as_json.stdout)
+    assert found["actions"] == 5 and found["edges"]["caused_by"] == 2
+    assert found["causes_never_seen"] == 1 and found["dangling"] == {"ghost-1": ["orphan"]}
