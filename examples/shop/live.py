@@ -26,11 +26,14 @@ from examples.shop.scenario import CATALOG, DRILL_SKU, SKUS
 from examples.shop.schema import schema_sql, tables
 from examples.shop.services import FakeGateway, FakeMailer, Shop
 from processor.catalog.catalog import load_catalog
+from processor.config import Settings
 from processor.devenv.connect import CaptureSpec, connector_config
 from processor.devenv.postgres import Dsn
+from processor.kafka import clients
 
 logger = logging.getLogger("shop")
 SCHEMA, TOPIC_PREFIX, OUTBOX_PREFIX, ENTRY_TOPIC = "shop", "pg", "outbox.", "shop.checkout"
+AGGREGATES = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")  # its outbox's types
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,21 @@ class LiveShop:
         redrive = sorted({s.redrive.topic for s in catalog.actions.values() if s.redrive})
         return ShopTopics(OUTBOX_PREFIX, tuple(commands), tuple(redrive), (ENTRY_TOPIC,))
 
+    def create_topics(self) -> None:
+        """Every topic the shop's connector writes and its services read, before anyone subscribes (a
+        tap subscribed to a topic no one has written yet would wait for it)."""
+        capture, topics = self.capture, self.topics()
+        names = [capture.table_topic(t) for t in capture.tables if t != capture.outbox_table]
+        names += [capture.tx_topic, *(f"{OUTBOX_PREFIX}{a}" for a in AGGREGATES), *topics.commands,
+                  *topics.redrive, *topics.entry]  # fmt: skip
+        settings = Settings(bootstrap_servers=self.bootstrap)
+        clients.ensure_topics(
+            clients.admin(settings, self.bootstrap), names, partitions=3, replication_factor=1
+        )
+
     def run(self, stop: threading.Event) -> None:
         created = self.create_schema()
+        self.create_topics()
         self.register_connector()
         gateway, mailer = FakeGateway(), FakeMailer()
         shop = Shop(self.dsn.conninfo(), SCHEMA, gateway, mailer)

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from examples.shop.live import ENTRY_TOPIC, OUTBOX_PREFIX, LiveShop
+from examples.shop.live import AGGREGATES, ENTRY_TOPIC, OUTBOX_PREFIX, LiveShop
 from processor import __version__
 from processor.config import Settings, load_settings
 from tests.unit.deploy.exported import DEPLOY
 
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
-AGGREGATES = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")  # the shop's outbox
 
 
 def _compose() -> dict[str, Any]:
