@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import psycopg
 
 from examples.shop.runner import ShopRunner, ShopTopics
-from examples.shop.scenario import CATALOG, DRILL_SKU, SKUS
+from examples.shop.scenario import AGGREGATES, CATALOG, DRILL_SKU, SKUS
 from examples.shop.schema import schema_sql, tables
 from examples.shop.services import FakeGateway, FakeMailer, Shop
 from processor.catalog.catalog import load_catalog
@@ -33,7 +33,6 @@ from processor.kafka import clients
 
 logger = logging.getLogger("shop")
 SCHEMA, TOPIC_PREFIX, OUTBOX_PREFIX, ENTRY_TOPIC = "shop", "pg", "outbox.", "shop.checkout"
-AGGREGATES = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")  # its outbox's types
 
 
 @dataclass(frozen=True)

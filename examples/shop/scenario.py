@@ -59,6 +59,7 @@ from processor.rollback.serde import encode_control, encode_request
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
 SKUS = ("sku-a", "sku-b", "sku-c")
+AGGREGATES = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")  # its outbox's types
 DRILL_SKU, DRILL_CUSTOMER = "sku-drill", "rewind-drill"  # the rows drills' canaries own
 TABLES = ("orders", "stock", "payments", "emails", "revenue")
 FINAL = {
@@ -213,9 +214,8 @@ class Scenario:
         catalog_file.write_text(
             CATALOG.read_text().replace("shop.", f"{u}.shop.").replace("[outbox.", f"[{u}.outbox.")
         )
-        aggregates = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")
         self.entry_topic = f"{u}.shop.checkout"  # checkout's entry point: where drills start canaries
-        self.outbox_topics = [f"{u}.outbox.{a}" for a in aggregates]
+        self.outbox_topics = [f"{u}.outbox.{a}" for a in AGGREGATES]
         self.settings = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
             metrics_port=0,

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from confluent_kafka import Producer
 
 from examples.shop.scenario import DRILL_SKU, SKUS, Scenario
 from processor.devenv.postgres import Dsn
+from processor.devenv.procs import free_port
 from processor.metrics.dashboard import RATE, queries
 from tests.e2e.conftest import ConnectLauncher
 from tests.e2e.dashboard_png import render
@@ -32,13 +32,6 @@ from tests.e2e.dashboard_png import render
 DEPLOY = Path(__file__).parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "rewind-rules.yaml"
 SELECTOR = re.compile(r"\brewind_[a-z_]+(?:\{[^}]*\})?")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> str:
@@ -95,7 +88,7 @@ def test_every_panel_and_rule_evaluates_on_a_real_prometheus_scraping_rewind_run
     assert prometheus, "prometheus is missing: scripts/bootstrap.sh installs Debian's prometheus package"
     scenario = Scenario(kafka_bootstrap, postgres, debezium.start, tmp_path, orders=10)
     scenario.create_databases()
-    metrics_port, prometheus_port = _free_port(), _free_port()
+    metrics_port, prometheus_port = free_port(), free_port()
     settings = scenario.settings.model_copy(update={
         "metrics_port": metrics_port, "drill": scenario.settings.drill.model_copy(update={"every": 5.0}),
     })  # fmt: skip

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from examples.shop.live import AGGREGATES, ENTRY_TOPIC, OUTBOX_PREFIX, LiveShop
+from examples.shop.live import ENTRY_TOPIC, OUTBOX_PREFIX, LiveShop
+from examples.shop.scenario import AGGREGATES
 from processor import __version__
 from processor.config import Settings, load_settings
 from tests.unit.deploy.exported import DEPLOY
