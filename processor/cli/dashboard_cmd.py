@@ -20,7 +20,10 @@ def dashboard_cmd(ctx: Context, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the dashboard to {out}: {exc.strerror}") from exc
         ctx.out.print(f"dashboard written to {out}")
 
 

@@ -49,3 +49,9 @@ def test_every_panel_reads_the_chosen_prometheus() -> None:
     panels = [p for p in model["panels"] if p["type"] != "row"]
     assert {p["datasource"]["uid"] for p in panels} == {"${datasource}"}
     assert [v["type"] for v in model["templating"]["list"]] == ["datasource"]
+
+
+def test_a_dashboard_that_cannot_be_written_says_where(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["dashboard", "--out", str(tmp_path / "missing" / "board.json")])
+    assert result.exit_code == 1
+    assert f"cannot write the dashboard to {tmp_path / 'missing' / 'board.json'}" in result.output
