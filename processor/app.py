@@ -47,7 +47,7 @@ from processor.kafka.registry import registry_lookup
 from processor.kafka.selfcheck import SelfCheck, transactional_round_trip
 from processor.metrics import Metrics, dashboard
 from processor.metrics.server import serve
-from processor.replay.runner import FilteredReplay, Progress
+from processor.replay.runner import FilteredReplay
 from processor.replay.scope import ReplayJob, ReplayRefused, ReplayReport, Scope, StartPoint
 from processor.rollback.actions import ActionStore
 from processor.rollback.engine import RollbackEngine
@@ -57,6 +57,7 @@ from processor.rollback.progress import FINAL, RequestProgress
 from processor.rollback.request import Mode, RollbackRequest, Selector
 from processor.rollback.status import StatusReader
 from processor.rollback.worker import RollbackWorker, engine_config
+from processor.runtime import Progress
 from processor.tap.core import TapCore, TapOutput
 from processor.tap.engine import tap_core
 from processor.tap.offline import open_capture
@@ -102,8 +103,8 @@ class Rewind:
     def tap(self, bootstrap: str) -> TapRunner:
         return TapRunner(self.settings, bootstrap, self.tap_core, self.metrics)
 
-    def graph_builder(self, bootstrap: str) -> GraphBuilder:
-        return GraphBuilder(self.settings, bootstrap, self.metrics)
+    def graph_builder(self, bootstrap: str, on_catch_up: Progress | None = None) -> GraphBuilder:
+        return GraphBuilder(self.settings, bootstrap, self.metrics, on_catch_up=on_catch_up)
 
     def worker(self, bootstrap: str, engine: RollbackEngine | None = None) -> RollbackWorker:
         return RollbackWorker(self.settings, bootstrap, self.catalog, self.metrics, engine=engine)
@@ -184,9 +185,9 @@ class Rewind:
         with self.cluster() as bootstrap, self.serving_metrics(bootstrap):
             self._tap(bootstrap, stop)
 
-    def run_graph(self, stop: threading.Event) -> store.Checkpoint:
+    def run_graph(self, stop: threading.Event, on_catch_up: Progress | None = None) -> store.Checkpoint:
         with self.cluster() as bootstrap, self.serving_metrics(bootstrap):
-            return self._graph(bootstrap, stop)
+            return self._graph(bootstrap, stop, on_catch_up)
 
     def run_worker(self, stop: threading.Event) -> None:
         self.catalog  # noqa: B018
@@ -223,9 +224,11 @@ class Rewind:
         )
         self._hosted("tap", lambda: self.tap(bootstrap).run(stop), stop)
 
-    def _graph(self, bootstrap: str, stop: threading.Event) -> store.Checkpoint:
+    def _graph(
+        self, bootstrap: str, stop: threading.Event, on_catch_up: Progress | None = None
+    ) -> store.Checkpoint:
         self.say(f"graph: {self.settings.topics.journal} -> {self.settings.graph.checkpoint_path}")
-        return self._hosted("graph", lambda: self.graph_builder(bootstrap).run(stop), stop)
+        return self._hosted("graph", lambda: self.graph_builder(bootstrap, on_catch_up).run(stop), stop)
 
     def _worker(self, bootstrap: str, stop: threading.Event) -> None:
         self.say(

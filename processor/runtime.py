@@ -1,11 +1,16 @@
-"""Process-level tuning shared by rewind's long-running loops."""
+"""Process-level tuning shared by rewind's long-running loops, and the progress callback they report to."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Callable
 from functools import cache
+
+Progress = Callable[[int, int], None]
+"""``(done, total)`` of a long piece of work (offsets replayed, entries caught up, jars fetched): the
+CLI draws it as a bar; library callers pass nothing."""
 
 
 def tune_gc() -> None:

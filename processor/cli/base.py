@@ -35,9 +35,10 @@ class Context:
             self._settings = load_settings(self._config_file)
         return self._settings
 
-    def app(self, catalog_file: Path | None = None) -> Rewind:
-        """The composition root for this command, saying what it starts on the console."""
-        return Rewind(self.settings, catalog_file, say=self.out.print)
+    def app(self, catalog_file: Path | None = None, *, fmt: str = "table") -> Rewind:
+        """The composition root for this command, saying what it starts on the console (on stderr when
+        the command prints JSON, which stands alone on stdout)."""
+        return Rewind(self.settings, catalog_file, say=(self.err if fmt == "json" else self.out).print)
 
 
 pass_context = click.make_pass_decorator(Context)

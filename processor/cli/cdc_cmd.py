@@ -10,6 +10,7 @@ import click
 
 from processor.app import CDC_CONNECTOR as CONNECTOR
 from processor.cli.base import Context, pass_context
+from processor.cli.progress import Bar
 from processor.devenv.connect import LocalConnect
 from processor.devenv.postgres import LocalPostgres
 
@@ -24,7 +25,8 @@ def cdc_group() -> None:
 def fetch(ctx: Context) -> None:
     """Resolve the Kafka Connect and Debezium jars into the cache (once)."""
     connect = LocalConnect(ctx.settings.connect, "unused:0")
-    connect.fetch()
+    with Bar(ctx.err, "Connect and Debezium jars", "jars") as progress:
+        connect.fetch(progress)
     ctx.out.print(f"Kafka Connect and Debezium jars ready under {ctx.settings.connect.cache_dir}")
 
 

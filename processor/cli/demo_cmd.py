@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from examples.shop.demo import affected_picture, run_demo
 from examples.shop.scenario import Outcome
 from processor.cli.base import Context, pass_context
+from processor.cli.rollback_cmd import plan_json
 from processor.errors import RewindError
 from processor.graph import render
+from processor.rollback.serde import status_record
 
 
 @click.command("demo")
@@ -24,20 +29,25 @@ from processor.graph import render
     "--picture", type=click.Path(dir_okay=False, path_type=Path), default=Path("rewind-demo.svg"),
     show_default=True, help="Where to draw the affected subgraph (SVG).",
 )  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
-def demo(ctx: Context, orders: int, mode: str, picture: Path) -> None:
+def demo(ctx: Context, orders: int, mode: str, picture: Path, fmt: str) -> None:
     """A bad pricing rule ships and its fix follows; rewind finds what the rule caused, undoes it after
     approval, re-drives the orders it mispriced to the fixed pricing, and proves the shop now equals a
     world where the fix was always in place (with --mode undo: where the rule's orders never happened).
     Everything starts here and stops at the end."""
+    lines = ctx.err if fmt == "json" else ctx.out  # JSON alone on stdout
     try:
-        scenario, outcome = run_demo(ctx.settings, orders, ctx.out.print, mode)
+        scenario, outcome = run_demo(ctx.settings, orders, lines.print, mode)
     except RewindError as exc:
         raise click.ClickException(str(exc)) from exc
-    _report(ctx, outcome)
+    if fmt == "table":
+        _report(ctx, outcome)
     dot, actions, workflows = affected_picture(scenario, outcome)
-    if dot:
-        _draw(ctx, dot, picture, f"{actions} actions of {workflows} bad orders, with their undo")
+    what = f"{actions} actions of {workflows} bad orders, with their undo"
+    drawn = _draw(ctx, lines, dot, picture, what) if dot else None
+    if fmt == "json":
+        click.echo(json.dumps(outcome_json(outcome, drawn), indent=2, default=str))
     if not outcome.proved:
         raise click.ClickException(f"the shop after the {mode} differs from the oracle world: see above")
 
@@ -79,14 +89,31 @@ def _report(ctx: Context, o: Outcome) -> None:
     say(f"timings: orders flowed in {flowed:.0f}s, the {o.mode} took {rolled:.0f}s")
 
 
-def _draw(ctx: Context, dot: str, picture: Path, what: str) -> None:
+def outcome_json(o: Outcome, picture: Path | None) -> dict[str, Any]:
+    """What the tables say, for a script: the request's final status (with its plan), the replay, and
+    each check against the oracle world."""
+    status = status_record(o.status)
+    if o.status.plan is not None:
+        status["plan"] = plan_json(o.status.plan)
+    return {
+        "mode": o.mode, "orders": o.orders, "bad_orders": sorted(o.bad), "proved": o.proved,
+        "status": status, "replay": None if o.replay is None else {
+            "replay_id": o.replay.replay_id, "copied": o.replay.copied, "skipped": o.replay.skipped,
+        },
+        "checks": [{"table": name, "equivalence": text, "holds": holds} for name, text, holds in o.checks()],
+        "timings_s": o.timings, "picture": None if picture is None else str(picture),
+    }  # fmt: skip
+
+
+def _draw(ctx: Context, lines: Console, dot: str, picture: Path, what: str) -> Path:
     try:
         render.render_image(dot, picture, "svg")
     except RewindError as exc:
         picture = picture.with_suffix(".dot")
         picture.write_text(dot)
         ctx.err.print(f"picture: {exc}; wrote the DOT source instead")
-    ctx.out.print(f"[bold]picture[/]: {picture} ({what})")
+    lines.print(f"[bold]picture[/]: {picture} ({what})")
+    return picture
 
 
 def register(main: click.Group) -> None:

@@ -29,7 +29,7 @@ def drill_group(click_ctx: click.Context, mechanism: str, fmt: str) -> None:
         return
     ctx = click_ctx.find_object(Context)
     assert ctx is not None
-    verdict = ctx.app().drill(mechanism, stop_on_signals(ctx))
+    verdict = ctx.app(fmt=fmt).drill(mechanism, stop_on_signals(ctx))
     if fmt == "json":
         click.echo(json.dumps(verdict_record(verdict), indent=2))
     else:
@@ -52,7 +52,7 @@ def drill_group(click_ctx: click.Context, mechanism: str, fmt: str) -> None:
 @pass_context
 def report_cmd(ctx: Context, window_s: float | None, fmt: str) -> None:
     """Per mechanism and per catalog action type: when a drill last passed; what none exercised lately."""
-    app = ctx.app()
+    app = ctx.app(fmt=fmt)
     window = window_s if window_s is not None else ctx.settings.drill.window_s
     found = coverage(app.drill_verdicts(), app.catalog, int(time.time() * 1000), int(window * 1000))
     if fmt == "json":

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from processor.cli.base import Context, load_graph, pass_context, stop_on_signals, with_sources
+from processor.cli.progress import Bar
 from processor.errors import ConfigError
 from processor.graph import render
 from processor.graph.queries import ancestors, around, descendants
@@ -23,7 +24,15 @@ def graph_group() -> None:
 @pass_context
 def build(ctx: Context, duration: float | None) -> None:
     """Follow the journal into the graph index, checkpointing it with the offsets it reflects."""
-    checkpoint = ctx.app().run_graph(stop_on_signals(ctx, duration))
+    bar = Bar(ctx.err, "graph catch-up", "entries")
+
+    def caught_up_so_far(done: int, total: int) -> None:
+        bar.update(done, total)
+        if done >= total:  # then it follows the journal, with no end to show
+            bar.close()
+
+    with bar:
+        checkpoint = ctx.app().run_graph(stop_on_signals(ctx, duration), caught_up_so_far)
     ctx.out.print(
         f"graph: {len(checkpoint.graph)} actions checkpointed to {ctx.settings.graph.checkpoint_path}"
     )

@@ -64,7 +64,7 @@ def state_cmd(
 ) -> None:  # fmt: skip
     """The row of TABLE with KEY (its JSON object, or a one-column key's value) as it was at --at."""
     moment, as_known = Moment.parse(at), _known(known)
-    history = ctx.app(catalog_file).history(capture, journal_dump)
+    history = ctx.app(catalog_file, fmt=fmt).history(capture, journal_dump)
     entity = history.entity(table, key)
     version = history.state(entity, moment, as_known)
     if fmt == "json":
@@ -91,7 +91,7 @@ def history_cmd(
     catalog_file: Path | None, fmt: str, known: str | None,
 ) -> None:  # fmt: skip
     """Every version of the row of TABLE with KEY: when, which action, its type, correlation and cause."""
-    history = ctx.app(catalog_file).history(capture, journal_dump)
+    history = ctx.app(catalog_file, fmt=fmt).history(capture, journal_dump)
     entity = history.entity(table, key)
     versions = history.history(entity, _known(known))
     if fmt == "json":

@@ -7,6 +7,7 @@ import sys
 import click
 
 from processor.cli.base import Context, pass_context
+from processor.cli.progress import Bar
 from processor.errors import KafkaError
 from processor.kafka import clients
 from processor.kafka.local_broker import LocalBroker
@@ -27,7 +28,8 @@ def fetch(ctx: Context) -> None:
     """Resolve the broker jars into the cache (done once; later runs reuse them)."""
     broker = _broker(ctx)
     cached = broker.jars_ready()
-    path = broker.fetch()
+    with Bar(ctx.err, "broker jars", "jars") as progress:
+        path = broker.fetch(progress)
     version = ctx.settings.local_broker.kafka_version
     ctx.out.print(f"{'cached' if cached else 'fetched'}: Apache Kafka {version} jars in {path}")
 

@@ -35,12 +35,16 @@ class Bar:
         self._last: tuple[int, int] | None = None
         self._printed: tuple[int, int] | None = None
         self._printed_at = 0.0
+        self._open = False
 
     def __enter__(self) -> Callable[[int, int], None]:
         self.progress.start()
+        self._open = True
         return self.update
 
     def update(self, done: int, total: int) -> None:
+        if not self._open:
+            return
         self.progress.update(self.task, completed=done, total=total)
         self._last = (done, total)
         if not self.terminal and time.monotonic() - self._printed_at >= PLAIN_EVERY_S:
@@ -56,6 +60,13 @@ class Bar:
         self._printed, self._printed_at = self._last, time.monotonic()
 
     def __exit__(self, *_exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Where it ended, once (also before the work is over: a catch-up that then goes on following)."""
+        if not self._open:
+            return
+        self._open = False
         self.progress.stop()
-        if not self.terminal and self._last != self._printed:  # where it ended, once
+        if not self.terminal and self._last != self._printed:
             self._plain()

@@ -63,7 +63,7 @@ def replay(
     jobs = [ReplayJob(s, target or f"{s}{target_suffix}") for s in sources]
     selector = None if request_id else selector_from(**select)
     point = StartPoint.parse(start)
-    app = ctx.app(catalog_file)
+    app = ctx.app(catalog_file, fmt=fmt)
     scope = app.replay_scope(request_id, selector, capture=capture, dump=journal_dump, widen=widen)
     what = f"request {request_id}" if request_id else (selector.describe() if selector else "")
     key = "|".join([*(f"{j.source}>{j.target}" for j in jobs), what, str(point)])

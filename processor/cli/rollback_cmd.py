@@ -136,7 +136,7 @@ def plan_cmd(
         f"offline-{uuid.uuid4()}", "offline", "rewind plan", int(time.time() * 1000),
         selector_from(**select), Mode.DRY_RUN, widen, repair, exclude_inputs, exclude_input_types,
     )  # fmt: skip
-    result = ctx.app(catalog_file).plan(request, graph, entries)
+    result = ctx.app(catalog_file, fmt=fmt).plan(request, graph, entries)
     if fmt == "json":
         click.echo(json.dumps(plan_json(result), indent=2, default=str))
     else:
@@ -301,7 +301,7 @@ def _user() -> str:
 @pass_context
 def status_cmd(ctx: Context, request_id: str, follow: bool, timeout: float | None, fmt: str) -> None:
     """Show a request's state, plan progress and verification (from the status topic)."""
-    updates = ctx.app().follow_status(request_id, follow=follow, timeout_s=timeout)
+    updates = ctx.app(fmt=fmt).follow_status(request_id, follow=follow, timeout_s=timeout)
     bar: AbstractContextManager[Callable[[int, int], None] | None] = (
         Bar(ctx.err, f"{request_id} steps", "done") if follow and fmt == "table" else nullcontext()
     )
@@ -362,7 +362,7 @@ def catalog_check(
 ) -> None:  # fmt: skip
     """Action types seen in the journal (or a capture) that the catalog does not classify, with counts,
     and restores that cannot work because before-images hold only the key."""
-    app = ctx.app(catalog_file)
+    app = ctx.app(catalog_file, fmt=fmt)
     catalog = app.catalog
     entries = app.entries(capture, journal_dump) if capture or journal_dump else app.journal()
     report = check_catalog(catalog, entries)

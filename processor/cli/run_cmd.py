@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -29,10 +32,16 @@ def run(ctx: Context, catalog_file: Path | None, duration: float | None, keep_br
 
 @click.command("check")
 @click.option("--keep-broker", is_flag=True, help="Leave a local broker started here running.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
-def check(ctx: Context, keep_broker: bool) -> None:
+def check(ctx: Context, keep_broker: bool, fmt: str) -> None:
     """Start a local broker, create rewind's topics and prove the transactional guarantees."""
-    result = ctx.app().self_check(keep_broker=keep_broker)
+    result = ctx.app(fmt=fmt).self_check(keep_broker=keep_broker)
+    if fmt == "json":
+        click.echo(json.dumps({**asdict(result), "ok": result.ok}, indent=2))
+        if not result.ok:
+            sys.exit(1)
+        return
     table = Table(title="transactional round trip (read_committed)")
     for column in ("records", "written", "seen by consumer"):
         table.add_column(column)

@@ -19,6 +19,7 @@ from processor.devenv.postgres import Dsn
 from processor.devenv.procs import Daemon, fetch_closure, require_free_port, require_java
 from processor.errors import LocalServiceError
 from processor.kafka.local_broker import LOG4J2_PROPERTIES, java_command
+from processor.runtime import Progress
 
 COMPONENT = "Kafka Connect"
 STREAMING_LINE = "Starting streaming"
@@ -113,15 +114,27 @@ class LocalConnect:
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.rest_port}"
 
-    def fetch(self) -> None:
+    def fetch(self, progress: Progress | None = None) -> None:
+        """Connect's runtime and the Debezium plugin; ``progress`` counts the jars of both."""
+        first = [0]
+
+        def runtime(done: int, total: int) -> None:
+            first[0] = total
+            if progress:
+                progress(done, total)
+
+        def plugin(done: int, total: int) -> None:
+            if progress:
+                progress(first[0] + done, first[0] + total)
+
         fetch_closure(
             "connect.pom.xml", self.runtime_dir, {"kafka.version": self.settings.version},
-            f"Kafka Connect {self.settings.version} jars",
+            f"Kafka Connect {self.settings.version} jars", runtime if progress else None,
         )  # fmt: skip
         fetch_closure(
             "debezium.pom.xml", self.plugin_root / "debezium-connector-postgres",
             {"debezium.version": self.settings.debezium_version},
-            f"Debezium PostgreSQL connector {self.settings.debezium_version}",
+            f"Debezium PostgreSQL connector {self.settings.debezium_version}", plugin if progress else None,
         )  # fmt: skip
 
     def worker_properties(self) -> str:

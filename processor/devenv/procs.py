@@ -14,17 +14,20 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
 from processor.errors import JarResolutionFailed, LocalServiceError, PortInUse, ServiceNotReady, ToolMissing
+from processor.runtime import Progress
 
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 17
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+MAVEN_REPOSITORY = Path.home() / ".m2" / "repository"  # Maven's default local repository
 
 
 def require_java() -> str:
@@ -53,8 +56,13 @@ def require_maven() -> str:
     return mvn
 
 
-def fetch_closure(pom_resource: str, dest: Path, properties: Mapping[str, str], what: str) -> Path:
-    """Copy the runtime closure of a packaged pom into ``dest`` once; later calls reuse it."""
+def fetch_closure(
+    pom_resource: str, dest: Path, properties: Mapping[str, str], what: str, progress: Progress | None = None
+) -> Path:
+    """Copy the runtime closure of a packaged pom into ``dest`` once; later calls reuse it.
+
+    With ``progress``, Maven first lists the closure (poms only, seconds) so that the jars can be
+    counted as they land in the local repository."""
     if (dest / ".complete").is_file():
         return dest
     mvn = require_maven()
@@ -64,23 +72,66 @@ def fetch_closure(pom_resource: str, dest: Path, properties: Mapping[str, str], 
     work.mkdir(parents=True, exist_ok=True)
     pom = work / pom_resource
     pom.write_text(resources.files("processor.kafka.maven").joinpath(pom_resource).read_text())
+    defines = [f"-D{k}={v}" for k, v in properties.items()]
+    jars = _closure_jars(mvn, pom, defines, work, what) if progress else []
     staging = dest.with_name(dest.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [
-        mvn, "-B", "-q", "-f", str(pom), DEPENDENCY_PLUGIN, "-DincludeScope=runtime",
-        f"-DoutputDirectory={staging}", *(f"-D{k}={v}" for k, v in properties.items()),
+        mvn, "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}", *defines,
     ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()[-25:]
-        raise JarResolutionFailed(
-            f"Maven could not resolve {what}:\n" + "\n".join(output),
-            hint="check that Maven Central is reachable and the version exists",
-        )
+    _maven(cmd, what, lambda: progress(sum(j.is_file() for j in jars), len(jars)) if progress else None)
+    if progress:
+        progress(len(jars), len(jars))
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     (dest / ".complete").write_text(" ".join(f"{k}={v}" for k, v in properties.items()))
     return dest
+
+
+def _closure_jars(mvn: str, pom: Path, defines: list[str], work: Path, what: str) -> list[Path]:
+    """Where the closure's jars will be in Maven's local repository (``dependency:tree`` collects
+    the poms but downloads no jar)."""
+    tree = work / f"{pom.name}.tree"
+    cmd = [
+        mvn, "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:tree", "-Dscope=runtime", "-DoutputType=tgf",
+        f"-DoutputFile={tree}", *defines,
+    ]  # fmt: skip
+    _maven(cmd, what, lambda: None)
+    return tgf_jars(tree.read_text(), MAVEN_REPOSITORY)
+
+
+def tgf_jars(tgf: str, repository: Path) -> list[Path]:
+    """The jar files of a ``dependency:tree`` in TGF (``<id> group:artifact:type[:classifier]:version:scope``
+    per node, the project first, ``#`` before the edges)."""
+    nodes = tgf.split("\n#", 1)[0].splitlines()[1:]
+    jars = []
+    for node in nodes:
+        coordinate = node.split()[1].split(":")
+        group, artifact, kind, *rest = coordinate
+        classifier, version = (rest[0], rest[1]) if len(rest) == 3 else ("", rest[0])
+        suffix = f"-{classifier}" if classifier else ""
+        name = f"{artifact}-{version}{suffix}.{'jar' if kind == 'bundle' else kind}"
+        jars.append(repository.joinpath(*group.split("."), artifact, version, name))
+    return jars
+
+
+def _maven(cmd: list[str], what: str, tick: Callable[[], None]) -> None:
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                tick()
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise JarResolutionFailed(
+            f"Maven could not resolve {what}:\n" + "\n".join(text.strip().splitlines()[-25:]),
+            hint="check that Maven Central is reachable and the version exists",
+        )
 
 
 def port_is_free(host: str, port: int) -> bool:

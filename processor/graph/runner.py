@@ -26,7 +26,7 @@ from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
 from processor.kafka.messages import is_error
 from processor.metrics import Metrics
-from processor.runtime import release_free_memory, tune_gc
+from processor.runtime import Progress, release_free_memory, tune_gc
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,11 @@ class GraphBuilder:
         bootstrap: str,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        on_catch_up: Progress | None = None,
     ) -> None:
         self.settings = settings
+        self.on_catch_up = on_catch_up  # the read up to the journal's end at start, then no more
+        self._catch_up: tuple[dict[int, int], dict[int, int]] | None = None  # (from, to) per partition
         self.bootstrap = bootstrap
         self.metrics = metrics
         self.clock = clock
@@ -73,6 +76,7 @@ class GraphBuilder:
             last_save = time.monotonic()
             while not stop.is_set():
                 self._read(consumer, checkpoint)
+                self._report_catch_up(consumer)
                 if time.monotonic() - last_save >= self.settings.graph.checkpoint_interval_s:
                     self._save(checkpoint)
                     last_save = time.monotonic()
@@ -93,6 +97,17 @@ class GraphBuilder:
         lows = loop.beginnings(consumer, self.topic, parts)
         self._gaps = {p for p in parts if index_at.get(p, 0) < lows[p]}
         consumer.assign([TopicPartition(self.topic, p, start[p] or OFFSET_BEGINNING) for p in parts])
+        if self.on_catch_up:
+            first = {p: max(start[p], lows[p]) for p in parts}
+            self._catch_up = (first, loop.ends(consumer, self.topic, parts))
+
+    def _report_catch_up(self, consumer: Consumer) -> None:
+        if self.on_catch_up is None or self._catch_up is None:
+            return
+        done, total = loop.read_so_far(consumer, *self._catch_up)
+        self.on_catch_up(done, total)
+        if done >= total:
+            self._catch_up = None
 
     def _read(self, consumer: Consumer, checkpoint: store.Checkpoint) -> None:
         batch = []

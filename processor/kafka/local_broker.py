@@ -20,6 +20,7 @@ from processor.devenv.procs import (
     require_java,
     run_checked,
 )
+from processor.runtime import Progress
 
 READY_LINE = "Kafka Server started"
 
@@ -89,11 +90,15 @@ class LocalBroker:
     def jars_ready(self) -> bool:
         return (self.jar_dir / ".complete").is_file()
 
-    def fetch(self) -> Path:
+    def fetch(self, progress: Progress | None = None) -> Path:
         """Resolve the broker's runtime jars into the cache, unless they are already there."""
         version = self.settings.kafka_version
         return fetch_closure(
-            "broker.pom.xml", self.jar_dir, {"kafka.version": version}, f"Apache Kafka {version} jars"
+            "broker.pom.xml",
+            self.jar_dir,
+            {"kafka.version": version},
+            f"Apache Kafka {version} jars",
+            progress,
         )
 
     def server_properties(self) -> str:

@@ -175,6 +175,17 @@ def at_end(reader: Consumer, starts: Mapping[int, int] | None = None) -> bool:
     return True
 
 
+def read_so_far(reader: Consumer, starts: Mapping[int, int], stop_at: Mapping[int, int]) -> tuple[int, int]:
+    """``(done, total)`` offsets of a catch-up from ``starts`` to ``stop_at`` (partition -> offset):
+    positions count transaction markers as read, so done reaches total."""
+    done = 0
+    for tp in reader.position(reader.assignment()):
+        if tp.partition in stop_at:
+            at = tp.offset if tp.offset >= 0 else starts[tp.partition]
+            done += min(at, stop_at[tp.partition]) - starts[tp.partition]
+    return done, sum(stop_at[p] - starts[p] for p in stop_at)
+
+
 def read_to_end(
     reader: Consumer,
     topic: str,

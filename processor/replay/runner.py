@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, Message, Producer, TopicPartition
@@ -37,6 +36,7 @@ from processor.replay.scope import (
     TopicReplay,
     plan_ranges,
 )
+from processor.runtime import Progress
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -47,9 +47,6 @@ class ReplayObserver(Protocol):
 
     def replayed(self, replay_id: str, copied: int, skipped: int) -> None: ...
     def replay_remaining(self, replay_id: str, records: int) -> None: ...
-
-
-Progress = Callable[[int, int], None]  # (offsets done, offsets in all ranges)
 
 
 class FilteredReplay:

@@ -105,3 +105,8 @@ def test_kill_9_and_restart_gives_the_same_graph_from_the_checkpoint(
     # A kill can land before a fresh process has logged; the first start had nothing to resume.
     assert resumed and resumed[0] == 0
     assert any(0 < n < len(entries) for n in resumed[1:]), f"no restart resumed from a checkpoint: {resumed}"
+    # Piped, the catch-up shows as plain progress lines: the first start had the whole journal to
+    # read, and the last one reached its end.
+    catch_up = [(int(d), int(t)) for d, t in re.findall(r"graph catch-up: (\d+)/(\d+) entries", text)]
+    assert catch_up and catch_up[0][1] == len(entries), catch_up
+    assert catch_up[-1][0] == catch_up[-1][1], catch_up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -70,11 +71,18 @@ def test_start_on_a_taken_port_says_which_and_how_to_fix(broker_env: dict[str, s
     assert "Traceback" not in result.stderr
 
 
-def test_check_starts_its_own_broker_and_stops_it(broker_env: dict[str, str]) -> None:
-    result = _rewind(broker_env, "kafka", "check")
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_check_starts_its_own_broker_and_stops_it(broker_env: dict[str, str], fmt: str) -> None:
+    result = _rewind(broker_env, "kafka", "check", "--format", fmt)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "committed records seen once, aborted never" in result.stdout
-    assert "topics: 7 ready (7 created)" in result.stdout
+    if fmt == "table":
+        assert "committed records seen once, aborted never" in result.stdout
+        assert "topics: 7 ready (7 created)" in result.stdout
+    else:  # the JSON alone on stdout; what it started is said on stderr
+        found = json.loads(result.stdout)
+        assert found["ok"] is True and found["seen"] == found["committed"] and found["aborted"]
+        assert not set(found["seen"]) & set(found["aborted"])
+        assert "topics: 7 ready (7 created)" in result.stderr
     status = _rewind(broker_env, "kafka", "status")
     assert status.returncode == 1, "the demo must stop the broker it started"
 

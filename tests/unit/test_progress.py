@@ -38,3 +38,13 @@ def test_a_terminal_gets_the_bar_not_lines() -> None:
         update(5, 10)
     assert "replay: 5/10" not in out.getvalue()
     assert "5/10" in out.getvalue()
+
+
+def test_closed_early_it_prints_where_it_ended_and_then_nothing() -> None:
+    out = io.StringIO()
+    bar = Bar(Console(file=out, width=100), "graph catch-up", "entries")
+    with bar as update:
+        update(40, 40)
+        bar.close()  # caught up; the command goes on following the journal
+        update(41, 41)
+    assert out.getvalue().splitlines() == ["graph catch-up: 40/40 entries (100%)"]
