@@ -54,10 +54,12 @@ from processor.rollback.engine import RollbackEngine
 from processor.rollback.plan import Plan
 from processor.rollback.planner import plan as make_plan
 from processor.rollback.progress import FINAL, RequestProgress
-from processor.rollback.request import Mode, RollbackRequest, Selector
+from processor.rollback.request import Control, Mode, RollbackRequest, Selector
+from processor.rollback.serde import signed_control, signed_request
 from processor.rollback.status import StatusReader
 from processor.rollback.worker import RollbackWorker, engine_config
 from processor.runtime import Progress
+from processor.security.keys import SigningKey, local_key, new_keyring
 from processor.tap.core import TapCore, TapOutput
 from processor.tap.engine import tap_core
 from processor.tap.offline import open_capture
@@ -453,9 +455,58 @@ class Rewind:
         s = self.settings
         return s.bootstrap_servers or f"{s.local_broker.host}:{s.local_broker.port}"
 
-    def publish(self, topic: str, key: str, value: bytes) -> None:
-        if error := clients.publish(self.settings, self.existing_cluster, topic, key, value):
+    def publish(
+        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        if error := clients.publish(
+            self.settings, self.existing_cluster, topic, key, value, list(headers or [])
+        ):
             raise ConfigError(f"publishing to {topic} failed: {error}", hint="is the cluster reachable?")
+
+    @cached_property
+    def signing_key(self) -> SigningKey | None:
+        """This process's key (signing.key_file); without one, requests and commands go unsigned."""
+        return local_key(self.settings.signing.key_file)
+
+    def publish_request(self, request: RollbackRequest, key: SigningKey | None = None) -> None:
+        """A rollback request, signed by ``key`` (default: this process's)."""
+        body, headers = signed_request(request, key or self.signing_key, int(time.time() * 1000))
+        self.publish(self.settings.topics.requests, request.request_id, body, headers)
+
+    def publish_control(self, control: Control, key: SigningKey | None = None) -> None:
+        body, headers = signed_control(control, key or self.signing_key, int(time.time() * 1000))
+        self.publish(self.settings.topics.control, control.request_id, body, headers)
+
+    def new_key(
+        self, key_id: str, roles: list[str], directory: Path | None = None
+    ) -> tuple[Path, dict[str, Any]]:
+        """A new signing key saved under ``directory`` (default: signing.key_dir), and its keyring entry."""
+        key = SigningKey.generate(key_id)
+        path = (directory or self.settings.signing.key_dir) / f"{key_id}.pem"
+        key.save(path)
+        return path, key.keyring_entry(roles)
+
+    @staticmethod
+    def new_keyring(directory: Path, roles: dict[str, list[str]]) -> tuple[Path, dict[str, Path]]:
+        """Keys and the keyring trusting them (none when the directory has a keyring already)."""
+        keyring = directory / "keyring.yaml"
+        if keyring.exists():
+            return keyring, {}
+        return new_keyring(directory, roles)
+
+    def key_entry(self, key_file: Path | None, roles: list[str]) -> dict[str, Any]:
+        key = local_key(key_file or self.settings.signing.key_file)
+        if key is None:
+            raise ConfigError("no key to show", hint="pass --key-file, or set REWIND_SIGNING__KEY_FILE")
+        return key.keyring_entry(roles)
+
+    def current_plan(self, request_id: str) -> RequestProgress:
+        """The request's latest status, read to the status topic's end (what an approver approves)."""
+        for progress, _ in self.follow_status(request_id, follow=False, timeout_s=60):
+            return progress
+        raise ConfigError(
+            f"no status of request {request_id}", hint="is the id right, and the worker running?"
+        )
 
     def journal(self) -> list[JournalEntry]:
         """Every entry of the journal topic, read to its current end."""

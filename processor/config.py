@@ -64,6 +64,26 @@ class SecuritySettings(Section):
         return conf
 
 
+class SigningSettings(Section):
+    """Signed requests and control messages (processor.security): the worker admits a request, an
+    approval or a stop only when a key in its keyring with the needed role signed it lately."""
+
+    keyring_file: Path | None = Field(
+        None, description="the public keys the worker trusts and each key's roles (YAML; a mounted Secret)"
+    )
+    key_file: Path | None = Field(
+        None, description="the private key this process signs with (`rewind keys new`); the drill's too"
+    )
+    key_dir: Path = Field(
+        Path.home() / ".config" / "kafka-rewind" / "keys", description="where `rewind keys new` writes keys"
+    )
+    required: bool = Field(
+        True,
+        description="refuse unsigned messages; false only beside a development broker (a warning says so)",
+    )
+    window_s: float = Field(300.0, gt=0, description="how far a message's issue time may be from now")
+
+
 class TopicSettings(Section):
     """Topic names: rewind's own topics and the source topics the tap reads."""
 
@@ -190,6 +210,9 @@ class RollbackSettings(Section):
     approve_over_conflicts: int = Field(0, ge=0)
     approve_over_unclassified: int = Field(0, ge=0)
     approve_over_in_doubt: int = Field(0, ge=0)
+    approvers_required: int = Field(
+        1, ge=1, description="distinct approvers (never the requester) a plan that needs approval waits for"
+    )
     confirm_timeout_s: float = Field(30.0, gt=0, description="wait for a step's effect in the journal")
     max_attempts: int = Field(3, ge=1, description="emissions of an unconfirmed step before it fails")
     backoff: float = Field(2.0, ge=1.0, description="each retry waits this many times longer")
@@ -303,6 +326,7 @@ class Settings(BaseSettings):
         None, description="the action catalog (YAML): the tap's reversibility and the planner's mechanisms"
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     tap: TapSettings = Field(default_factory=TapSettings)

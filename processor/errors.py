@@ -93,6 +93,7 @@ class DeadLetterReason(StrEnum):
     UNSUPPORTED_SOURCE = "unsupported_source"  # a connector whose positions rewind cannot read
     BAD_REQUEST = "bad_request"  # a rollback request record that is not Avro of the request schema
     BAD_CONTROL = "bad_control"
+    REFUSED_CONTROL = "refused_control"  # a control message whose signature the worker's gate refused
 
 
 class InvalidRecord(RewindError):

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.graph.run import percentile
 from bench.rollback.run import CommandCounter, raw_emit
 from processor.catalog.catalog import load_catalog
-from processor.config import LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
+from processor.config import LocalBrokerSettings, RollbackSettings, Settings, SigningSettings, TopicSettings
 from processor.devenv.procs import free_port
 from processor.graph.builder import CausalGraph
 from processor.journal.model import JournalEntry, OutboxEvent, SourcePosition
@@ -244,8 +244,13 @@ def main() -> None:
     bootstrap = broker.start()
     try:
         u = uuid.uuid4().hex[:6]
-        settings = Settings(bootstrap_servers=bootstrap, group_id=f"bench-{u}", transactional_id_prefix=f"bench-{u}",
-                            metrics_port=0)  # fmt: skip
+        settings = Settings(
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-{u}",
+            transactional_id_prefix=f"bench-{u}",
+            metrics_port=0,
+            signing=SigningSettings(required=False),
+        )  # fmt: skip (unsigned requests)
         if args.only in (None, "replay"):
             bench_replay(settings, bootstrap, args.records, args.rounds)
         if args.only in (None, "redrive"):

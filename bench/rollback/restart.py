@@ -27,7 +27,14 @@ from confluent_kafka import Producer
 
 from bench.graph.run import journal, rss
 from processor.catalog.catalog import Catalog
-from processor.config import GraphSettings, LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
+from processor.config import (
+    GraphSettings,
+    LocalBrokerSettings,
+    RollbackSettings,
+    Settings,
+    SigningSettings,
+    TopicSettings,
+)
 from processor.devenv.procs import free_port
 from processor.graph import store as graph_store
 from processor.graph.runner import GraphBuilder
@@ -109,6 +116,7 @@ def main() -> None:
                                  control=f"{u}.control", status=f"{u}.status", partitions=3),
             graph=GraphSettings(checkpoint_path=work / "graph.npz", checkpoint_interval_s=3600),
             rollback=RollbackSettings(notify_topic=f"{u}.notify", store_path=work / "actions.sqlite"),
+            signing=SigningSettings(required=False),  # no request is sent: the bench times the start
         )  # fmt: skip
         clients.ensure_topics(clients.admin(base, bootstrap), [*base.topics.own(), base.rollback.notify_topic],
                               partitions=3, replication_factor=1)  # fmt: skip

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.graph.run import journal, percentile, rss
 from processor.catalog.catalog import load_catalog
-from processor.config import LocalBrokerSettings, RollbackSettings, Settings, TopicSettings
+from processor.config import LocalBrokerSettings, RollbackSettings, Settings, SigningSettings, TopicSettings
 from processor.devenv.procs import free_port
 from processor.graph.builder import CausalGraph
 from processor.journal.model import JournalEntry, Op, OutboxEvent, RowChange, SourcePosition
@@ -175,6 +175,7 @@ def main() -> None:
                                  control=f"{u}.control", status=f"{u}.status", partitions=3),
             rollback=RollbackSettings(notify_topic=f"{u}.notify", wave_barrier="emitted",
                                       approve_over_steps=10**9),
+            signing=SigningSettings(required=False),  # requests go unsigned: the bench times planning and emission
         )  # fmt: skip
         clients.ensure_topics(
             clients.admin(settings, bootstrap),

@@ -35,6 +35,7 @@ from processor.config import (
     GraphSettings,
     RollbackSettings,
     Settings,
+    SigningSettings,
     TapSettings,
     TopicSettings,
 )
@@ -55,10 +56,11 @@ from processor.rollback.request import (
     Selector,
     SelectorKind,
 )
-from processor.rollback.serde import encode_control, encode_request
+from processor.security.keys import SigningKey, new_keyring
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
 SKUS = ("sku-a", "sku-b", "sku-c")
+OPERATOR, APPROVER = "shop-operator", "shop-approver"  # who requests a rollback, and who approves it
 AGGREGATES = ("checkout", "order", "stock", "payment", "email", "revenue", "restore")  # its outbox's types
 DRILL_SKU, DRILL_CUSTOMER = "sku-drill", "rewind-drill"  # the rows drills' canaries own
 TABLES = ("orders", "stock", "payments", "emails", "revenue")
@@ -215,6 +217,11 @@ class Scenario:
             CATALOG.read_text().replace("shop.", f"{u}.shop.").replace("[outbox.", f"[{u}.outbox.")
         )
         self.entry_topic = f"{u}.shop.checkout"  # checkout's entry point: where drills start canaries
+        # The shop's people, each with a key: who requests, who approves (never the same), and the
+        # processor's own key, which may only drill.
+        keyring, self.key_files = new_keyring(work_dir / "keys", {
+            OPERATOR: ["operator"], APPROVER: ["approver"], "shop-drill": ["drill"],
+        })  # fmt: skip
         self.outbox_topics = [f"{u}.outbox.{a}" for a in AGGREGATES]
         self.settings = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
@@ -226,6 +233,7 @@ class Scenario:
                 tx_metadata=[self.spec.tx_topic], outbox=self.outbox_topics, partitions=3,
             ),
             catalog_file=catalog_file,
+            signing=SigningSettings(keyring_file=keyring, key_file=self.key_files["shop-drill"]),
             graph=GraphSettings(checkpoint_path=work_dir / "graph.npz", checkpoint_interval_s=1),
             tap=TapSettings(outbox_tables=[f"{self.schema}.outbox"],
                             outbox=TapSettings().outbox.model_copy(update={"topic_prefix": f"{u}.outbox."})),
@@ -245,6 +253,9 @@ class Scenario:
         self.worker = self.app.worker(bootstrap)
         self._journal_reader: Any = None
         self.journal: list[JournalEntry] = []  # every committed journal entry, as read
+
+    def key(self, person: str) -> SigningKey:
+        return SigningKey.load(self.key_files[person])
 
     @property
     def command_topics(self) -> list[str]:
@@ -339,20 +350,19 @@ class Scenario:
         )
         repair = self.mode == "repair"
         request = RollbackRequest(
-            f"{self.mode}-{self.unique}", "demo", "pricing rule v7 undercharged orders",
+            f"{self.mode}-{self.unique}", OPERATOR, "pricing rule v7 undercharged orders",
             int(time.time() * 1000), selector, Mode.EXECUTE, repair=repair,
         )  # fmt: skip
-        self.app.publish(self.settings.topics.requests, request.request_id, encode_request(request))
+        self.app.publish_request(request, self.key(OPERATOR))
         verb = "repair" if repair else "roll back"
         self.say(f"request {request.request_id}: {verb} where {selector.predicate}")
         planned = self._status(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
         self.say(f"{planned.state.value}: {planned.reason}")
-        if planned.state.value == "AWAITING_APPROVAL":
-            control = Control(
-                request.request_id, ControlCommand.APPROVE, "demo-operator", int(time.time() * 1000)
-            )
-            self.app.publish(self.settings.topics.control, request.request_id, encode_control(control))
-            self.say("approved by demo-operator")
+        if planned.state.value == "AWAITING_APPROVAL":  # by another person than the requester
+            control = Control(request.request_id, ControlCommand.APPROVE, APPROVER, int(time.time() * 1000),
+                              plan_hash=planned.plan_hash)  # fmt: skip
+            self.app.publish_control(control, self.key(APPROVER))
+            self.say(f"approved by {APPROVER} (plan {(planned.plan_hash or '')[:12]}, signed)")
         return self._status(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
 
     def _rebuild_read_model(

@@ -31,6 +31,9 @@ Loaded from YAML and validated on load; an error names the file, the line and th
         topic: ops.notifications
         text: "email to {payload.to} cannot be unsent"
         requires_approval: true
+      RefundIssued:                     # any mechanism: approval_role asks an approver whose key
+        mechanism: irreversible         #   holds this role (the keyring's), besides the others
+        approval_role: finance
 
 Template strings are described in ``templates``.
 """
@@ -74,6 +77,7 @@ class ActionSpec:
     action_type: str
     mechanism: Mechanism
     requires_approval: bool = False
+    approval_role: str | None = None  # an approver must hold this role (implies requires_approval)
     topic: str | None = None  # where the restore, compensation or notification goes
     event_type: str | None = None
     key: Any = None  # template of the Kafka key (compensate)
@@ -137,7 +141,7 @@ _FIELDS: dict[Mechanism, dict[str, bool]] = {  # allowed fields -> required
     Mechanism.IRREVERSIBLE: {"topic": False, "text": False},
     Mechanism.REPLAY: {"store": True, "topics": True, "topic": False, "text": False},
 }
-_COMMON = {"mechanism", "requires_approval", "redrive"}
+_COMMON = {"mechanism", "requires_approval", "approval_role", "redrive"}
 
 
 def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) -> ActionSpec:
@@ -165,7 +169,7 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
     for name, required in allowed.items():
         if required and data.get(name) in (None, ""):
             raise fail(name, f"is required for mechanism {mechanism.value}")
-    for name in ("topic", "event_type", "text", "store"):
+    for name in ("topic", "event_type", "text", "store", "approval_role"):
         if name in data and not isinstance(data[name], str):
             raise fail(name, "must be a string")
     for name in ("tables", "fields", "topics"):
@@ -192,6 +196,7 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
         tables=tuple(data.get("tables", ())), fields=tuple(data.get("fields", ())),
         text=data.get("text"), store=data.get("store"), replay_topics=tuple(data.get("topics", ())),
         effect={str(t): dict(v) for t, v in effect.items()}, line=line,
+        approval_role=data.get("approval_role") or None,
     )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from processor.cli import (
     graph_cmd,
     history_cmd,
     kafka_cmd,
+    keys_cmd,
     replay_cmd,
     rollback_cmd,
     run_cmd,
@@ -64,6 +65,7 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 for module in (
     config_cmd,
     kafka_cmd,
+    keys_cmd,
     run_cmd,
     tap_cmd,
     cdc_cmd,

@@ -19,6 +19,7 @@ from processor.catalog.coverage import check_catalog
 from processor.cli.base import FILE, Context, load_graph, pass_context, stop_on_signals, with_sources
 from processor.cli.progress import Bar
 from processor.errors import KafkaError
+from processor.rollback.approvals import short
 from processor.rollback.plan import Plan, PreviewRow, StepState
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
@@ -30,7 +31,7 @@ from processor.rollback.request import (
     Selector,
     SelectorKind,
 )
-from processor.rollback.serde import encode_control, encode_request, plan_record, status_record
+from processor.rollback.serde import plan_record, status_record
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -262,10 +263,13 @@ def request_cmd(
         repair, exclude_inputs, exclude_input_types,
     )  # fmt: skip
     request.validate()
-    ctx.app().publish(ctx.settings.topics.requests, request.request_id, encode_request(request))
-    ctx.out.print(
-        f"request {request.request_id} published ({request.mode.value}): {request.selector.describe()}"
+    app = ctx.app()
+    app.publish_request(request)
+    signed = (
+        f"signed by {app.signing_key.key_id}" if app.signing_key else "unsigned (no REWIND_SIGNING__KEY_FILE)"
     )
+    what = f"({request.mode.value}, {signed}): {request.selector.describe()}"
+    ctx.out.print(f"request {request.request_id} published {what}")
     ctx.out.print(f"follow it with: rewind status {request.request_id} --follow")
 
 
@@ -275,10 +279,26 @@ def _control(command: ControlCommand) -> click.Command:
     @click.option("--by", "issued_by", default=lambda: _user(), show_default="$USER")
     @click.option("--reason", default=None)
     @pass_context
-    def control(ctx: Context, request_id: str, issued_by: str, reason: str | None) -> None:
-        record = Control(request_id, command, issued_by, int(time.time() * 1000), reason)
-        ctx.app().publish(ctx.settings.topics.control, request_id, encode_control(record))
-        ctx.out.print(f"{command.value} sent for {request_id}")
+    def control(ctx: Context, /, request_id: str, issued_by: str, reason: str | None, **more: Any) -> None:
+        app = ctx.app()
+        plan_hash = more.get("plan_hash")
+        if command is ControlCommand.APPROVE and plan_hash is None:
+            shown = app.current_plan(request_id)  # what `rewind status` shows is what is approved
+            plan_hash = shown.plan_hash
+            ctx.out.print(
+                f"approving plan {short(plan_hash)} of {request_id}: {shown.state.value}: {shown.reason}"
+            )
+        app.publish_control(
+            Control(request_id, command, issued_by, int(time.time() * 1000), reason, plan_hash)
+        )
+        signed = f"signed by {app.signing_key.key_id}" if app.signing_key else "unsigned"
+        ctx.out.print(f"{command.value} sent for {request_id} ({signed})")
+
+    if command is ControlCommand.APPROVE:
+        control = click.option(
+            "--plan", "plan_hash", default=None,
+            help="The plan's hash as `rewind status` shows it (default: the current plan's).",
+        )(control)  # fmt: skip
 
     control.help = f"Send {command.value} for a rollback request."
     return control

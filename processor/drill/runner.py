@@ -36,8 +36,9 @@ from processor.replay.scope import ReplayJob, Scope, StartKind, StartPoint
 from processor.rollback.plan import Plan
 from processor.rollback.progress import RequestProgress, RequestState
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector, SelectorKind
-from processor.rollback.serde import encode_control, encode_request
+from processor.rollback.serde import signed_control, signed_request
 from processor.rollback.status import StatusReader
+from processor.security.keys import local_key
 
 logger = logging.getLogger(__name__)
 DRILLER = "rewind-drill"
@@ -76,6 +77,7 @@ class DrillRunner:
         self.settings, self.bootstrap, self.catalog = settings, bootstrap, catalog
         self.metrics, self.clock = metrics, clock
         self.config = settings.drill
+        self.key = local_key(settings.signing.key_file)  # the drill's key: a drill role in the keyring
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -128,7 +130,8 @@ class DrillRunner:
                 Selector(SelectorKind.ACTION_IDS, action_ids=tuple(seeds)), Mode.EXECUTE,
             )  # fmt: skip
             requested = self._now_ms()
-            self._publish(self.settings.topics.requests, request.request_id, encode_request(request))
+            body, headers = signed_request(request, self.key, self._now_ms())
+            self._publish(self.settings.topics.requests, request.request_id, body, list(headers))
             progress = self._follow(status, request.request_id, deadline, stop)
             undone = self._now_ms() - requested
             more = {"request_id": request.request_id, "journaled_ms": journaled, "undone_ms": undone}
@@ -191,8 +194,11 @@ class DrillRunner:
                     except SchemaError as exc:
                         logger.warning("drill: unreadable status of %s: %s", request_id, exc)
             if last is not None and last.state is RequestState.AWAITING_APPROVAL and not approved:
-                control = Control(request_id, ControlCommand.APPROVE, DRILLER, self._now_ms(), "a drill")
-                self._publish(self.settings.topics.control, request_id, encode_control(control))
+                control = Control(
+                    request_id, ControlCommand.APPROVE, DRILLER, self._now_ms(), "a drill", last.plan_hash
+                )
+                body, headers = signed_control(control, self.key, self._now_ms())
+                self._publish(self.settings.topics.control, request_id, body, list(headers))
                 approved = True
             if last is not None and last.final:
                 return last

@@ -16,11 +16,21 @@ from processor.graph.builder import CausalGraph
 from processor.journal.model import JournalEntry
 from processor.rollback import commands as cmd
 from processor.rollback.actions import ActionStore
+from processor.rollback.approvals import DRILL_TAG, ApprovalRules, AuditEntry, short
 from processor.rollback.plan import Plan, Redrive, Step, StepState
 from processor.rollback.planner import plan
 from processor.rollback.progress import Policy, RequestProgress, RequestState
-from processor.rollback.request import Control, Mode, RequestInvalid, RollbackRequest, Thresholds
+from processor.rollback.request import (
+    Control,
+    ControlCommand,
+    Mode,
+    RequestInvalid,
+    RollbackRequest,
+    Thresholds,
+)
+from processor.rollback.serde import decode_request
 from processor.rollback.verify import verify
+from processor.security.gate import UNSIGNED_KEY, Gate, Signer
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +67,7 @@ class EngineConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     policy: Policy = field(default_factory=Policy)
     notify_topic: str = "rewind.rollback.notifications"
+    approvals: ApprovalRules = field(default_factory=ApprovalRules)
 
 
 class RollbackEngine:
@@ -68,6 +79,7 @@ class RollbackEngine:
         actions: ActionStore | None = None,
         observer: RollbackObserver | None = None,
         monotonic: Callable[[], float] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         import time
 
@@ -78,6 +90,10 @@ class RollbackEngine:
         self.observer: RollbackObserver = observer or _Silent()
         self.monotonic = monotonic or time.perf_counter
         self.requests: dict[str, RequestProgress] = {}
+        # Who may send what: the worker passes each request and control message through it first.
+        self.gate = gate or Gate(None, 300_000, required=False)
+        self._entries = 0  # journal entries added: a plan made at another count may be out of date
+        self._planned_at: dict[str, int] = {}
         self._events: dict[str, str] = {}  # event id (= idempotency key) -> request id
         # A repair's inputs and their targets, read once when it is planned (a resumed request reads
         # them from the store as it goes): the re-drive itself then does no lookups.
@@ -88,6 +104,8 @@ class RollbackEngine:
     def resume(self, progress: RequestProgress) -> None:
         """A request's last committed status, read back at start-up."""
         self.requests[progress.request_id] = progress
+        for entry in progress.audit:  # a message admitted before the restart stays spent
+            self.gate.remember(entry.nonce, entry.issued_ts_ms, entry.issued_ts_ms)
         for step in progress.plan.steps if progress.plan else []:
             if step.state is not StepState.PENDING:
                 self._note_emitted(progress.request_id, step)
@@ -111,21 +129,28 @@ class RollbackEngine:
         for entry, _ in batch:
             self.graph.add(entry)
         self.actions.add_many(batch)
+        self._entries += len(batch)
         for entry, _ in batch:
             self._confirm(entry, now_ms, out)
         return out
 
-    def on_request(self, request: RollbackRequest, now_ms: int) -> Outputs:
+    def on_request(
+        self, request: RollbackRequest, now_ms: int, signer: Signer | None = None, record: bytes | None = None
+    ) -> Outputs:
+        """A request the gate admitted (``signer``), with its record as received (planned again from it
+        when the journal moves on before an approval)."""
         out = Outputs()
         if request.request_id in self.requests:
             logger.warning("rollback: request %s was already received; ignored", request.request_id)
             return out
+        signer = signer or Signer(UNSIGNED_KEY, frozenset(), request.requested_ts_ms, "")
         progress = RequestProgress(
             request_id=request.request_id, state=RequestState.RECEIVED, ts_ms=now_ms,
             requested_by=request.requested_by, request_reason=request.reason, mode=request.mode,
             selector=request.selector.describe(), requested_ts_ms=request.requested_ts_ms,
-            repair=request.repair,
+            repair=request.repair, request=record,
         )  # fmt: skip
+        progress.audit.append(AuditEntry.of("REQUEST", signer, None, "received"))
         self.requests[request.request_id] = progress
         started = self.monotonic()
         try:
@@ -135,8 +160,13 @@ class RollbackEngine:
         except RewindError as exc:
             progress.state, progress.reason = RequestState.FAILED, f"planning failed: {exc}"
         else:
-            self._after_plan(progress, progress.plan, request.mode)
-            self._prepare_repair(progress)
+            progress.plan_hash = progress.plan.digest()
+            self._planned_at[request.request_id] = self._entries
+            if (why := self._not_a_drill(progress, progress.plan)) is not None:
+                progress.state, progress.reason = RequestState.REJECTED, why
+            else:
+                self._after_plan(progress, progress.plan, request.mode)
+                self._prepare_repair(progress)
         self.observer.planned(progress, self.monotonic() - started)
         if progress.final:
             self.observer.finished(progress)
@@ -144,11 +174,28 @@ class RollbackEngine:
         return out
 
     def reject(self, request_id: str, reason: str, now_ms: int) -> Outputs:
-        """A request record that cannot be read as a request at all (its id is all we have)."""
+        """A request record refused before planning (unreadable, or its signature): its id is all we
+        trust. An id already known keeps its status: a forgery cannot end a real request."""
+        if request_id in self.requests:
+            logger.warning("rollback: refused a record for known request %s: %s", request_id, reason)
+            return Outputs()
         progress = RequestProgress(request_id, RequestState.REJECTED, now_ms, reason=reason)
-        self.requests.setdefault(request_id, progress)
+        self.requests[request_id] = progress
         self.observer.finished(progress)
         return Outputs(changed={request_id: progress})
+
+    def _not_a_drill(self, progress: RequestProgress, p: Plan) -> str | None:
+        """Why a request from a key that may only drill is refused: it must undo its canary alone."""
+        if not progress.drill:
+            return None
+        if not progress.request_id.startswith(DRILL_TAG):
+            return f"key {progress.requested_key} may only request drills (ids starting {DRILL_TAG!r})"
+        entries = self.actions.get_many(list(p.scope))
+        real = sorted(a for a, e in entries.items() if not (e.correlation_id or "").startswith(DRILL_TAG))
+        if real:
+            holds = ", ".join(real[:5])
+            return f"key {progress.requested_key} may only undo canary workflows; the scope holds {holds}"
+        return None
 
     def _prepare_repair(self, progress: RequestProgress) -> None:
         if progress.plan is None or not progress.plan.redrive or progress.final:
@@ -176,20 +223,50 @@ class RollbackEngine:
         else:
             progress.state, progress.reason = RequestState.EXECUTING, summary
 
-    def on_control(self, control: Control, now_ms: int) -> Outputs:
+    def on_control(self, control: Control, now_ms: int, signer: Signer | None = None) -> Outputs:
+        """An operator's command the gate admitted. Whatever became of it goes into the request's audit."""
         progress = self.requests.get(control.request_id)
         if progress is None:
             logger.warning(
                 "rollback: %s for unknown request %s ignored", control.command.value, control.request_id
             )
             return Outputs()
-        ignored = progress.apply_control(control, now_ms)
-        if ignored:
+        signer = signer or Signer(UNSIGNED_KEY, frozenset(), control.issued_ts_ms, "")
+        changed = self._replan_if_moved(progress, control, now_ms)
+        if changed is not None:
+            ignored: str | None = changed
+        else:
+            ignored = progress.apply_control(control, now_ms, signer, self.config.approvals)
+        outcome = ignored or f"{progress.state.value}: {progress.reason}"
+        progress.audit.append(AuditEntry.of(control.command.value, signer, control.plan_hash, outcome))
+        if ignored and changed is None:
             logger.warning("rollback: %s: %s", control.request_id, ignored)
-            return Outputs()
         if progress.final:
             self.observer.finished(progress)
         return Outputs(changed={progress.request_id: progress})
+
+    def _replan_if_moved(self, progress: RequestProgress, control: Control, now_ms: int) -> str | None:
+        """Before an approval of the current plan counts: when journal entries arrived since it was
+        made, plan again; a different plan replaces it and the approval is of the old one (returned:
+        what changed). None: the plan stands."""
+        if (
+            control.command is not ControlCommand.APPROVE or progress.plan is None or progress.request is None
+            or control.plan_hash != progress.plan_hash or progress.state is not RequestState.AWAITING_APPROVAL
+            or self._planned_at.get(progress.request_id) == self._entries
+        ):  # fmt: skip
+            return None
+        request = decode_request(progress.request)
+        fresh = plan(request, self.graph, self.actions, self.catalog, self.config.thresholds)
+        self._planned_at[progress.request_id] = self._entries
+        if fresh.digest() == progress.plan_hash:
+            return None
+        old, new = set(progress.plan.scope), set(fresh.scope)
+        added, gone = sorted(new - old), sorted(old - new)
+        what = f"scope +{len(added)} -{len(gone)} actions" + (f" ({', '.join(added[:5])})" if added else "")
+        progress.replanned(fresh, what if added or gone else "steps or preview differ", now_ms)
+        self._prepare_repair(progress)
+        logger.warning("rollback: %s: %s", progress.request_id, progress.reason)
+        return f"it approved plan {short(control.plan_hash)}; {progress.reason}"
 
     # -- the clock -----------------------------------------------------------------------------
 

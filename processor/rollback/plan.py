@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 
 from processor.journal.model import JsonObject
+from processor.jsonvalue import dumps
 from processor.undo import StepMechanism
 
 # Idempotency keys are UUIDv5 in this namespace: the same (request, action) always gives the same key.
@@ -165,6 +167,8 @@ class Plan:
     # Actions whose field the selector's numeric predicate could not read: left out, and said so.
     unreadable: list[str] = field(default_factory=list)
     approval_reasons: list[str] = field(default_factory=list)
+    # Roles an approver must hold (the catalog's approval_role of an action type in the plan).
+    approval_roles: list[str] = field(default_factory=list)
     # A repair: the inputs re-driven once the undo is verified, in their original order.
     redrive: list[Redrive] = field(default_factory=list)
     replays: list[StoreReplay] = field(default_factory=list)
@@ -186,3 +190,19 @@ class Plan:
 
     def step(self, action_id: str) -> Step | None:
         return next((s for s in self.steps if s.action_id == action_id), None)
+
+    def digest(self) -> str:
+        """The plan's hash (SHA-256 hex) over what it will do, not how far it got: an approval names
+        it, and a plan changed since (a wider scope, another step, another preview) has another."""
+        what = {
+            "scope": sorted(self.scope),
+            "steps": [[s.action_id, s.action_type, s.mechanism.value, s.wave, s.idempotency_key]
+                      for s in self.steps],
+            "conflicts": [[c.action_id, c.entity, list(c.overwritten_by)] for c in self.conflicts],
+            "irreversible": self.irreversible, "unclassified": self.unclassified, "blocked": self.blocked,
+            "redrive": [[r.action_id, r.topic, r.event_type, r.idempotency_key] for r in self.redrive],
+            "replays": [[r.store, list(r.topics), list(r.action_ids)] for r in self.replays],
+            "preview": [[r.entity, r.action_ids, r.now, r.sets, r.moves, r.gone] for r in self.preview],
+            "approval_roles": self.approval_roles,
+        }  # fmt: skip
+        return hashlib.sha256(dumps(what, sort_keys=True).encode()).hexdigest()

@@ -67,6 +67,7 @@ def plan(
         _classify(step, entries[step.action_id], catalog, graph, in_scope, result)
     result.replays = _replays(steps, catalog)
     result.preview = preview(result, graph, actions, catalog)
+    result.approval_roles = _approval_roles(result, catalog)
     result.approval_reasons = _approval_reasons(result, catalog, thresholds or Thresholds())
     if request.repair:
         seeds = [graph.action_id(int(n)) for n in seed_nodes]
@@ -201,12 +202,24 @@ def _approval_reasons(p: Plan, catalog: Catalog, limits: Thresholds) -> list[str
             "is not a number, such as Decimal bytes without their schema: enable value.converter."
             "schemas.enable or decimal.handling.mode=string); they are not in the scope"
         )
-    flagged = sorted(
-        {
-            s.action_type
-            for s in p.steps
-            if (spec := catalog.actions.get(s.action_type)) and spec.requires_approval
-        }
-    )
+    flagged = sorted({
+        s.action_type
+        for s in p.steps
+        if (spec := catalog.actions.get(s.action_type)) and spec.requires_approval and not spec.approval_role
+    })  # fmt: skip
     reasons += [f"{t} requires approval (catalog)" for t in flagged]
+    reasons += [f"{t} needs an approver with role {role} (catalog)" for t, role in _typed_roles(p, catalog)]
     return reasons
+
+
+def _typed_roles(p: Plan, catalog: Catalog) -> list[tuple[str, str]]:
+    """(action type, role) for each type in the plan whose catalog entry names an approval role."""
+    return sorted({
+        (s.action_type, spec.approval_role)
+        for s in p.steps
+        if (spec := catalog.actions.get(s.action_type)) and spec.approval_role
+    })  # fmt: skip
+
+
+def _approval_roles(p: Plan, catalog: Catalog) -> list[str]:
+    return sorted({role for _, role in _typed_roles(p, catalog)})

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from processor.rollback.approvals import Approval, ApprovalRules, AuditEntry, drill_only
 from processor.rollback.plan import Attempted, Plan, Redrive, Step, StepState
 from processor.rollback.request import Control, ControlCommand, Mode
+from processor.security.gate import UNSIGNED_KEY, Signer
 from processor.undo import StepMechanism
 
 
@@ -89,6 +91,10 @@ class RequestProgress:
     verification: list[Diff] = field(default_factory=list)
     last_emitted_ts_ms: int | None = None
     repair: bool = False  # re-drive the good inputs once the undo is verified
+    plan_hash: str | None = None  # the current plan's digest: what an approval must name
+    approvals: list[Approval] = field(default_factory=list)  # of the current plan
+    audit: list[AuditEntry] = field(default_factory=list)  # every signed message admitted for it
+    request: bytes | None = None  # the request record as received: planned again when the journal moved
     _by_key: dict[str, Step] = field(default_factory=dict)
     _redrive_by_key: dict[str, Redrive] = field(default_factory=dict)
     # What changed since the status writer last took it (it writes those in a delta), by action id.
@@ -132,7 +138,22 @@ class RequestProgress:
 
     # -- operator commands -------------------------------------------------------------------
 
-    def apply_control(self, control: Control, now_ms: int) -> str | None:
+    @property
+    def requester(self) -> AuditEntry | None:
+        return next((a for a in self.audit if a.command == "REQUEST"), None)
+
+    @property
+    def requested_key(self) -> str | None:
+        return self.requester.key_id if self.requester else None
+
+    @property
+    def drill(self) -> bool:
+        """Requested by a key that may only drill."""
+        return self.requester is not None and drill_only(self.requester.roles)
+
+    def apply_control(
+        self, control: Control, now_ms: int, signer: Signer | None = None, rules: ApprovalRules | None = None
+    ) -> str | None:
         """Apply an operator's command; return why it was ignored, or None."""
         allowed = {
             ControlCommand.APPROVE: {RequestState.AWAITING_APPROVAL},
@@ -142,7 +163,10 @@ class RequestProgress:
         }[control.command]
         if self.final or self.state not in allowed:
             return f"{control.command.value} does nothing in state {self.state.value}"
-        by = f"by {control.issued_by}" + (f": {control.reason}" if control.reason else "")
+        signer = signer or Signer(UNSIGNED_KEY, frozenset(), control.issued_ts_ms, "")
+        by = f"by {_who(control.issued_by, signer)}" + (f": {control.reason}" if control.reason else "")
+        if control.command is ControlCommand.APPROVE:
+            return self._approve(control, signer, rules or ApprovalRules(), now_ms)
         if control.command is ControlCommand.ABORT:
             self._end(RequestState.ABORTED, f"aborted {by}; {self._remaining_text()}", now_ms)
         elif control.command is ControlCommand.PAUSE:
@@ -151,6 +175,31 @@ class RequestProgress:
             self.state, self.reason = RequestState.EXECUTING, f"{control.command.value.lower()}d {by}"
         self.ts_ms = now_ms
         return None
+
+    def _approve(self, control: Control, signer: Signer, rules: ApprovalRules, now_ms: int) -> str | None:
+        why = rules.refusal(signer, control.plan_hash, self.plan_hash, self.requester, self.approvals)
+        if why is not None:
+            return why
+        assert control.plan_hash is not None
+        self.approvals.append(
+            Approval(signer.key_id, control.plan_hash, signer.issued_ms, tuple(sorted(signer.roles)))
+        )
+        roles = self.plan.approval_roles if self.plan else []
+        missing = rules.missing(self.approvals, roles, drill=self.drill)
+        who = ", ".join(a.key_id for a in self.approvals)
+        note = f": {control.reason}" if control.reason else ""
+        if missing:
+            self.reason = f"approved by {who}{note}; waits for {' and '.join(missing)}"
+        else:
+            self.state, self.reason = RequestState.EXECUTING, f"approved by {who}{note}"
+        self.ts_ms = now_ms
+        return None
+
+    def replanned(self, plan: Plan, why: str, now_ms: int) -> None:
+        """The journal moved on and the plan with it: earlier approvals were of another plan."""
+        self.plan, self.plan_hash, self.approvals = plan, plan.digest(), []
+        self.state, self.ts_ms = RequestState.AWAITING_APPROVAL, now_ms
+        self.reason = f"the plan changed since it was shown ({why}); approve plan {self.plan_hash[:12]}"
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -368,3 +417,10 @@ class RequestProgress:
 def _deadline(step: Attempted, policy: Policy) -> int:
     wait = policy.confirm_timeout_ms * policy.backoff ** max(step.attempts - 1, 0)
     return int((step.emitted_ts_ms or 0) + wait)
+
+
+def _who(claimed: str, signer: Signer) -> str:
+    """The verified key, and the name the message gave when it differs."""
+    if signer.key_id == UNSIGNED_KEY or signer.key_id == claimed:
+        return claimed
+    return f"{claimed} (key {signer.key_id})"

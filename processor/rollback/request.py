@@ -290,6 +290,7 @@ class Control:
     issued_by: str
     issued_ts_ms: int
     reason: str | None = None
+    plan_hash: str | None = None  # APPROVE: the plan approved
 
 
 @dataclass(frozen=True, slots=True)

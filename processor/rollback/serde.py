@@ -6,6 +6,7 @@ from typing import Any
 
 from processor.errors import SchemaError, Where
 from processor.jsonvalue import JsonInvalid, dumps, loads
+from processor.rollback.approvals import Approval, AuditEntry
 from processor.rollback.plan import Conflict, Plan, PreviewRow, Redrive, Step, StepState, StoreReplay
 from processor.rollback.progress import Diff, RequestProgress, RequestState
 from processor.rollback.request import (
@@ -20,6 +21,8 @@ from processor.rollback.request import (
     SelectorKind,
 )
 from processor.schemas import Record, SchemaName, decode, encode
+from processor.security.keys import SigningKey
+from processor.security.signature import Kind, signed_headers
 from processor.undo import StepMechanism
 
 # -- requests -------------------------------------------------------------------------------------
@@ -82,13 +85,26 @@ def decode_request(data: bytes, where: Where | None = None) -> RollbackRequest:
     return request_from_record(decode(data, SchemaName.ROLLBACK_REQUEST, where))
 
 
+def signed_request(
+    r: RollbackRequest, key: SigningKey | None, now_ms: int
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The request's record and the headers signing it (unsigned without a key)."""
+    body = encode_request(r)
+    return body, signed_headers(key, Kind.REQUEST, body, now_ms)
+
+
 # -- control --------------------------------------------------------------------------------------
 
 
 def encode_control(c: Control) -> bytes:
     record = {"request_id": c.request_id, "command": c.command.value, "issued_by": c.issued_by,
-              "issued_ts_ms": c.issued_ts_ms, "reason": c.reason}  # fmt: skip
+              "issued_ts_ms": c.issued_ts_ms, "reason": c.reason, "plan_hash": c.plan_hash}  # fmt: skip
     return encode(record, SchemaName.ROLLBACK_CONTROL)
+
+
+def signed_control(c: Control, key: SigningKey | None, now_ms: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+    body = encode_control(c)
+    return body, signed_headers(key, Kind.CONTROL, body, now_ms)
 
 
 def decode_control(data: bytes, where: Where | None = None) -> Control:
@@ -96,7 +112,7 @@ def decode_control(data: bytes, where: Where | None = None) -> Control:
     if rec["command"] not in ControlCommand.__members__:
         raise SchemaError(f"unknown control command {rec['command']!r}", where=where)
     return Control(rec["request_id"], ControlCommand(rec["command"]), rec["issued_by"], rec["issued_ts_ms"],
-                   rec["reason"])  # fmt: skip
+                   rec["reason"], rec.get("plan_hash"))  # fmt: skip
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -139,6 +155,7 @@ def plan_record(p: Plan) -> Record:
         "blast_radius": [{"service": r.service, "action_type": r.action_type, "mechanism": r.mechanism.value,
                           "count": r.count} for r in p.blast_radius()],
         "needs_approval": p.needs_approval, "approval_reasons": p.approval_reasons,
+        "approval_roles": p.approval_roles,
         "redrive": [_redrive_record(r) for r in p.redrive],
         "replays": [{"store": r.store, "topics": list(r.topics), "action_ids": list(r.action_ids)}
                     for r in p.replays],
@@ -169,6 +186,12 @@ def status_record(p: RequestProgress, *, with_plan: bool = True) -> Record:
         "requested_by": p.requested_by, "request_reason": p.request_reason, "mode": p.mode.value,
         "selector": p.selector, "requested_ts_ms": p.requested_ts_ms,
         "last_emitted_ts_ms": p.last_emitted_ts_ms, "repair": p.repair,
+        "plan_hash": p.plan_hash, "requested_key": p.requested_key,
+        "approvals": [{"key_id": a.key_id, "plan_hash": a.plan_hash, "ts_ms": a.ts_ms, "roles": list(a.roles)}
+                      for a in p.approvals],
+        "audit": [{"command": a.command, "key_id": a.key_id, "issued_ts_ms": a.issued_ts_ms, "nonce": a.nonce,
+                   "plan_hash": a.plan_hash, "outcome": a.outcome, "roles": list(a.roles)} for a in p.audit],
+        "request": p.request,
     }  # fmt: skip
 
 
@@ -189,7 +212,7 @@ def _plan(r: Record) -> Plan:
         irreversible=list(r["irreversible"]), in_doubt=list(r["in_doubt"]),
         unclassified=list(r["unclassified"]), blocked=list(r["blocked"]),
         unreadable=list(r.get("unreadable", [])),
-        approval_reasons=list(r["approval_reasons"]),
+        approval_reasons=list(r["approval_reasons"]), approval_roles=list(r.get("approval_roles", [])),
         redrive=[_redrive(x) for x in r.get("redrive", [])],
         replays=[StoreReplay(x["store"], tuple(x["topics"]), tuple(x["action_ids"]))
                  for x in r.get("replays", [])],
@@ -208,6 +231,11 @@ def progress_from_record(r: Record) -> RequestProgress:
         requested_by=r["requested_by"], request_reason=r["request_reason"],
         mode=Mode(r["mode"] or "DRY_RUN"), selector=r["selector"], requested_ts_ms=r["requested_ts_ms"],
         last_emitted_ts_ms=r["last_emitted_ts_ms"], repair=r.get("repair", False),
+        plan_hash=r.get("plan_hash"), request=r.get("request"),
+        approvals=[Approval(a["key_id"], a["plan_hash"], a["ts_ms"], tuple(a["roles"]))
+                   for a in r.get("approvals", [])],
+        audit=[AuditEntry(a["command"], a["key_id"], a["issued_ts_ms"], a["nonce"], a["plan_hash"],
+                          a["outcome"], tuple(a.get("roles", []))) for a in r.get("audit", [])],
     )  # fmt: skip
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from processor.catalog.catalog import Catalog
-from processor.config import Settings
-from processor.errors import DeadLetterReason, KafkaError, SchemaError, Where
+from processor.config import Settings, SigningSettings
+from processor.errors import ConfigError, DeadLetterReason, KafkaError, SchemaError, Where
 from processor.graph import store as graph_store
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
@@ -37,11 +37,15 @@ from processor.kafka.deadletters import DeadLetter, dead_letter_message
 from processor.kafka.messages import SourceRecord, header_pairs, is_error
 from processor.metrics import Metrics
 from processor.rollback.actions import ActionStore
+from processor.rollback.approvals import CONTROL_ROLES, REQUEST_ROLES, ApprovalRules
 from processor.rollback.engine import EngineConfig, Outputs, RollbackEngine
 from processor.rollback.progress import Policy, StateLog, WaveBarrier
 from processor.rollback.request import RequestInvalid, Thresholds
 from processor.rollback.serde import decode_control, decode_request, encode_command
 from processor.rollback.status import StatusReader, StatusWriter
+from processor.security.gate import Gate, SignatureRefused
+from processor.security.keys import Keyring
+from processor.security.signature import Kind
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -57,6 +61,22 @@ def action_store_path(settings: Settings) -> Path:
     return settings.graph.checkpoint_path.with_name(name)
 
 
+def signing_gate(s: SigningSettings) -> Gate:
+    """The gate of a worker session: the keyring's keys; without one, only when signatures are off."""
+    keyring = Keyring.load(s.keyring_file) if s.keyring_file else None
+    if keyring is None and s.required:
+        raise ConfigError(
+            "signed requests are required, and no keyring says whose signatures to trust",
+            hint="REWIND_SIGNING__KEYRING_FILE=<keyring.yaml> (`rewind keys new` prints its entries), or "
+            "REWIND_SIGNING__REQUIRED=false beside a development broker",
+        )
+    if not s.required:
+        logger.warning(
+            "rollback: unsigned requests and control messages are admitted (signing.required=false)"
+        )
+    return Gate(keyring, int(s.window_s * 1000), required=s.required)
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     r = settings.rollback
     return EngineConfig(
@@ -70,7 +90,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             backoff=r.backoff, wave_barrier=WaveBarrier(r.wave_barrier),
             max_emits_per_transaction=r.max_emits_per_transaction,
         ),
-        notify_topic=r.notify_topic,
+        notify_topic=r.notify_topic, approvals=ApprovalRules(approvers_required=r.approvers_required),
     )  # fmt: skip
 
 
@@ -106,6 +126,9 @@ class RollbackWorker:
         engine: RollbackEngine | None = None,
     ) -> None:
         self.settings = settings
+        signing_gate(settings.signing)  # a worker that cannot check signatures does not start
+        if engine is not None:
+            engine.gate = signing_gate(settings.signing)
         self._engine = engine  # one already holding a graph and store (benchmarks), else built at start
         self.engine: RollbackEngine | None = engine  # the current session's (for a demo's picture)
         self._said = StateLog()
@@ -195,7 +218,7 @@ class RollbackWorker:
             logger.warning("rollback: %s; the action store is filled from the journal", empty)
         engine = RollbackEngine(
             self.catalog, engine_config(self.settings), graph=checkpoint.graph if checkpoint else None,
-            actions=actions, observer=self.metrics,
+            actions=actions, observer=self.metrics, gate=signing_gate(self.settings.signing),
         )  # fmt: skip
         return engine, checkpoint.offsets if checkpoint else {}, actions.positions()
 
@@ -284,28 +307,48 @@ class RollbackWorker:
         return s.engine.add_entries(batch, self._now_ms()) if batch else Outputs()
 
     def _handle_input(self, s: _Session, msg: Message) -> Outputs:
-        now = self._now_ms()
-        where = _position(msg)
-        value = msg.value() or b""
+        """A request or a control message: admitted by the gate (a signature by a key with the role),
+        then planned or applied. A refused request is REJECTED with the reason; a refused or unreadable
+        control message is dead-lettered. Nothing refused emits anything."""
+        now, value = self._now_ms(), msg.value() or b""
+        headers = header_pairs(msg.headers())
         if msg.topic() == self.topics.control:
-            try:
-                return s.engine.on_control(decode_control(value, where), now)
-            except SchemaError as exc:
-                self._dead_letter(s, msg, DeadLetterReason.BAD_CONTROL, str(exc))
-                return Outputs()
+            return self._handle_control(s, msg, value, headers, now)
+        request_id = (msg.key() or b"").decode(errors="replace") or f"unreadable-{msg.offset()}"
         try:
-            request = decode_request(value, where)
+            signer = s.engine.gate.admit(Kind.REQUEST, value, headers, now, REQUEST_ROLES)
+        except SignatureRefused as exc:
+            logger.warning("rollback: request %s refused: %s", request_id, exc)
+            return s.engine.reject(request_id, f"refused: {exc}", now)
+        try:
+            request = decode_request(value, _position(msg))
         except RequestInvalid as exc:
-            request_id = (msg.key() or b"").decode(errors="replace") or f"unreadable-{msg.offset()}"
             logger.warning("rollback: request %s rejected: %s", request_id, exc)
             return s.engine.reject(request_id, f"invalid request: {exc}", now)
         except SchemaError as exc:
             self._dead_letter(s, msg, DeadLetterReason.BAD_REQUEST, str(exc))
             return Outputs()
         logger.info(
-            "rollback: request %s from %s: %s", request.request_id, request.requested_by, request.reason
-        )
-        return s.engine.on_request(request, now)
+            "rollback: request %s from %s (key %s): %s",
+            request.request_id, request.requested_by, signer.key_id, request.reason,
+        )  # fmt: skip
+        return s.engine.on_request(request, now, signer, value)
+
+    def _handle_control(
+        self, s: _Session, msg: Message, value: bytes, headers: tuple[tuple[str, bytes | None], ...], now: int
+    ) -> Outputs:
+        try:
+            control = decode_control(value, _position(msg))
+        except SchemaError as exc:
+            self._dead_letter(s, msg, DeadLetterReason.BAD_CONTROL, str(exc))
+            return Outputs()
+        try:
+            signer = s.engine.gate.admit(Kind.CONTROL, value, headers, now, CONTROL_ROLES[control.command])
+        except SignatureRefused as exc:
+            what = f"{control.command.value} of {control.request_id}: {exc}"
+            self._dead_letter(s, msg, DeadLetterReason.REFUSED_CONTROL, what)
+            return Outputs()
+        return s.engine.on_control(control, now, signer)
 
     def _dead_letter(self, s: _Session, msg: Message, reason: DeadLetterReason, text: str) -> None:
         logger.error("rollback: %s at %s: %s", reason.value, _where(msg), text)

@@ -147,3 +147,22 @@ def _trusted(entry: Any, field: str, where: Where | None) -> TrustedKey:
             f"{field}.public_key: not a base64 Ed25519 public key ({exc})", where=where
         ) from exc
     return TrustedKey(check_key_id(str(entry["id"]), where), public, frozenset(roles))
+
+
+def local_key(path: Path | None) -> SigningKey | None:
+    """The key this process signs with (``signing.key_file``), or None: what it sends goes unsigned."""
+    return SigningKey.load(path) if path is not None else None
+
+
+def new_keyring(directory: Path, roles_by_key: dict[str, list[str]]) -> tuple[Path, dict[str, Path]]:
+    """New keys under ``directory`` and the keyring trusting them (a demo's or a test's people):
+    the keyring's path, and each key's file."""
+    files, entries = {}, []
+    for key_id, roles in roles_by_key.items():
+        key = SigningKey.generate(key_id)
+        files[key_id] = directory / f"{key_id}.pem"
+        key.save(files[key_id])
+        entries.append(key.keyring_entry(roles))
+    keyring = directory / "keyring.yaml"
+    keyring.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
+    return keyring, files

@@ -68,3 +68,8 @@ def sign(key: SigningKey, kind: Kind, body: bytes, now_ms: int, nonce: str | Non
     nonce = nonce or secrets.token_hex(16)
     check_key_id(key.key_id)
     return Signature(key.key_id, now_ms, nonce, key.sign(signed_bytes(kind, key.key_id, now_ms, nonce, body)))
+
+
+def signed_headers(key: SigningKey | None, kind: Kind, body: bytes, now_ms: int) -> list[tuple[str, bytes]]:
+    """The headers that carry ``body``'s signature by ``key`` (none without a key: unsigned)."""
+    return [] if key is None else [(HEADER, sign(key, kind, body, now_ms).header())]

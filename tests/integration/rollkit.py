@@ -3,6 +3,8 @@ services that apply rewind's commands (journaling an action caused by each), and
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import threading
 import time
 import uuid
@@ -13,19 +15,36 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from processor.config import RollbackSettings, Settings, TopicSettings
+from processor.catalog.catalog import load_catalog
+from processor.config import RollbackSettings, Settings, SigningSettings, TopicSettings
 from processor.journal.model import JournalEntry, Op, RowChange, SourcePosition, entity_ref
 from processor.journal.serde import deserialize, journal_key, serialize
 from processor.kafka import clients, loop
 from processor.rollback.commands import HEADER_KEY
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import Control, ControlCommand, Mode, RollbackRequest, Selector
-from processor.rollback.serde import decode_command, encode_control, encode_request
+from processor.rollback.serde import decode_command, signed_control, signed_request
 from processor.rollback.status import StatusReader as StatusFold
+from processor.rollback.worker import RollbackWorker
+from processor.security.keys import SigningKey, new_keyring
 from tests.integration.tapkit import headers_of
 from tests.unit.rollback.world import CATALOG
 
 COMMAND_TOPICS = ("orders.commands", "inventory.commands", "payments.commands", "ops.notifications")
+# The people of these tests, each with a key in one keyring: who requests, who approves.
+OPERATOR, APPROVER, SECOND_APPROVER, BOTH = "olivia", "adam", "bea", "omar"
+PEOPLE = {OPERATOR: ["operator"], APPROVER: ["approver"], SECOND_APPROVER: ["approver", "finance"],
+          BOTH: ["operator", "approver"], "drill": ["drill"]}  # fmt: skip
+
+
+@functools.cache
+def people() -> tuple[Path, dict[str, Path]]:
+    """The keyring trusting PEOPLE, and each person's key file (made once per test run)."""
+    return new_keyring(Path(tempfile.mkdtemp(prefix="rewind-keys-")), PEOPLE)
+
+
+def key_of(person: str) -> SigningKey:
+    return SigningKey.load(people()[1][person])
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class RollbackTopics:
             topics=TopicSettings(journal=f"{u}.journal", deadletter=f"{u}.deadletter", requests=f"{u}.requests",
                                  control=f"{u}.control", status=f"{u}.status", partitions=3),
             rollback=RollbackSettings(notify_topic=f"{u}.notifications", **rollback),
+            signing=SigningSettings(keyring_file=people()[0], key_file=people()[1][OPERATOR]),
         )  # fmt: skip
 
     def create(self, settings: Settings) -> None:
@@ -72,22 +92,34 @@ def publish_journal(bootstrap: str, topic: str, entries: list[JournalEntry]) -> 
     producer.flush(30)
 
 
-def send_request(settings: Settings, selector: Selector, mode: Mode = Mode.EXECUTE, **kw: Any) -> str:
+def send_request(
+    settings: Settings, selector: Selector, mode: Mode = Mode.EXECUTE, *, by: str = OPERATOR, **kw: Any
+) -> str:
+    """A request signed by ``by``'s key."""
     request = RollbackRequest(
-        str(uuid.uuid4()), "test", "bad rule v7", int(time.time() * 1000), selector, mode, **kw
+        str(uuid.uuid4()), by, "bad rule v7", int(time.time() * 1000), selector, mode, **kw
     )
-    send_raw(settings, settings.topics.requests, request.request_id, encode_request(request))
+    body, headers = signed_request(request, key_of(by), int(time.time() * 1000))
+    send_raw(settings, settings.topics.requests, request.request_id, body, headers)
     return request.request_id
 
 
-def send_control(settings: Settings, request_id: str, command: ControlCommand) -> None:
-    control = Control(request_id, command, "test", int(time.time() * 1000))
-    send_raw(settings, settings.topics.control, request_id, encode_control(control))
+def send_control(
+    settings: Settings, request_id: str, command: ControlCommand, *, by: str | None = None,
+    plan_hash: str | None = None,
+) -> None:  # fmt: skip
+    """A control message signed by ``by`` (default: the approver for APPROVE, else the operator)."""
+    by = by or (APPROVER if command is ControlCommand.APPROVE else OPERATOR)
+    control = Control(request_id, command, by, int(time.time() * 1000), plan_hash=plan_hash)
+    body, headers = signed_control(control, key_of(by), int(time.time() * 1000))
+    send_raw(settings, settings.topics.control, request_id, body, headers)
 
 
-def send_raw(settings: Settings, topic: str, key: str, value: bytes) -> None:
+def send_raw(
+    settings: Settings, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+) -> None:
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-    producer.produce(topic, key=key, value=value)
+    producer.produce(topic, key=key, value=value, headers=list(headers or []))
     producer.flush(30)
 
 
@@ -211,3 +243,27 @@ def applied_entry(command: dict[str, Any], rows: dict[str, dict[str, Any] | None
         causation_ids=(command["event_id"],), correlation_id=command["correlation_id"],
         entities=tuple(c.entity for c in changes),
     )  # fmt: skip
+
+
+class Running:
+    def __init__(self, settings: Settings, topics: RollbackTopics, tmp_path: Path) -> None:
+        self.settings, self.topics = settings, topics
+        self.stop = threading.Event()
+        self.worker = RollbackWorker(
+            settings, settings.bootstrap_servers or "", load_catalog(topics.catalog(tmp_path))
+        )
+        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
+        self.services = Services(settings.bootstrap_servers or "", topics, settings.topics.journal)
+        self.status = StatusReader(settings)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        assert self.worker.ready.wait(60), "the worker did not start"
+        self.services.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.services.stop()
+        self.status.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from processor.devenv.procs import free_port
+from tests.integration.rollkit import people
 
 REWIND = [sys.executable, "-m", "processor.cli"]
 
@@ -96,6 +97,7 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
             "REWIND_METRICS_PORT": str(port),
             "REWIND_TOPICS__JOURNAL": f"journal.{port}",
             "REWIND_GRAPH__CHECKPOINT_PATH": str(tmp_path / "graph.npz"),
+            "REWIND_SIGNING__KEYRING_FILE": str(people()[0]),
         }
     )
     proc = subprocess.Popen(
@@ -118,8 +120,7 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
             time.sleep(0.2)
         assert 'rewind_component_up{component="processor"} 1.0' in body
         assert 'rewind_component_up{component="graph"} 1.0' in body
-        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        assert health.status == 200
+        assert _healthy(f"http://127.0.0.1:{port}/healthz", 30), "healthz never answered 200"
         assert any(f"cluster: {kafka_bootstrap}" in line for line in lines)
     finally:
         proc.terminate()
@@ -127,3 +128,20 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
     assert proc.returncode == 0, err
     assert "stopped" in out
     assert (tmp_path / "graph.npz").is_file(), "the graph builder checkpoints when it stops"
+
+
+def _healthy(url: str, timeout_s: float) -> bool:
+    """Whether /healthz answers 200 within the time, polled as a readiness probe does (the worker's
+    consumer group assigns its partitions a moment after the graph builder is up)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=5).status == 200:
+                return True
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False

@@ -34,7 +34,7 @@ def _config(topics: RollbackTopics, bootstrap: str, tmp_path: Path) -> Path:
     path.write_text(yaml.safe_dump({
         "bootstrap_servers": bootstrap, "group_id": s.group_id,
         "transactional_id_prefix": s.transactional_id_prefix, "metrics_port": 0,
-        "topics": s.topics.model_dump(mode="json"),
+        "topics": s.topics.model_dump(mode="json"), "signing": s.signing.model_dump(mode="json"),
         "rollback": {
             "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": s.rollback.notify_topic,
             "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 120,

@@ -3,7 +3,6 @@ rejection and dead letters."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,15 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from processor.catalog.catalog import load_catalog
 from processor.cli import main
 from processor.config import Settings
 from processor.rollback.request import ControlCommand, FieldPredicate, Mode, Selector, SelectorKind
-from processor.rollback.worker import RollbackWorker
+from processor.security.signature import Kind, signed_headers
 from tests.integration.rollkit import (
+    APPROVER,
+    OPERATOR,
     RollbackTopics,
-    Services,
-    StatusReader,
+    Running,
+    key_of,
+    people,
     publish_journal,
     send_control,
     send_raw,
@@ -29,30 +30,6 @@ from tests.integration.tapkit import headers_of, read_topic
 from tests.unit.rollback.world import World
 
 V7 = Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"'))
-
-
-class Running:
-    def __init__(self, settings: Settings, topics: RollbackTopics, tmp_path: Path) -> None:
-        self.settings, self.topics = settings, topics
-        self.stop = threading.Event()
-        self.worker = RollbackWorker(
-            settings, settings.bootstrap_servers or "", load_catalog(topics.catalog(tmp_path))
-        )
-        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
-        self.services = Services(settings.bootstrap_servers or "", topics, settings.topics.journal)
-        self.status = StatusReader(settings)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        assert self.worker.ready.wait(60), "the worker did not start"
-        self.services.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        self.services.stop()
-        self.status.close()
 
 
 @pytest.fixture
@@ -128,7 +105,7 @@ def test_approval_blocks_until_approved(kafka_bootstrap: str, unique: str, tmp_p
         assert "1 irreversible steps (threshold 0)" in (waiting.reason or "")
         time.sleep(3)
         assert run.services.seen == []
-        send_control(settings, request_id, ControlCommand.APPROVE)
+        send_control(settings, request_id, ControlCommand.APPROVE, plan_hash=waiting.plan_hash)
         final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK"}, 60)
     assert final.state.value == "COMPLETED", final.reason
     assert len(run.services.seen) == 4
@@ -141,7 +118,9 @@ def test_invalid_requests_are_rejected_and_unreadable_ones_dead_lettered(
     with Running(settings, topics, tmp_path) as run:
         unknown = send_request(settings, Selector(SelectorKind.ACTION_IDS, action_ids=("no-such-action",)))
         rejected = run.status.wait(unknown, {"REJECTED", "EXECUTING", "COMPLETED"})
-        send_raw(settings, settings.topics.requests, "garbage", b"\x00not avro")
+        garbage = b"\x00not avro"  # signed by the operator, so it passes the gate and fails the schema
+        signed = signed_headers(key_of(OPERATOR), Kind.REQUEST, garbage, int(time.time() * 1000))
+        send_raw(settings, settings.topics.requests, "garbage", garbage, signed)
         after = send_request(settings, V7, Mode.DRY_RUN)  # the worker goes on
         assert run.status.wait(after, {"PLANNED"}).state.value == "PLANNED"
     assert rejected.state.value == "REJECTED"
@@ -168,7 +147,9 @@ def test_the_cli_requests_approves_and_follows_a_rollback(
     env = {
         "REWIND_BOOTSTRAP_SERVERS": kafka_bootstrap, "REWIND_TOPICS__REQUESTS": t.requests,
         "REWIND_TOPICS__CONTROL": t.control, "REWIND_TOPICS__STATUS": t.status, "REWIND_METRICS_PORT": "0",
+        "REWIND_SIGNING__KEY_FILE": str(people()[1][OPERATOR]),
     }  # fmt: skip
+    approver = env | {"REWIND_SIGNING__KEY_FILE": str(people()[1][APPROVER])}
     cli = CliRunner()
     with Running(settings, topics, tmp_path) as run:
         sent = cli.invoke(main, ["request", "--where", 'rule_version == "v7"', "--execute", "--reason", "bad v7",
@@ -178,8 +159,11 @@ def test_the_cli_requests_approves_and_follows_a_rollback(
         shown = cli.invoke(main, ["status", "req-cli"], env=env)
         assert shown.exit_code == 0, shown.output
         assert "AWAITING_APPROVAL" in shown.stdout and "1 irreversible steps (threshold 0)" in shown.stdout
-        approved = cli.invoke(main, ["approve", "req-cli", "--by", "bob", "--reason", "checked"], env=env)
+        approved = cli.invoke(
+            main, ["approve", "req-cli", "--by", "adam", "--reason", "checked"], env=approver
+        )
         assert approved.exit_code == 0, approved.output
+        assert "signed by adam" in approved.stdout and "approving plan" in approved.stdout
         followed = cli.invoke(main, ["status", "req-cli", "--follow", "--timeout", "90"], env=env)
     assert followed.exit_code == 0, followed.output
     assert "req-cli COMPLETED: all 4 steps undone and verified" in followed.stdout

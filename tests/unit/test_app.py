@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from processor.app import Rewind
-from processor.config import Settings, TopicSettings
+from processor.config import Settings, SigningSettings, TopicSettings
+from processor.errors import ConfigError
 from processor.journal.serde import to_json_view
 from processor.jsonvalue import dumps
 from processor.rollback.request import FieldPredicate, Mode, RollbackRequest, Selector, SelectorKind
@@ -32,7 +33,12 @@ def test_one_catalog_reaches_the_tap_core_and_the_worker(tmp_path: Path) -> None
     assert app.catalog.source == str(given), "--catalog wins over REWIND_CATALOG_FILE"
     [entry] = app.tap_core().process(outbox("e1", "OrderPriced", {"rule_version": "v7"}), TS).entries
     assert entry.reversibility is Reversibility.RESTORABLE, "the tap stamps what the given catalog says"
-    assert app.worker("unused:0").catalog is app.catalog
+    with pytest.raises(ConfigError, match="no keyring"):  # it cannot check who signed: it does not start
+        app.worker("unused:0")
+    unsigned = Rewind(
+        settings.model_copy(update={"signing": SigningSettings(required=False)}), catalog_file=given
+    )
+    assert unsigned.worker("unused:0").catalog is unsigned.catalog
     assert Rewind(Settings(catalog_file=configured)).catalog.source == str(configured)
     assert not Rewind(Settings()).catalog.actions
 

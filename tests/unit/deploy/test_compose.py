@@ -69,6 +69,7 @@ def test_every_part_the_quickstart_promises_is_there() -> None:
         "postgres",
         "connect",
         "shop",
+        "keys",
         "rewind",
         "prometheus",
         "grafana",
@@ -150,3 +151,17 @@ def test_prometheus_scrapes_rewind_and_loads_its_rules(
     ran = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
                          text=True, timeout=60, check=False)  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_the_processor_trusts_the_keyring_the_keys_service_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rewind keys init` makes the people's keys once; the processor starts after it, reads the keyring
+    and drills with its own key, both on the shared volume it mounts read-only."""
+    settings = _rewind_settings(monkeypatch)
+    keys, rewind = _service("keys"), _service("rewind")
+    assert keys["command"][:3] == ["keys", "init", "/keys"] and "rewind-keys:/keys" in keys["volumes"]
+    assert rewind["depends_on"]["keys"] == {"condition": "service_completed_successfully"}
+    assert "rewind-keys:/keys:ro" in rewind["volumes"]
+    made = {k.split("=")[0]: k.split("=")[1].split(",") for k in keys["command"][4::2]}
+    assert settings.signing.required and settings.signing.keyring_file == Path("/keys/keyring.yaml")
+    assert settings.signing.key_file == Path("/keys/rewind-drill.pem") and made["rewind-drill"] == ["drill"]
+    assert {"operator", "approver"} <= {r for roles in made.values() for r in roles}

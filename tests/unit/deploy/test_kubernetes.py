@@ -122,3 +122,17 @@ def test_the_topics_are_the_ones_rewind_uses_with_its_configs(monkeypatch: pytes
 def test_the_operators_rules_are_the_alert_rules() -> None:
     rule = _kinds(KUBERNETES / "servicemonitor.yaml")["PrometheusRule"]
     assert rule["spec"] == yaml.safe_load((DEPLOY / "prometheus" / "rewind-rules.yaml").read_text())
+
+
+def test_the_keyring_and_the_drill_key_come_from_their_secret_read_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, settings = _env(monkeypatch)
+    pod = _kinds()["Deployment"]["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "keys"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "keys"]
+    assert mount["readOnly"] and volume["secret"]["secretName"] == "kafka-rewind-keys"
+    assert volume["secret"]["defaultMode"] == 0o400, "the drill's private key readable by the pod's user only"
+    for path in (settings.signing.keyring_file, settings.signing.key_file):
+        assert path is not None and path.parent == Path(mount["mountPath"])
+    assert settings.signing.required, "the manifest does not turn signatures off"

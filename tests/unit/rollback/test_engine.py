@@ -150,7 +150,8 @@ def test_approval_blocks_until_approved_and_pause_resume_abort(tmp_path: Path) -
     execute(engine, "price-2")
     assert engine.requests["r1"].state is RequestState.AWAITING_APPROVAL
     assert not engine.tick(10).commands
-    engine.on_control(Control("r1", ControlCommand.APPROVE, "bob", 11), 11)
+    plan_hash = engine.requests["r1"].plan_hash
+    engine.on_control(Control("r1", ControlCommand.APPROVE, "bob", 11, plan_hash=plan_hash), 11)
     engine.on_control(Control("r1", ControlCommand.PAUSE, "bob", 11), 11)
     assert not engine.tick(12).commands and engine.requests["r1"].state is RequestState.PAUSED  # type: ignore[comparison-overlap]
     engine.on_control(Control("r1", ControlCommand.RESUME, "bob", 13), 13)
