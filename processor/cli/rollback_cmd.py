@@ -342,6 +342,7 @@ OPEN_STEPS = frozenset({StepState.PENDING, StepState.EMITTED})  # the rest are w
 def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) -> None:
     if fmt == "json":
         record = status_record(p)
+        record.pop("request")  # the request record's Avro bytes: the worker's, to plan it again
         if p.plan is not None:
             record["plan"] = plan_json(p.plan)
         click.echo(json.dumps(record, default=str))
@@ -356,11 +357,25 @@ def _print_status(ctx: Context, p: RequestProgress, fmt: str, *, brief: bool) ->
     )
     if brief or p.plan is None:
         return
+    _print_audit(ctx, p)
     print_plan(ctx, p.plan)
     for d in p.verification:
         ctx.out.print(
             f"verification: {d.entity} {d.field}: expected {d.expected_json}, found {d.actual_json}"
         )
+
+
+def _print_audit(ctx: Context, p: RequestProgress) -> None:
+    """Who asked, who approved which plan, and every signed message admitted for the request."""
+    approvals = ", ".join(a.key_id for a in p.approvals) or "none yet"
+    ctx.out.print(f"plan {short(p.plan_hash)}: requested by key {p.requested_key}; approved by {approvals}")
+    audit = Table(title="audit: signed messages admitted for this request")
+    for column in ("issued", "command", "key", "plan", "what became of it"):
+        audit.add_column(column)
+    for a in p.audit:
+        issued = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a.issued_ts_ms / 1000))
+        audit.add_row(issued, a.command, a.key_id, short(a.plan_hash) if a.plan_hash else "", a.outcome)
+    ctx.out.print(audit)
 
 
 # -- catalog check ----------------------------------------------------------------------------------

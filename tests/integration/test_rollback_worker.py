@@ -168,6 +168,8 @@ def test_the_cli_requests_approves_and_follows_a_rollback(
     assert followed.exit_code == 0, followed.output
     assert "req-cli COMPLETED: all 4 steps undone and verified" in followed.stdout
     assert "blast radius" in followed.stdout
+    assert f"requested by key {OPERATOR}; approved by {APPROVER}" in followed.stdout  # the audit
+    assert "two-person" not in followed.stdout and "APPROVE" in followed.stdout
     assert sorted(c["compensated_action_id"] for c in run.services.seen) == [
         "mail-2",
         "pay-2",
