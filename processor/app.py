@@ -59,6 +59,7 @@ from processor.rollback.serde import signed_control, signed_request
 from processor.rollback.status import StatusReader
 from processor.rollback.worker import RollbackWorker, engine_config
 from processor.runtime import Progress
+from processor.security.acls import Grant, acl_plan
 from processor.security.keys import SigningKey, local_key, new_keyring
 from processor.tap.core import TapCore, TapOutput
 from processor.tap.engine import tap_core
@@ -124,6 +125,9 @@ class Rewind:
     def ensure_topics(self, bootstrap: str) -> None:
         s = self.settings
         names = [*s.topics.own(), s.rollback.notify_topic]
+        if not s.topics.create_missing:
+            self.say(f"topics: {len(names)} expected (made by the admin step: topics.create_missing=false)")
+            return
         created = clients.ensure_topics(
             clients.admin(s, bootstrap), names,
             partitions=s.topics.partitions, replication_factor=s.topics.replication_factor,
@@ -499,6 +503,20 @@ class Rewind:
         if key is None:
             raise ConfigError("no key to show", hint="pass --key-file, or set REWIND_SIGNING__KEY_FILE")
         return key.keyring_entry(roles)
+
+    def acl_plan(self) -> list[Grant]:
+        """Each role's least-privilege ACLs for these settings and this catalog."""
+        return acl_plan(self.settings, self.catalog)
+
+    def apply_acls(self) -> tuple[list[str], int]:
+        """The admin step of a secured cluster, as this process's principal (the admin): rewind's own
+        topics where missing, then every role's ACLs. Returns the topics created and the ACL count."""
+        s, admin = self.settings, clients.admin(self.settings, self.existing_cluster)
+        created = clients.ensure_topics(
+            admin, [*s.topics.own(), s.rollback.notify_topic], partitions=s.topics.partitions,
+            replication_factor=s.topics.replication_factor, configs=own_topic_configs(s),
+        )  # fmt: skip
+        return created, clients.create_acls(admin, self.acl_plan())
 
     def current_plan(self, request_id: str) -> RequestProgress:
         """The request's latest status, read to the status topic's end (what an approver approves)."""

@@ -84,6 +84,30 @@ class SigningSettings(Section):
     window_s: float = Field(300.0, gt=0, description="how far a message's issue time may be from now")
 
 
+class PrincipalSettings(Section):
+    """One Kafka principal (User:<name>) per role: what `rewind acl plan` grants each, and the SCRAM
+    users the secured local broker creates."""
+
+    admin: str = Field(
+        "rewind-admin", description="creates topics and ACLs (a separate step); never at run time"
+    )
+    tap: str = "rewind-tap"
+    graph: str = "rewind-graph"
+    worker: str = "rewind-worker"
+    operator: str = Field("rewind-operator", description="writes requests and control messages")
+    approver: str = Field("rewind-approver", description="writes control messages (approvals)")
+    service: str = Field("rewind-service", description="a service that consumes rewind's commands")
+    service_group: str = Field("shop", description="the services' consumer groups start with this")
+    service_topics: list[str] = Field(
+        default_factory=list, description="what the services write besides (their outbox, their entry topics)"
+    )
+
+    def roles(self) -> dict[str, str]:
+        """Role -> principal name."""
+        return {"admin": self.admin, "tap": self.tap, "graph": self.graph, "worker": self.worker,
+                "operator": self.operator, "approver": self.approver, "service": self.service}  # fmt: skip
+
+
 class TopicSettings(Section):
     """Topic names: rewind's own topics and the source topics the tap reads."""
 
@@ -105,6 +129,11 @@ class TopicSettings(Section):
     outbox: list[str] = Field(default_factory=list, description="outbox event router topics")
     partitions: int = Field(6, ge=1, description="partitions when rewind creates its own topics")
     replication_factor: int = Field(1, ge=1, description="replication when rewind creates topics")
+    create_missing: bool = Field(
+        True,
+        description="each component creates rewind's missing topics at start; false on a cluster with least-"
+        "privilege ACLs, where the admin step (`rewind acl apply`, or Strimzi) makes them",
+    )
 
     def own(self) -> list[str]:
         return [self.journal, self.deadletter, self.requests, self.control, self.status, self.drills]
@@ -275,6 +304,11 @@ class LocalBrokerSettings(Section):
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     ready_timeout_s: float = Field(90.0, gt=0)
     heap: str = Field("1g", description="JVM -Xmx for the broker")
+    secure: bool = Field(
+        False,
+        description="SASL/SCRAM-SHA-512 over TLS, StandardAuthorizer, no ACL no access; one SCRAM user "
+        "per role of `principals` (passwords in <data_dir>/secure/credentials.yaml)",
+    )
 
 
 class PostgresSettings(Section):
@@ -327,6 +361,7 @@ class Settings(BaseSettings):
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    principals: PrincipalSettings = Field(default_factory=PrincipalSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     tap: TapSettings = Field(default_factory=TapSettings)

@@ -12,6 +12,7 @@ import click
 
 from processor import __version__
 from processor.cli import (
+    acl_cmd,
     cdc_cmd,
     config_cmd,
     dashboard_cmd,
@@ -66,6 +67,7 @@ for module in (
     config_cmd,
     kafka_cmd,
     keys_cmd,
+    acl_cmd,
     run_cmd,
     tap_cmd,
     cdc_cmd,

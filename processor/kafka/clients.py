@@ -8,10 +8,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._acl import AclBinding, AclOperation, AclPermissionType  # (re-exported, untyped)
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from processor.config import Settings
 from processor.errors import KafkaError
+from processor.security.acls import Grant
 
 # librdkafka's own log lines (mostly transient retries) go through Python logging under this name;
 # the CLI shows them only at DEBUG.
@@ -133,6 +136,34 @@ def ensure_topics(
             err = exc.args[0]
             if err.name() != "TOPIC_ALREADY_EXISTS":  # lost a race with another creator: fine
                 raise KafkaError(
-                    f"cannot create topic {name}: {err.str()}", retryable=err.retriable()
+                    f"cannot create topic {name}: {err.name()}: {err.str()}", retryable=err.retriable()
                 ) from exc
     return created
+
+
+def create_acls(client: AdminClient, grants: list[Grant], timeout_s: float = 30.0) -> int:
+    """ALLOW bindings for the grants (creating one that exists changes nothing); returns how many."""
+    bindings = [
+        AclBinding(
+            ResourceType[g.resource.value],
+            g.name,
+            ResourcePatternType[g.pattern.value],
+            f"User:{g.principal}",
+            "*",
+            AclOperation[g.operation.value],
+            AclPermissionType.ALLOW,
+        )
+        for g in grants
+    ]
+    if not bindings:
+        return 0
+    for binding, future in client.create_acls(bindings, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            err = exc.args[0]
+            raise KafkaError(
+                f"cannot create the ACL {binding}: {err.str()}", retryable=err.retriable(),
+                hint="apply them as the cluster's admin (a super user, or allowed ALTER on the cluster)",
+            ) from exc  # fmt: skip
+    return len(bindings)

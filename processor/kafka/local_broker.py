@@ -7,11 +7,15 @@ The broker runs detached, so ``rewind kafka start`` can return while it keeps ru
 from __future__ import annotations
 
 import base64
+import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from processor.config import LocalBrokerSettings
+import yaml
+
+from processor.config import LocalBrokerSettings, PrincipalSettings, SecuritySettings
 from processor.devenv.procs import (
     Daemon,
     answers,
@@ -20,7 +24,9 @@ from processor.devenv.procs import (
     require_java,
     run_checked,
 )
+from processor.errors import ConfigError
 from processor.runtime import Progress
+from processor.security.tls import make_broker_tls
 
 READY_LINE = "Kafka Server started"
 
@@ -69,8 +75,9 @@ def java_command(java: str, jars: Path, log4j: Path, heap: str, main: str, *args
 class LocalBroker:
     """Fetch, format, start, inspect and stop one local broker described by its settings."""
 
-    def __init__(self, settings: LocalBrokerSettings) -> None:
+    def __init__(self, settings: LocalBrokerSettings, principals: PrincipalSettings | None = None) -> None:
         self.settings = settings
+        self.principals = principals or PrincipalSettings()
         self.data_dir = settings.data_dir
         self.jar_dir = settings.cache_dir / f"kafka-{settings.kafka_version}" / "libs"
         self.daemon = Daemon("Kafka broker", self.data_dir / "broker.pid", self.data_dir / "broker.log")
@@ -109,11 +116,7 @@ class LocalBroker:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{controller}",
-                f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{controller}",
-                f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                *(self._secure_listeners(controller) if s.secure else self._plain_listeners(controller)),
                 f"log.dirs={self.data_dir / 'kraft-logs'}",
                 "num.partitions=1",
                 # One node: every internal topic must accept a single replica, or groups and
@@ -131,6 +134,84 @@ class LocalBroker:
             ]
         )
 
+    def _plain_listeners(self, controller: str) -> list[str]:
+        return [
+            f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{controller}",
+            f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+
+    def _secure_listeners(self, controller: str) -> list[str]:
+        """Clients: SASL/SCRAM-SHA-512 over TLS. The controller listener (loopback, the broker's own
+        connection to its controller) takes SASL PLAIN as the admin: SCRAM credentials live in the
+        metadata the controller serves, so it cannot check them itself. No ACL, no access."""
+        admin, password = self.principals.admin, self.credentials()[self.principals.admin]
+        tls = make_broker_tls(self.secure_dir, self.settings.host)
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        return [
+            f"listeners=SASL_SSL://{self.bootstrap},CONTROLLER://{controller}",
+            f"advertised.listeners=SASL_SSL://{self.bootstrap}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f'listener.name.controller.plain.sasl.jaas.config={plain} required username="{admin}" '
+            f'password="{password}" user_{admin}="{password}";',
+            f'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram} required username="{admin}" '
+            f'password="{password}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls.keystore_pem}",
+            "ssl.truststore.type=PEM",  # its own connections (inter-broker) trust the same CA
+            f"ssl.truststore.location={tls.ca_pem}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{admin}",
+        ]
+
+    @property
+    def secure_dir(self) -> Path:
+        return self.data_dir / "secure"
+
+    def credentials(self) -> dict[str, str]:
+        """Each principal's SCRAM password: made once, with the storage that holds them."""
+        path = self.secure_dir / "credentials.yaml"
+        if path.is_file():
+            found: dict[str, str] = yaml.safe_load(path.read_text())
+            return found
+        if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
+            raise ConfigError(
+                f"{self.data_dir} holds a broker formatted without SCRAM users",
+                hint="remove it, or start the broker without REWIND_LOCAL_BROKER__SECURE",
+            )
+        made = {name: secrets.token_urlsafe(18) for name in self.principals.roles().values()}
+        self.secure_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(made))
+        path.chmod(0o600)
+        return made
+
+    def client_security(self, principal: str) -> SecuritySettings:
+        """How ``principal`` connects to the secured broker."""
+        password = self.credentials().get(principal)
+        if password is None:
+            raise ConfigError(
+                f"the secured broker has no user {principal!r}", hint=f"one of {sorted(self.credentials())}"
+            )
+        return SecuritySettings.model_validate({
+            "protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": principal,
+            "sasl_password": password, "ssl_ca_location": self.secure_dir / "ca.pem",
+        })  # fmt: skip
+
+    def _scram_users(self, users: Iterable[tuple[str, str]]) -> list[str]:
+        return [
+            arg for name, pw in users for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={pw}]")
+        ]
+
     def _java(self, java: str, main: str, *args: str) -> list[str]:
         log4j = self.data_dir / "log4j2.properties"
         return java_command(java, self.jar_dir, log4j, self.settings.heap, main, *args)
@@ -138,9 +219,10 @@ class LocalBroker:
     def _format_storage(self, java: str) -> None:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
             return  # formatted before: keep the data
+        users = self._scram_users(self.credentials().items()) if self.settings.secure else []
         run_checked(
             self._java(java, "kafka.tools.StorageTool", "format", "-t", random_cluster_id(),
-                       "-c", str(self.properties_file)),
+                       "-c", str(self.properties_file), *users),
             "Kafka broker (formatting storage)",
             hint=f"remove {self.data_dir} to start from empty storage",
         )  # fmt: skip

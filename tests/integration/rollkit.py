@@ -85,8 +85,13 @@ class RollbackTopics:
         )  # fmt: skip
 
 
-def publish_journal(bootstrap: str, topic: str, entries: list[JournalEntry]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+def publish_journal(
+    bootstrap: str, topic: str, entries: list[JournalEntry], conf: dict[str, Any] | None = None
+) -> None:
+    """The entries on the journal (``conf``: how to connect, on a secured broker)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, **(conf or {}), "enable.idempotence": True, "linger.ms": 5}
+    )
     for e in entries:
         producer.produce(topic, key=journal_key(e), value=serialize(e))
     producer.flush(30)
@@ -118,9 +123,21 @@ def send_control(
 def send_raw(
     settings: Settings, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
 ) -> None:
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-    producer.produce(topic, key=key, value=value, headers=list(headers or []))
-    producer.flush(30)
+    refused = deliver(settings.client_config(settings.bootstrap_servers or ""), topic, key, value, headers)
+    assert refused is None, f"publishing to {topic} failed: {refused}"
+
+
+def deliver(
+    conf: dict[str, Any], topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+) -> str | None:
+    """One record produced and flushed; the broker's error for it by name (None: delivered)."""
+    errors: list[str] = []
+    producer = Producer({**conf, "message.timeout.ms": 20_000})
+    producer.produce(topic, key=key, value=value, headers=list(headers or []),
+                     on_delivery=lambda err, _msg: errors.append(err.name()) if err else None)  # fmt: skip
+    if producer.flush(30):
+        return "NOT_DELIVERED_IN_TIME"
+    return errors[0] if errors else None
 
 
 class StatusReader:
@@ -128,7 +145,8 @@ class StatusReader:
 
     def __init__(self, settings: Settings) -> None:
         self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers, "group.id": f"status-{uuid.uuid4()}",
+            **settings.client_config(settings.bootstrap_servers or ""),
+            "group.id": f"{settings.group_id}-status-{uuid.uuid4()}",  # a group rewind's status readers may use
             "isolation.level": "read_committed", "enable.auto.commit": False,
         })  # fmt: skip
         self.consumer.assign([TopicPartition(settings.topics.status, p, 0) for p in range(3)])
@@ -166,6 +184,10 @@ class Services:
     topics: RollbackTopics
     journal: str
     fmt: str = "avro"
+    conf: dict[str, Any] = field(default_factory=dict)  # how the services connect (a secured broker)
+    journal_conf: dict[str, Any] = field(default_factory=dict)  # how their answers reach the journal
+    group: str = "shop"
+    journal_group: str = "rows"  # the group their reader of the journal's rows uses
     ignore: frozenset[str] = frozenset()  # event types these services never apply (a broken consumer)
     seen: list[dict[str, Any]] = field(default_factory=list)  # every command record, in arrival order
     applied: set[str] = field(default_factory=set)
@@ -175,7 +197,7 @@ class Services:
 
     def start(self) -> Services:
         """Knowing their rows as the journal holds them so far, then applying commands."""
-        reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"rows-{uuid.uuid4()}",
+        reader = Consumer({"bootstrap.servers": self.bootstrap, **self.journal_conf, "group.id": self.journal_group,
                            "isolation.level": "read_committed", "enable.auto.commit": False})  # fmt: skip
         try:
             for msg in loop.read_to_end(reader, self.journal, what="the journal"):
@@ -194,11 +216,11 @@ class Services:
 
     def _run(self) -> None:
         consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"services-{uuid.uuid4()}",
+            "bootstrap.servers": self.bootstrap, **self.conf, "group.id": f"{self.group}-services-{uuid.uuid4()}",
             "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.auto.commit": False,
         })  # fmt: skip
         consumer.subscribe(self.topics.commands)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 2})
+        producer = Producer({"bootstrap.servers": self.bootstrap, **self.journal_conf, "linger.ms": 2})
         while not self._stop.is_set():
             for msg in consumer.consume(100, timeout=0.2):
                 if msg.error() is not None:
@@ -246,15 +268,23 @@ def applied_entry(command: dict[str, Any], rows: dict[str, dict[str, Any] | None
 
 
 class Running:
-    def __init__(self, settings: Settings, topics: RollbackTopics, tmp_path: Path) -> None:
+    """The worker in a thread, the services beside it, and a status reader (on a secured broker each
+    with its own principal: ``services`` and ``reader`` settings)."""
+
+    def __init__(
+        self, settings: Settings, topics: RollbackTopics, tmp_path: Path, *, services: Services | None = None,
+        reader: Settings | None = None,
+    ) -> None:  # fmt: skip
         self.settings, self.topics = settings, topics
         self.stop = threading.Event()
         self.worker = RollbackWorker(
             settings, settings.bootstrap_servers or "", load_catalog(topics.catalog(tmp_path))
         )
         self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
-        self.services = Services(settings.bootstrap_servers or "", topics, settings.topics.journal)
-        self.status = StatusReader(settings)
+        self.services = services or Services(
+            settings.bootstrap_servers or "", topics, settings.topics.journal
+        )
+        self.status = StatusReader(reader or settings)
 
     def __enter__(self) -> Running:
         self.thread.start()
