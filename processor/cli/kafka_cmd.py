@@ -18,8 +18,11 @@ def kafka_group() -> None:
     """Run a local Apache Kafka broker (KRaft, jars from Maven Central)."""
 
 
-def _broker(ctx: Context) -> LocalBroker:
-    return LocalBroker(ctx.settings.local_broker)
+def _broker(ctx: Context, secure: bool | None = None) -> LocalBroker:
+    settings = ctx.settings.local_broker
+    if secure is not None:
+        settings = settings.model_copy(update={"secure": secure or settings.secure})
+    return LocalBroker(settings, ctx.settings.principals)
 
 
 @kafka_group.command("fetch")
@@ -35,14 +38,24 @@ def fetch(ctx: Context) -> None:
 
 
 @kafka_group.command("start")
+@click.option(
+    "--secure", is_flag=True, help="SASL/SCRAM-SHA-512 over TLS, ACLs enforced (REWIND_LOCAL_BROKER__SECURE)."
+)
 @pass_context
-def start(ctx: Context) -> None:
+def start(ctx: Context, secure: bool) -> None:
     """Start the broker and wait until it is ready."""
-    broker = _broker(ctx)
+    broker = _broker(ctx, secure)
     was_running = broker.running_pid() is not None
     bootstrap = broker.start()
     verb = "already running" if was_running else "started"
     ctx.out.print(f"broker {verb} at {bootstrap} (pid {broker.running_pid()}, log {broker.log_file})")
+    if broker.settings.secure:
+        users = ", ".join(sorted(broker.credentials()))
+        ctx.out.print(
+            f"secured: SASL_SSL with SCRAM-SHA-512, CA {broker.secure_dir / 'ca.pem'}, no ACL no access; "
+            f"users {users} (their passwords: {broker.secure_dir / 'credentials.yaml'}, mode 0600). "
+            f"As the admin ({ctx.settings.principals.admin}), `rewind acl apply` makes the topics and ACLs."
+        )
 
 
 @kafka_group.command("status")
@@ -54,8 +67,11 @@ def status(ctx: Context) -> None:
     if not state.running:
         ctx.out.print(f"broker at {state.bootstrap}: down ({state.detail})")
         sys.exit(1)
+    settings = ctx.settings
+    if broker.secured:  # asked as its admin
+        settings = settings.model_copy(update={"security": broker.client_security(settings.principals.admin)})
     try:
-        info = clients.describe_cluster(clients.admin(ctx.settings, state.bootstrap), timeout_s=10)
+        info = clients.describe_cluster(clients.admin(settings, state.bootstrap), timeout_s=10)
     except KafkaError as exc:
         ctx.out.print(f"broker at {state.bootstrap}: process {state.pid} alive but not answering: {exc}")
         sys.exit(1)

@@ -15,7 +15,7 @@ def connect(settings: Settings, *, keep_local_broker: bool = False) -> Iterator[
     if settings.bootstrap_servers:
         yield settings.bootstrap_servers
         return
-    broker = LocalBroker(settings.local_broker)
+    broker = LocalBroker(settings.local_broker, settings.principals)
     started_here = broker.running_pid() is None
     bootstrap = broker.start()
     try:

@@ -175,6 +175,12 @@ class LocalBroker:
         ]
 
     @property
+    def secured(self) -> bool:
+        """Whether the broker in this data directory was started secured (however it is asked now)."""
+        written = self.properties_file.read_text() if self.properties_file.is_file() else ""
+        return self.settings.secure or "listeners=SASL_SSL://" in written
+
+    @property
     def secure_dir(self) -> Path:
         return self.data_dir / "secure"
 

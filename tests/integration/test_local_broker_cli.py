@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from processor.devenv.procs import free_port
 from tests.integration.rollkit import people
@@ -60,6 +61,26 @@ def test_start_status_stop(broker_env: dict[str, str]) -> None:
     assert down.returncode == 1 and "down" in down.stdout
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
         pass
+
+
+def test_a_secured_broker_starts_answers_its_admin_and_stops(broker_env: dict[str, str]) -> None:
+    try:
+        started = _rewind(broker_env, "kafka", "start", "--secure")
+        assert started.returncode == 0, started.stderr
+        assert (
+            "secured: SASL_SSL with SCRAM-SHA-512" in started.stdout and "rewind acl apply" in started.stdout
+        )
+        credentials = Path(broker_env["REWIND_LOCAL_BROKER__DATA_DIR"]) / "secure" / "credentials.yaml"
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        for password in yaml.safe_load(credentials.read_text()).values():
+            assert password not in started.stdout + started.stderr, "a password was printed"
+        status = _rewind(broker_env, "kafka", "status")  # it knows the broker is secured, and asks as admin
+        assert status.returncode == 0 and ": up" in status.stdout, status.stdout + status.stderr
+        with socket.create_connection(("127.0.0.1", int(broker_env["REWIND_LOCAL_BROKER__PORT"])), timeout=5):
+            pass
+    finally:
+        stopped = _rewind(broker_env, "kafka", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
 
 
 def test_start_on_a_taken_port_says_which_and_how_to_fix(broker_env: dict[str, str]) -> None:
