@@ -5,25 +5,30 @@ with the worker, the services, the operator and the approver each on its own pri
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from processor.app import Rewind
 from processor.config import LocalBrokerSettings, Settings
 from processor.devenv.procs import free_port
 from processor.errors import KafkaError
-from processor.kafka import clients
+from processor.kafka import clients, loop
 from processor.kafka.local_broker import LocalBroker
+from processor.kafka.messages import header_pairs
 from processor.rollback.request import ControlCommand, Selector, SelectorKind
 from tests.integration.rollkit import (
+    APPROVER,
+    OPERATOR,
     RollbackTopics,
     Running,
     Services,
     deliver,
+    people,
     publish_journal,
     send_control,
     send_request,
@@ -124,8 +129,9 @@ def _read_error(conf: dict[str, str], group: str, topic: str) -> str | None:
 
 
 def test_a_rollback_runs_with_every_part_on_its_own_principal(
-    secured: LocalBroker, unique: str, tmp_path: Path
+    secured: LocalBroker, unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every line any part logs, to look for secrets in
     roles = Roles(secured, unique, tmp_path)
     world = World()
     world.order(1, rule="v7", price=90)
@@ -145,9 +151,43 @@ def test_a_rollback_runs_with_every_part_on_its_own_principal(
         send_control(approver, request_id, ControlCommand.APPROVE, plan_hash=waiting.plan_hash)
         final = run.status.wait(request_id, {"COMPLETED", "PARTIALLY_ROLLED_BACK"}, 90)
     assert final.state.value == "COMPLETED", final.reason
+    # No secret anywhere: not a password of the broker's users, not a private signing key, in any log
+    # line or any record (key, value, headers) on any topic the rollback wrote.
+    secrets = [*secured.credentials().values(), *(_pem_body(people()[1][p]) for p in (OPERATOR, APPROVER))]
+    admin = roles.conf("admin")
+    t = roles.base.topics
+    written = [caplog.text.encode()]
+    for topic in (
+        t.status,
+        t.deadletter,
+        t.journal,
+        *roles.topics.commands,
+        roles.base.rollback.notify_topic,
+    ):
+        written += [_everything(m) for m in _read_all(admin, topic)]
+    leaked = [s for s in secrets if any(s.encode() in blob for blob in written)]
+    assert not leaked, f"{len(leaked)} secrets were printed or written"
     assert sorted(c["compensated_action_id"] for c in run.services.seen) == [
         "mail-1",
         "pay-1",
         "price-1",
         "reserve-1",
     ]
+
+
+def _pem_body(path: Path) -> str:
+    """The base64 of a private key file (what would show if it leaked)."""
+    return "".join(line for line in path.read_text().splitlines() if not line.startswith("-----"))
+
+
+def _read_all(conf: dict[str, str], topic: str) -> list[Message]:
+    reader = Consumer({**conf, "group.id": "kafka-rewind-audit", "enable.auto.commit": False})
+    try:
+        return loop.read_to_end(reader, topic, what=topic)
+    finally:
+        reader.close()
+
+
+def _everything(msg: Message) -> bytes:
+    headers = b"".join(k.encode() + (v or b"") for k, v in header_pairs(msg.headers()))
+    return (msg.key() or b"") + (msg.value() or b"") + headers
