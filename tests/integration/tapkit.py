@@ -6,6 +6,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
@@ -131,11 +132,13 @@ def read_topic(
     expect: int = 0,
     timeout_s: float = 120,
     read_committed: bool = True,
+    conf: dict[str, Any] | None = None,
 ) -> list[Message]:
     """Every record of the topic from the start (in partition order within each partition), waiting
     until at least ``expect`` arrived and the topic has been quiet for 3 s, or the time is up."""
     consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}", "auto.offset.reset": "earliest",
+        "bootstrap.servers": bootstrap, **(conf or {}), "group.id": f"reader-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest",
         "isolation.level": "read_committed" if read_committed else "read_uncommitted", "enable.auto.commit": False,
     })  # fmt: skip
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])

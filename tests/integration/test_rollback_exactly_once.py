@@ -20,6 +20,7 @@ import yaml
 from processor.config import Settings
 from processor.graph import store as graph_store
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
+from tests.integration.principals import Cluster
 from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
 from tests.integration.tapkit import headers_of, read_topic
 from tests.unit.rollback.world import World
@@ -28,13 +29,15 @@ ORDERS = 50  # 200 steps in 4 waves
 KILLS = 4
 
 
-def _config(topics: RollbackTopics, bootstrap: str, tmp_path: Path) -> Path:
+def _config(topics: RollbackTopics, bootstrap: str, tmp_path: Path, cluster: Cluster | None = None) -> Path:
+    """The worker's settings file (on the secured broker: as the worker's principal)."""
     s = topics.settings(bootstrap)
     path = tmp_path / "rewind.yaml"
     path.write_text(yaml.safe_dump({
         "bootstrap_servers": bootstrap, "group_id": s.group_id,
         "transactional_id_prefix": s.transactional_id_prefix, "metrics_port": 0,
         "topics": s.topics.model_dump(mode="json"), "signing": s.signing.model_dump(mode="json"),
+        **(cluster.file_settings(s, "worker") if cluster else {}),
         "rollback": {
             "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": s.rollback.notify_topic,
             "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 120,
@@ -79,18 +82,22 @@ def _wait_for(condition: object, timeout_s: float) -> None:
 
 
 def test_kill_9_at_several_points_emits_every_step_exactly_once(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
-    topics = RollbackTopics(unique)
-    settings = topics.settings(kafka_bootstrap)
-    topics.create(settings)
+    """On the plain broker, and on the secured one with the worker, the services, the tap (the
+    journal's writer) and the operator each on its own principal."""
+    kafka_bootstrap, topics = cluster.bootstrap, RollbackTopics(unique)
+    base = topics.settings(kafka_bootstrap)
+    cluster.prepare(topics, base, topics.catalog(tmp_path))
     world = World()
     for n in range(ORDERS):
         world.order(n, rule="v7", price=90)
     world.order(ORDERS, rule="v6", price=100)  # untouched
-    publish_journal(kafka_bootstrap, settings.topics.journal, world.entries)
-    config, log = _config(topics, kafka_bootstrap, tmp_path), tmp_path / "worker.log"
-    services = Services(kafka_bootstrap, topics, settings.topics.journal).start()
+    publish_journal(kafka_bootstrap, base.topics.journal, world.entries, cluster.conf(base, "tap"))
+    config, log = _config(topics, kafka_bootstrap, tmp_path, cluster), tmp_path / "worker.log"
+    services = Services(kafka_bootstrap, topics, base.topics.journal, conf=cluster.conf(base, "service"),
+                        journal_conf=cluster.conf(base, "tap"), journal_group=f"{base.group_id}-seed").start()  # fmt: skip
+    settings = cluster.settings(base, "operator")  # who requests, and reads the status
     status = StatusReader(settings)
     rnd = random.Random(unique)
     worker = _start(config, log)
@@ -118,7 +125,9 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
     assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
     commands = []
     for topic in topics.commands:
-        commands += read_topic(kafka_bootstrap, topic, expect=0, timeout_s=10)
+        commands += read_topic(
+            kafka_bootstrap, topic, expect=0, timeout_s=10, conf=cluster.conf(base, "admin")
+        )
     keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
     doubled = {k: n for k, n in keys.items() if n > 1}
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]

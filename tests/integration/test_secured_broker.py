@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from processor.app import Rewind
-from processor.config import LocalBrokerSettings, Settings
-from processor.devenv.procs import free_port
+from processor.config import Settings
 from processor.errors import KafkaError
 from processor.kafka import clients, loop
 from processor.kafka.local_broker import LocalBroker
 from processor.kafka.messages import header_pairs
 from processor.rollback.request import ControlCommand, Selector, SelectorKind
+from tests.integration.principals import Cluster
 from tests.integration.rollkit import (
     APPROVER,
     OPERATOR,
@@ -38,52 +36,31 @@ from tests.unit.rollback.world import World
 DENIED = "TOPIC_AUTHORIZATION_FAILED"
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    data = tmp_path_factory.mktemp("secured-broker")
-    broker = LocalBroker(LocalBrokerSettings(
-        data_dir=data, port=free_port(), controller_port=free_port(), secure=True, ready_timeout_s=120,
-    ))  # fmt: skip
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
 class Roles:
     """The settings of each role on the secured broker, after the admin step."""
 
     def __init__(self, broker: LocalBroker, unique: str, tmp_path: Path) -> None:
         self.broker, self.topics = broker, RollbackTopics(unique)
-        base = self.topics.settings(broker.bootstrap).model_copy(deep=True)
-        base.topics.create_missing = False
-        self.base = base
+        self.cluster = Cluster(broker.bootstrap, broker)
+        self.base = self.topics.settings(broker.bootstrap)
         self.catalog = self.topics.catalog(tmp_path)
+        self.cluster.prepare(self.topics, self.base, self.catalog)
         admin = self.as_role("admin")
-        created, self.acls = Rewind(admin, catalog_file=self.catalog).apply_acls()
-        clients.ensure_topics(
-            clients.admin(admin, broker.bootstrap), self.topics.commands, partitions=3, replication_factor=1
-        )  # the services' topics: theirs to make
         existing = clients.admin(admin, broker.bootstrap).list_topics(timeout=10).topics
-        own = {*base.topics.own(), base.rollback.notify_topic}
-        assert set(created) <= own <= set(existing), "the admin step made rewind's topics"
-        # New ACLs reach the broker's authorizer through the metadata log, a moment after they are made.
-        deadline = time.monotonic() + 30
-        while deliver(self.conf("operator"), base.topics.requests, "probe", b"") is not None:
-            assert time.monotonic() < deadline, "the operator's ACLs never took effect"
-            time.sleep(0.5)
+        own = {*self.base.topics.own(), self.base.rollback.notify_topic}
+        assert own <= set(existing), "the admin step made rewind's topics"
 
     def as_role(self, role: str) -> Settings:
-        principal = self.base.principals.roles()[role]
-        return self.base.model_copy(update={"security": self.broker.client_security(principal)})
+        return self.cluster.settings(self.base, role)
 
     def conf(self, role: str) -> dict[str, str]:
         return self.as_role(role).client_config(self.broker.bootstrap)
 
 
-def test_each_role_is_refused_what_it_must_not_do(secured: LocalBroker, unique: str, tmp_path: Path) -> None:
-    roles = Roles(secured, unique, tmp_path)
+def test_each_role_is_refused_what_it_must_not_do(
+    secured_broker: LocalBroker, unique: str, tmp_path: Path
+) -> None:
+    roles, secured = Roles(secured_broker, unique, tmp_path), secured_broker
     t, command = roles.base.topics, roles.topics.commands[0]
     allowed = {
         ("tap", t.journal), ("tap", t.deadletter), ("operator", t.requests), ("operator", t.control),
@@ -129,10 +106,10 @@ def _read_error(conf: dict[str, str], group: str, topic: str) -> str | None:
 
 
 def test_a_rollback_runs_with_every_part_on_its_own_principal(
-    secured: LocalBroker, unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    secured_broker: LocalBroker, unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every line any part logs, to look for secrets in
-    roles = Roles(secured, unique, tmp_path)
+    roles, secured = Roles(secured_broker, unique, tmp_path), secured_broker
     world = World()
     world.order(1, rule="v7", price=90)
     publish_journal(secured.bootstrap, roles.base.topics.journal, world.entries, roles.conf("tap"))
