@@ -49,10 +49,16 @@ class Cluster:
         if self.secured is None:
             topics.create(base)
             return
+        self.admin_step(base, topics.commands, catalog)
+
+    def admin_step(self, base: Settings, more_topics: list[str], catalog: Path | None = None) -> None:
+        """On the secured broker, as its admin: rewind's topics and ``more_topics`` (the sources', the
+        services'), then every role's ACLs (`rewind acl apply`)."""
+        assert self.secured is not None
         admin = self.settings(base, "admin")
-        Rewind(admin, catalog_file=catalog).apply_acls()
-        clients.ensure_topics(clients.admin(admin, self.bootstrap), topics.commands, partitions=3,
+        clients.ensure_topics(clients.admin(admin, self.bootstrap), more_topics, partitions=3,
                               replication_factor=1)  # fmt: skip
+        Rewind(admin, catalog_file=catalog).apply_acls()
         deadline = time.monotonic() + 30  # new ACLs reach the authorizer a moment later
         probe = self.settings(base, "tap").client_config(self.bootstrap)  # a dead letter no test counts
         while deliver(probe, base.topics.deadletter, "acl-probe", b""):

@@ -105,8 +105,13 @@ def interleave(transactions: list[list[SourceRecord]], seed: int) -> list[Source
     return out
 
 
-def produce(bootstrap: str, topics: TapTopics, records: list[SourceRecord]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+def produce(
+    bootstrap: str, topics: TapTopics, records: list[SourceRecord], conf: dict[str, Any] | None = None
+) -> None:
+    """The records on their source topics (``conf``: as the connector's principal, on a secured broker)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, **(conf or {}), "linger.ms": 5, "enable.idempotence": True}
+    )
     for r in records:
         partition = hash(r.key) % 3 if r.topic != TX_TOPIC else 0
         while True:
@@ -158,11 +163,13 @@ def read_topic(
     return records
 
 
-def read_journal(bootstrap: str, topic: str, expect: int, timeout_s: float = 120) -> list[JournalEntry]:
+def read_journal(
+    bootstrap: str, topic: str, expect: int, timeout_s: float = 120, conf: dict[str, Any] | None = None
+) -> list[JournalEntry]:
     """Every committed journal entry, waiting until at least ``expect`` arrived (or the time is up)."""
     return [
         deserialize(m.value() or b"")
-        for m in read_topic(bootstrap, topic, expect=expect, timeout_s=timeout_s)
+        for m in read_topic(bootstrap, topic, expect=expect, timeout_s=timeout_s, conf=conf)
     ]
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import yaml
 
 from processor.tap import native
+from tests.integration.principals import Cluster
 from tests.integration.tapkit import TapTopics, interleave, produce, read_journal, transaction
 
 TRANSACTIONS = 400
 KILLS = 4
 
 
-def _config(topics: TapTopics, bootstrap: str, path: Path) -> Path:
+def _config(topics: TapTopics, bootstrap: str, path: Path, cluster: Cluster | None = None) -> Path:
     s = topics.settings(bootstrap)
     path.write_text(yaml.safe_dump({
         "bootstrap_servers": bootstrap,
@@ -30,6 +31,7 @@ def _config(topics: TapTopics, bootstrap: str, path: Path) -> Path:
         "metrics_port": 0,
         "topics": s.topics.model_dump(mode="json"),
         "tap": {"outbox": {"topic_prefix": s.tap.outbox.topic_prefix}, "commit_interval_ms": 100},
+        **(cluster.file_settings(s, "tap") if cluster else {}),
     }))  # fmt: skip
     return path
 
@@ -42,11 +44,18 @@ def _start_tap(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_kill_9_at_random_points_journals_every_action_exactly_once(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
-    topics = TapTopics(unique)
-    topics.create(topics.settings(kafka_bootstrap))
-    config = _config(topics, kafka_bootstrap, tmp_path / "rewind.yaml")
+    """On the plain broker, and on the secured one with the tap on its own principal (the records
+    written by the connector's, here the admin's, and the journal read back as the admin)."""
+    kafka_bootstrap, topics = cluster.bootstrap, TapTopics(unique)
+    base = topics.settings(kafka_bootstrap)
+    if cluster.secured is None:
+        topics.create(base)
+    else:
+        cluster.admin_step(base, list(topics.map.values()))
+    source = cluster.conf(base, "admin")
+    config = _config(topics, kafka_bootstrap, tmp_path / "rewind.yaml", cluster)
     log = tmp_path / "tap.log"
     txs = [transaction(10_000 + i, with_note=i % 4 == 0) for i in range(TRANSACTIONS)]
 
@@ -59,10 +68,10 @@ def test_kill_9_at_random_points_journals_every_action_exactly_once(
             batch = txs[start : start + 20]
             ends = [tx[-1] for tx in batch[:3]]
             records = late + interleave([tx[:-1] for tx in batch[:3]] + batch[3:], seed=start)
-            produce(kafka_bootstrap, topics, records)
+            produce(kafka_bootstrap, topics, records, source)
             late = ends
             time.sleep(0.6)
-        produce(kafka_bootstrap, topics, late)
+        produce(kafka_bootstrap, topics, late, source)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
@@ -77,7 +86,9 @@ def test_kill_9_at_random_points_journals_every_action_exactly_once(
             tap.wait(10)
             tap = _start_tap(config, log)
         feeder.join(120)
-        entries = read_journal(kafka_bootstrap, topics.journal, expect=TRANSACTIONS, timeout_s=180)
+        entries = read_journal(
+            kafka_bootstrap, topics.journal, expect=TRANSACTIONS, timeout_s=180, conf=source
+        )
     finally:
         tap.send_signal(signal.SIGTERM)
         tap.wait(60)
