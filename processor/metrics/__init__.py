@@ -14,6 +14,8 @@ from processor import __version__
 from processor.errors import DeadLetterReason
 from processor.journal.model import Phase
 from processor.metrics.health import Health
+from processor.security.gate import Refusal
+from processor.security.signature import Kind
 
 if TYPE_CHECKING:
     from processor.drill.verdict import Verdict
@@ -122,6 +124,11 @@ class Metrics:
         self._conflicts = Counter(
             "rewind_rollback_conflicts", "Restores not run: changed outside scope", registry=r
         )
+        self._refused = Counter(
+            "rewind_rollback_refused_messages",
+            "Requests and control messages the signature gate refused, by kind and reason",
+            ["kind", "reason"], registry=r,
+        )  # fmt: skip
         self._to_last_emission = Histogram(
             "rewind_rollback_request_to_last_emission_seconds", "From the request to its last command",
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r,
@@ -164,6 +171,9 @@ class Metrics:
         )  # fmt: skip
         for reason in DeadLetterReason:
             self._dead.labels(reason.value)
+        for kind in Kind:
+            for refusal in Refusal:
+                self._refused.labels(kind.value, refusal.name.lower())
 
     def declare(self, outcomes: Iterable[str], mechanisms: Iterable[str], drills: Iterable[str]) -> None:
         """Counters of the known label values start at 0 (not absent), so a rate, an increase or an alert
@@ -205,6 +215,10 @@ class Metrics:
             self._in_doubt.inc()
         if entry.type_fallback:
             self._untyped.labels(entry.action_type).inc()
+
+    def refused(self, kind: Kind, reason: Refusal) -> None:
+        """A request or control message the signature gate did not admit."""
+        self._refused.labels(kind.value, reason.name.lower()).inc()
 
     def dead_lettered(self, dead: DeadLetter) -> None:
         self._dead.labels(dead.reason.value).inc()

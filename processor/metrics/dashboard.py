@@ -95,6 +95,9 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
         PanelSpec("Planning", "Time to plan a request (p99), and steps per plan (p99)",
                   (_q(_p99("rewind_rollback_plan_seconds"), "plan seconds"),
                    _q(_p99("rewind_rollback_plan_steps"), "steps")), unit="short"),
+        PanelSpec("Refused by the signature gate", "Requests and control messages not admitted, by reason",
+                  (_q("sum by (kind, reason) (rewind_rollback_refused_messages_total)",
+                      "{{kind}} {{reason}}"),)),
     )),
     ("Drills", (
         PanelSpec("Since the last passing drill", "Per mechanism: how long since a drill last proved it",

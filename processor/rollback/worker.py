@@ -319,6 +319,8 @@ class RollbackWorker:
             signer = s.engine.gate.admit(Kind.REQUEST, value, headers, now, REQUEST_ROLES)
         except SignatureRefused as exc:
             logger.warning("rollback: request %s refused: %s", request_id, exc)
+            if self.metrics:
+                self.metrics.refused(Kind.REQUEST, exc.reason)
             return s.engine.reject(request_id, f"refused: {exc}", now)
         try:
             request = decode_request(value, _position(msg))
@@ -345,6 +347,8 @@ class RollbackWorker:
         try:
             signer = s.engine.gate.admit(Kind.CONTROL, value, headers, now, CONTROL_ROLES[control.command])
         except SignatureRefused as exc:
+            if self.metrics:
+                self.metrics.refused(Kind.CONTROL, exc.reason)
             what = f"{control.command.value} of {control.request_id}: {exc}"
             self._dead_letter(s, msg, DeadLetterReason.REFUSED_CONTROL, what)
             return Outputs()
