@@ -34,7 +34,11 @@ _INT_DIGITS = 4300  # Python's int <-> str limit
 
 
 class JsonInvalid(ValueError):
-    """The text is not JSON by the rules above; the message says why."""
+    """The text is not JSON by the rules above; the message says why, ``pos`` where (when known)."""
+
+    def __init__(self, message: str, pos: int | None = None) -> None:
+        super().__init__(message)
+        self.pos = pos
 
 
 def _refuse_constant(name: str) -> Any:
@@ -58,7 +62,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     try:
         value = _decode(text)
     except json.JSONDecodeError as exc:
-        raise JsonInvalid(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise JsonInvalid(f"{exc.msg} at line {exc.lineno} column {exc.colno}", exc.pos) from None
     except RecursionError:
         raise JsonInvalid(f"nested deeper than {MAX_DEPTH} levels") from None
     except ArithmeticError:  # Decimal refuses an exponent past 10^18: past the limit here too

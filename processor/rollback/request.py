@@ -45,7 +45,11 @@ class PredicateOp(StrEnum):
 
 
 _SYMBOLS = {"==": PredicateOp.EQ, "!=": PredicateOp.NE, "<=": PredicateOp.LE, ">=": PredicateOp.GE,
-            "<": PredicateOp.LT, ">": PredicateOp.GT, " in ": PredicateOp.IN}  # fmt: skip
+            "<": PredicateOp.LT, ">": PredicateOp.GT, "in": PredicateOp.IN}  # fmt: skip
+_FIELD_PATH = re.compile(r"[\w$@-]+(?:\.[\w$@-]+)*")
+_OPERATOR = re.compile(r"==|!=|<=|>=|<|>|in(?=[\s\[]|$)")
+_BARE_WORD = re.compile(r"[A-Za-z_][\w.:@/-]*")  # v7, PENDING, eu-west-1: text without quotes
+_JSON_START = re.compile(r'["\[{0-9-]|true\b|false\b|null\b')
 PREFIXES = ("payload", "after", "before", "decision")
 _COMPARE = {
     PredicateOp.EQ: operator.eq, PredicateOp.NE: operator.ne, PredicateOp.LT: operator.lt,
@@ -81,21 +85,28 @@ class FieldPredicate:
 
     @classmethod
     def parse(cls, text: str) -> FieldPredicate:
-        """``rule_version == "v7"``, ``amount > 100``, ``status in ["a", "b"]`` (values are JSON)."""
-        for symbol, op in _SYMBOLS.items():
-            if symbol in text:
-                name, _, raw = text.partition(symbol)
-                try:
-                    value = loads(raw.strip())
-                except JsonInvalid:
-                    value = raw.strip()  # a bare word: taken as text
-                predicate = cls(name.strip(), op, value)
-                predicate.validate()
-                return predicate
-        raise RequestInvalid(f"{text!r} has no comparison (==, !=, <, <=, >, >=, in)", field="predicate")
+        """``rule_version == "v7"``, ``amount > 100``, ``status in ["a", "b"]``: a dotted field path, a
+        comparison, and a JSON value (or a bare word, taken as text). Anything else is refused naming
+        the column where it goes wrong."""
+        at = _skip_space(text, 0)
+        path = _FIELD_PATH.match(text, at)
+        if path is None:
+            raise _syntax(text, at, "a field path (name or dotted.path) is needed here")
+        at = _skip_space(text, path.end())
+        symbol = _OPERATOR.match(text, at)
+        if symbol is None or (symbol.group() == "in" and at == path.end()):
+            raise _syntax(text, at, "a comparison is needed here (==, !=, <, <=, >, >=, in)")
+        op = _SYMBOLS[symbol.group()]
+        at = _skip_space(text, symbol.end())
+        raw = text[at:].rstrip()
+        if not raw:
+            raise _syntax(text, at, f"a value is needed after '{symbol.group()}'")
+        predicate = cls(path.group(), op, _value(text, at, raw))
+        predicate.validate()
+        return predicate
 
     def validate(self) -> None:
-        if not self.field or any(not part for part in self.field.split(".")):
+        if _FIELD_PATH.fullmatch(self.field) is None:
             raise RequestInvalid(
                 f"{self.field!r} is not a dotted field path", field="selector.predicate.field"
             )
@@ -148,6 +159,29 @@ class FieldPredicate:
     def __str__(self) -> str:
         symbol = {v: k.strip() for k, v in _SYMBOLS.items()}[self.op]
         return f"{self.field} {symbol} {dumps(self.value)}"
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _value(text: str, at: int, raw: str) -> Any:
+    """The value written from ``at``: JSON, or a bare word (text); else refused at its column."""
+    if _JSON_START.match(raw) is None and _BARE_WORD.fullmatch(raw):
+        return raw
+    try:
+        return loads(raw)
+    except JsonInvalid as exc:
+        where = at + (exc.pos or 0)
+        reason = str(exc).split(" at line ")[0]
+        raise _syntax(text, where, f"the value is not JSON ({reason}) nor a bare word") from None
+
+
+def _syntax(text: str, at: int, what: str) -> RequestInvalid:
+    """The selector's text, with a caret under column ``at`` (counted from 1 in the message)."""
+    return RequestInvalid(f"{what}, at column {at + 1}:\n  {text}\n  {' ' * at}^", field="predicate")
 
 
 def _sources(entry: JournalEntry, head: str) -> list[Any]:

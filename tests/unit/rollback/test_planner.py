@@ -185,7 +185,7 @@ def test_predicates_parse_and_compare() -> None:
     assert p.value == ["a", "b"] and str(p) == 'status in ["a","b"]'
     assert FieldPredicate.parse("amount >= 10").value == 10
     assert FieldPredicate.parse("model == v7").value == "v7"
-    with pytest.raises(RequestInvalid, match="no comparison"):
+    with pytest.raises(RequestInvalid, match="a comparison is needed here"):
         FieldPredicate.parse("amount")
 
 
