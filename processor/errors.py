@@ -109,6 +109,23 @@ class KafkaError(RewindError):
     """A Kafka operation failed; ``retryable`` follows what the client reported."""
 
 
+class Restart(StrEnum):
+    """Why a component's session started over (``rewind_session_restarts_total{cause}``)."""
+
+    ABORTED = "aborted"  # an abortable transaction error: aborted, the session starts over
+    RETRYABLE = "retryable"  # a failure a new session may not meet (a broker away, a topic missing)
+    CLIENT_FATAL = "client_fatal"  # a client made unusable (fenced, ...): new clients, state re-read
+
+
+class ClientFatal(KafkaError):
+    """A Kafka client instance is unusable: librdkafka's fatal errors (a producer fenced by a newer one
+    with its transactional id, an idempotence sequence broken, a static group member fenced). Retryable
+    with new clients: the session restarts, creates them again and re-reads its state from what was
+    committed."""
+
+    retryable = True
+
+
 class LocalServiceError(RewindError):
     """A local service (broker, PostgreSQL, Kafka Connect) could not be fetched, started or stopped."""
 

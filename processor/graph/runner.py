@@ -17,7 +17,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import SchemaError
+from processor.errors import Restart, SchemaError
 from processor.graph import store
 from processor.graph.entities import EntityIndex, index_path
 from processor.graph.history import committed_at
@@ -52,9 +52,13 @@ class GraphBuilder:
 
     def run(self, stop: threading.Event) -> store.Checkpoint:
         """Sessions (processor.kafka.loop) until stopped; each resumes from the checkpoint on disk."""
-        loop.run_sessions("graph builder", self._session, stop)
+        loop.run_sessions("graph builder", self._session, stop, on_restart=self._restarted)
         assert self.checkpoint is not None
         return self.checkpoint
+
+    def _restarted(self, cause: Restart) -> None:
+        if self.metrics is not None:
+            self.metrics.session_restarted("graph", cause)
 
     def _session(self, stop: threading.Event) -> None:
         self.checkpoint = checkpoint = store.load_or_empty(self.path, self.topic)

@@ -7,7 +7,10 @@ One transactional commit, in this order, written down here only:
 2. send the consumed offsets to the transaction;
 3. commit it.
 An abortable failure aborts the transaction, and the session starts over from the committed state
-(the next ``init_transactions`` fences whatever was left); a fatal one ends the component.
+(the next ``init_transactions`` fences whatever was left). A fatal client error (librdkafka's: a fenced
+producer, a broken idempotence sequence) makes the client unusable, not the component: the session
+starts over with new clients and re-reads its state. Only rewind's own non-retryable errors (settings,
+a component handed state it cannot rebuild) end a component.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 
-from processor.errors import KafkaError, RewindError
+from processor.errors import ClientFatal, KafkaError, Restart, RewindError
 from processor.kafka.messages import is_error
 
 logger = logging.getLogger(__name__)
@@ -44,10 +47,11 @@ def run_sessions(
     stop: threading.Event,
     *,
     restartable: bool = True,
+    on_restart: Callable[[Restart], None] | None = None,
 ) -> None:
     """Run ``session`` until it returns or ``stop`` is set; a retryable failure starts a new one after
-    a backoff (1 s, doubling to 30 s), a fatal one is raised. ``restartable=False``: raise every failure
-    (a component handed state it cannot rebuild)."""
+    a backoff (1 s, doubling to 30 s), a non-retryable one is raised. ``restartable=False``: raise every
+    failure (a component handed state it cannot rebuild). ``on_restart`` hears why each restart was."""
     backoff = 1.0
     while not stop.is_set():
         try:
@@ -59,28 +63,31 @@ def run_sessions(
             if not restartable:
                 raise KafkaError(f"the {name} transaction was aborted: {exc}", retryable=False) from exc
             logger.warning("%s session restarts from committed state: %s", name, exc)
+            cause = Restart.ABORTED
         except (RewindError, KafkaException) as exc:
-            if not restartable or not retryable(exc):
-                raise fatal(name, exc) from exc
+            error = client_error(name, exc) if isinstance(exc, KafkaException) else exc
+            if not restartable or not error.retryable:
+                raise error from exc
             # What ran ahead of the last commit is forgotten; the next session's init_transactions aborts
-            # the transaction left open.
-            logger.warning("%s session stopped (%s); restarting in %.0fs", name, exc, backoff)
+            # the transaction left open (and fences a zombie holding the same transactional id).
+            fatal = isinstance(error, ClientFatal)
+            cause = Restart.CLIENT_FATAL if fatal else Restart.RETRYABLE
+            log = logger.error if fatal else logger.warning
+            log("%s session stopped (%s); restarting in %.0fs with new clients", name, error, backoff)
+        if on_restart is not None:
+            on_restart(cause)
         stop.wait(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
-def retryable(exc: RewindError | KafkaException) -> bool:
-    """Whether a new session may succeed: ours say so; the client's, unless it calls them fatal."""
-    if isinstance(exc, RewindError):
-        return exc.retryable
-    is_fatal = getattr(exc.args[0] if exc.args else None, "fatal", None)
-    return not (callable(is_fatal) and is_fatal())
-
-
-def fatal(name: str, exc: RewindError | KafkaException) -> RewindError:
-    if isinstance(exc, RewindError):
-        return exc
-    return KafkaError(f"fatal Kafka error in the {name}: {exc.args[0] if exc.args else exc}", retryable=False)
+def client_error(what: str, exc: KafkaException) -> KafkaError:
+    """A client's exception as rewind's: ``ClientFatal`` when librdkafka calls it fatal (the client is
+    unusable; new ones may work), else a retryable ``KafkaError``."""
+    error: Any = exc.args[0] if exc.args else exc
+    is_fatal = getattr(error, "fatal", None)
+    if callable(is_fatal) and is_fatal():
+        return ClientFatal(f"{what}: fatal client error: {error}")
+    return KafkaError(f"{what}: {error}", retryable=True)
 
 
 def init_transactions(producer: Producer, name: str) -> None:
@@ -103,7 +110,7 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
         requires_abort = getattr(error, "txn_requires_abort", None)
         if callable(requires_abort) and requires_abort():
             abort(producer, f"commit failed: {error}")
-        raise KafkaError(f"commit failed: {error}", retryable=retryable(exc)) from exc
+        raise client_error("commit failed", exc) from exc
     producer.begin_transaction()
 
 

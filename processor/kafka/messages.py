@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from processor.errors import KafkaError, Where
+from processor.errors import ClientFatal, KafkaError, Where
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ def is_error(msg: KafkaMessage) -> bool:
     error = msg.error()
     if error is None:
         return False
-    if error.fatal() or not error.retriable():
-        raise KafkaError(f"consumer: {error}", retryable=not error.fatal())
+    if error.fatal():
+        raise ClientFatal(f"consumer: {error}")
+    if not error.retriable():
+        raise KafkaError(f"consumer: {error}", retryable=True)
     logger.warning("consumer: %s", error)
     return True
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
-from processor.errors import DeadLetterReason
+from processor.errors import DeadLetterReason, Restart
 from processor.journal.model import Phase
 from processor.metrics.health import Health
 from processor.security.gate import Refusal
@@ -169,6 +169,15 @@ class Metrics:
             "When a passing drill last exercised the mechanism (RESTORE, COMPENSATE, REPLAY, IRREVERSIBLE)",
             ["mechanism"], registry=r,
         )  # fmt: skip
+        self._restarts = Counter(
+            "rewind_session_restarts",
+            "Sessions of a component started over from committed state, by why (aborted, retryable, "
+            "client_fatal: new clients)",
+            ["component", "cause"], registry=r,
+        )  # fmt: skip
+        for component in ("tap", "graph", "rollback"):
+            for cause in Restart:
+                self._restarts.labels(component, cause.value)
         for reason in DeadLetterReason:
             self._dead.labels(reason.value)
         for kind in Kind:
@@ -291,6 +300,9 @@ class Metrics:
     def component_stopped(self, component: str) -> None:
         self._up.labels(component).set(0)
         self.health.stopped(component)
+
+    def session_restarted(self, component: str, cause: Restart) -> None:
+        self._restarts.labels(component, cause.value).inc()
 
     def beat(self, component: str, assigned: bool) -> None:
         """One turn of a component's loop (``assigned``: its consumer holds partitions)."""

@@ -54,6 +54,10 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                   (_q("count by (version) (rewind_build_info)", "{{version}}"),), kind="stat"),
         PanelSpec("Journal commit latency (p99)", "Kafka transaction commit of the tap (offsets + commit)",
                   (_q(_p99("rewind_tap_transaction_commit_seconds"), "p99"),), unit="s"),
+        PanelSpec("Session restarts", "Sessions started over from committed state, by component and why "
+                  "(client_fatal: the client was fenced or broken and was made anew)",
+                  (_q(f"sum by (component, cause) (increase(rewind_session_restarts_total[{RATE}]))",
+                      "{{component}} {{cause}}"),)),
     )),
     ("Tap", (
         PanelSpec("Tap throughput", "Source records read, by kind, and journal entries written",

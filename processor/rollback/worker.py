@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from processor.catalog.catalog import Catalog
 from processor.config import Settings, SigningSettings
-from processor.errors import ConfigError, DeadLetterReason, KafkaError, SchemaError, Where
+from processor.errors import ConfigError, DeadLetterReason, KafkaError, Restart, SchemaError, Where
 from processor.graph import store as graph_store
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
@@ -145,7 +145,17 @@ class RollbackWorker:
     def run(self, stop: threading.Event) -> None:
         """Run sessions until stopped; a retryable failure restarts from the committed state (the
         status topic and the journal are read again). A given engine cannot be rebuilt: no restart."""
-        loop.run_sessions("rollback worker", self._session, stop, restartable=self._engine is None)
+        loop.run_sessions(
+            "rollback worker",
+            self._session,
+            stop,
+            restartable=self._engine is None,
+            on_restart=self._restarted,
+        )
+
+    def _restarted(self, cause: Restart) -> None:
+        if self.metrics is not None:
+            self.metrics.session_restarted("rollback", cause)
 
     def _session(self, stop: threading.Event) -> None:
         s = self._start(stop)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processor.config import Settings
-from processor.errors import ConfigError
+from processor.errors import ConfigError, Restart
 from processor.kafka import clients, loop
 from processor.kafka.deadletters import dead_letter_message
 from processor.metrics import Metrics
@@ -74,7 +74,11 @@ class TapRunner:
         self.transactional_id = f"{settings.transactional_id_prefix}-tap"
 
     def run(self, stop: threading.Event) -> None:
-        loop.run_sessions("tap", self._session, stop)
+        loop.run_sessions("tap", self._session, stop, on_restart=self._restarted)
+
+    def _restarted(self, cause: Restart) -> None:
+        if self.metrics is not None:
+            self.metrics.session_restarted("tap", cause)
 
     # -- one session ------------------------------------------------------------------------------
 
