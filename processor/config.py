@@ -64,6 +64,17 @@ class SecuritySettings(Section):
         return conf
 
 
+class ClientSettings(Section):
+    """librdkafka properties of rewind's own clients beyond what it sets itself: timeouts to match a
+    cluster's (transaction.timeout.ms, session.timeout.ms, message.timeout.ms), buffers, retries. What
+    exactly-once depends on (idempotence, acks, isolation level, manual commits) stays rewind's."""
+
+    producer: dict[str, str] = Field(
+        default_factory=dict, description='e.g. {"transaction.timeout.ms": "60000"}'
+    )
+    consumer: dict[str, str] = Field(default_factory=dict, description='e.g. {"session.timeout.ms": "45000"}')
+
+
 class SigningSettings(Section):
     """Signed requests and control messages (processor.security): the worker admits a request, an
     approval or a stop only when a key in its keyring with the needed role signed it lately."""
@@ -360,6 +371,7 @@ class Settings(BaseSettings):
         None, description="the action catalog (YAML): the tap's reversibility and the planner's mechanisms"
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    clients: ClientSettings = Field(default_factory=ClientSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     principals: PrincipalSettings = Field(default_factory=PrincipalSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)

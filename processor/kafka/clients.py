@@ -35,6 +35,7 @@ def producer(
     conf: dict[str, Any] = {
         **(extra or {}),
         **_base(settings, bootstrap),
+        **settings.clients.producer,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -73,6 +74,7 @@ def consumer(
         {
             **(extra or {}),
             **_base(settings, bootstrap),
+            **settings.clients.consumer,
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from processor.cli import main
 from processor.config import RollbackSettings, Settings, TapSettings, load_settings
 from processor.errors import ConfigError
+from processor.kafka import clients
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +141,26 @@ def test_one_catalog_for_the_tap_and_the_worker(caplog: pytest.LogCaptureFixture
             tap=TapSettings(catalog_file=Path("a.yaml")),
             rollback=RollbackSettings(catalog_file=Path("b.yaml")),
         )
+
+
+def test_client_properties_tune_timeouts_but_not_what_exactly_once_rests_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "REWIND_CLIENTS__PRODUCER", '{"transaction.timeout.ms": "7000", "enable.idempotence": "false"}'
+    )
+    monkeypatch.setenv(
+        "REWIND_CLIENTS__CONSUMER", '{"session.timeout.ms": "6000", "isolation.level": "read_uncommitted"}'
+    )
+    settings = Settings(bootstrap_servers="127.0.0.1:1")
+    seen: dict[str, dict[str, object]] = {}
+    monkeypatch.setattr(clients, "Producer", lambda conf: seen.setdefault("producer", conf))
+    monkeypatch.setattr(clients, "Consumer", lambda conf: seen.setdefault("consumer", conf))
+    clients.producer(settings, "127.0.0.1:1", transactional_id="t")
+    clients.consumer(settings, "127.0.0.1:1", "g", extra={"session.timeout.ms": 10000})
+    assert (
+        seen["producer"]["transaction.timeout.ms"] == "7000"
+        and seen["producer"]["enable.idempotence"] is True
+    )
+    assert seen["consumer"]["session.timeout.ms"] == "6000"  # the user's value over rewind's default
+    assert seen["consumer"]["isolation.level"] == "read_committed"
