@@ -220,7 +220,7 @@ class Rewind:
                 raise LocalServiceError(f"PostgreSQL: {schema_sql} failed: {exc}") from exc
         with cluster.connect(s, keep_local_broker=True) as bootstrap:
             spec = CaptureSpec(CDC_CONNECTOR, dsn, tuple(tables), s.connect.topic_prefix)
-            LocalConnect(s.connect, bootstrap).start(spec)
+            LocalConnect(s.connect, bootstrap, s.security).start(spec)  # as this process connects
         return dsn, spec
 
     def _tap(self, bootstrap: str, stop: threading.Event) -> None:

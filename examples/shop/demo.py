@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,10 +14,12 @@ from examples.shop.scenario import Outcome, Scenario
 from processor.config import Settings
 from processor.devenv.connect import CaptureSpec, LocalConnect
 from processor.devenv.postgres import LocalPostgres
+from processor.devenv.procs import free_port
 from processor.errors import RewindError
 from processor.graph import render
 from processor.graph.model import EdgeKind
 from processor.kafka import cluster
+from processor.kafka.local_broker import LocalBroker
 from processor.rollback.engine import RollbackEngine
 
 T = TypeVar("T")
@@ -28,19 +31,27 @@ class DemoFailed(RewindError):
 
 
 def run_demo(
-    settings: Settings, orders: int, say: Callable[[str], None], mode: str = "repair"
+    settings: Settings, orders: int, say: Callable[[str], None], mode: str = "repair", secure: bool = False
 ) -> tuple[Scenario, Outcome]:
-    """The scenario on services started here (in a scratch directory removed at the end)."""
+    """The scenario on services started here (in a scratch directory removed at the end). ``secure``:
+    on a secured broker of its own, every part of rewind on its own principal."""
+    if secure and settings.bootstrap_servers:
+        raise DemoFailed(
+            "--secure starts a secured broker of its own",
+            hint="unset REWIND_BOOTSTRAP_SERVERS to run the demo with --secure",
+        )
     work = Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     work.chmod(0o755)  # as root, PostgreSQL runs as the postgres user, who must reach its data dir
     try:
-        with cluster.connect(settings) as bootstrap:
-            say(f"[bold]kafka[/]: {bootstrap}")
+        with _broker(settings, work, secure) as (bootstrap, secured):
+            say(f"[bold]kafka[/]: {bootstrap}" + (" (SASL/SCRAM over TLS, ACLs enforced)" if secured else ""))
             pg = LocalPostgres(settings.postgres.model_copy(update={"data_dir": work / "postgres"}))
             dsn = _step("postgres", pg.start)
             say(f"[bold]postgres[/]: {dsn.host}:{dsn.port} (wal_level=logical)")
+            # Debezium is the shop's: on the secured broker it connects as the admin.
+            security = secured.client_security(settings.principals.admin) if secured else None
             connect = LocalConnect(
-                settings.connect.model_copy(update={"data_dir": work / "connect"}), bootstrap
+                settings.connect.model_copy(update={"data_dir": work / "connect"}), bootstrap, security
             )
             try:
                 _step("kafka connect", connect.fetch)
@@ -49,8 +60,9 @@ def run_demo(
                     _step("kafka connect", lambda: connect.start(spec))
 
                 scenario = Scenario(
-                    bootstrap, dsn, start_capture, work, orders, progress=lambda x: say(f"  {x}"), mode=mode
-                )
+                    bootstrap, dsn, start_capture, work, orders, progress=lambda x: say(f"  {x}"), mode=mode,
+                    secured=secured,
+                )  # fmt: skip
                 outcome = scenario.run()
             finally:
                 connect.stop()
@@ -59,6 +71,25 @@ def run_demo(
         return scenario, outcome
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _broker(settings: Settings, work: Path, secure: bool) -> Iterator[tuple[str, LocalBroker | None]]:
+    """The configured cluster or the local broker; with ``secure``, a secured broker of the demo's own
+    (free ports, in the scratch directory), stopped at the end."""
+    if not secure:
+        with cluster.connect(settings) as bootstrap:
+            yield bootstrap, None
+        return
+    local = settings.local_broker.model_copy(update={
+        "data_dir": work / "kafka", "port": free_port(), "controller_port": free_port(), "secure": True,
+    })  # fmt: skip
+    broker = LocalBroker(local, settings.principals)
+    bootstrap = _step("kafka (secured)", broker.start)
+    try:
+        yield bootstrap, broker
+    finally:
+        broker.stop()
 
 
 def _step(component: str, action: Callable[[], T]) -> T:

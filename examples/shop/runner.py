@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,16 @@ def event_from_command(msg: Message) -> Event:
 
 
 class ShopRunner:
-    def __init__(self, bootstrap: str, group_id: str, shop: Shop, topics: ShopTopics) -> None:
+    def __init__(
+        self, bootstrap: str, group_id: str, shop: Shop, topics: ShopTopics,
+        conf: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """``conf``: further client properties (how the services' principal connects)."""
         self.shop = shop
         self.topics = topics
         self.handled = 0
         self.consumer = Consumer({
+            **(conf or {}),
             "bootstrap.servers": bootstrap, "group.id": group_id, "auto.offset.reset": "earliest",
             "enable.auto.commit": False, "isolation.level": "read_committed",
             "topic.metadata.refresh.interval.ms": 2000,

@@ -45,6 +45,7 @@ from processor.errors import KafkaError, RewindError, Where
 from processor.journal.model import JournalEntry
 from processor.journal.serde import deserialize
 from processor.kafka import clients, loop
+from processor.kafka.local_broker import LocalBroker
 from processor.replay.scope import ReplayJob, ReplayReport, StartKind, StartPoint
 from processor.rollback.progress import RequestProgress
 from processor.rollback.request import (
@@ -56,6 +57,7 @@ from processor.rollback.request import (
     Selector,
     SelectorKind,
 )
+from processor.security.acls import Grant, Operation, Pattern, Resource
 from processor.security.keys import SigningKey, new_keyring
 
 CATALOG = Path(__file__).parent / "catalog.yaml"
@@ -74,6 +76,7 @@ FINAL = {
     "PARTIALLY_REPAIRED",
 }
 MODES = ("repair", "undo")
+ROLES = ("tap", "graph", "worker", "operator", "approver", "service")  # each its own principal, secured
 ACTIONS_PER_ORDER = 7  # requested, priced, reserved, payment requested, captured, emailed, counted
 Rows = dict[str, set[tuple[Any, ...]]]
 
@@ -196,8 +199,12 @@ class Scenario:
         deployment: Deployment | None = None,
         mode: str = "repair",
         rollback: Mapping[str, Any] | None = None,
+        secured: LocalBroker | None = None,
     ) -> None:
-        """``rollback``: settings of the worker to override (e.g. a short confirm_timeout_s)."""
+        """``rollback``: settings of the worker to override (e.g. a short confirm_timeout_s).
+        ``secured``: run on that secured broker (``bootstrap`` is its address), every part on its own
+        principal with only the ACLs `rewind acl apply` gives it; the scenario itself observes and
+        makes the topics as the admin."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is none of {', '.join(MODES)}")
         self.bootstrap, self.dsn, self.start_capture = bootstrap, dsn, start_capture
@@ -223,7 +230,8 @@ class Scenario:
             OPERATOR: ["operator"], APPROVER: ["approver"], "shop-drill": ["drill"],
         })  # fmt: skip
         self.outbox_topics = [f"{u}.outbox.{a}" for a in AGGREGATES]
-        self.settings = Settings(
+        self.secured = secured
+        self.base = Settings(
             bootstrap_servers=bootstrap, group_id=f"rewind-{u}", transactional_id_prefix=f"rewind-{u}",
             metrics_port=0,
             topics=TopicSettings(
@@ -248,11 +256,22 @@ class Scenario:
                 complete_types=["EmailSent", "RevenueCounted"], timeout_s=240,
             ),
         )  # fmt: skip
+        # What the scenario reads and creates with (on the secured broker: the admin's connection).
+        self.settings = secured.settings_as(self.base, "admin") if secured else self.base
         self.app = Rewind(self.settings)  # the processor, built as `rewind run` builds it
+        self._roles: dict[str, Rewind] = {}
         self.catalog: Catalog = self.app.catalog
-        self.worker = self.app.worker(bootstrap)
+        self.worker = self.as_role("worker").worker(bootstrap)
         self._journal_reader: Any = None
         self.journal: list[JournalEntry] = []  # every committed journal entry, as read
+
+    def as_role(self, role: str) -> Rewind:
+        """The processor as ``role`` runs it: on the secured broker, connected as that role's principal."""
+        if self.secured is None:
+            return self.app
+        if role not in self._roles:
+            self._roles[role] = Rewind(self.secured.settings_as(self.base, role))
+        return self._roles[role]
 
     def key(self, person: str) -> SigningKey:
         return SigningKey.load(self.key_files[person])
@@ -282,17 +301,15 @@ class Scenario:
         )
         self.start_capture(self.spec)
         gateway, mailer = FakeGateway(), FakeMailer()
-        command_topics = tuple(t for t in self.command_topics if ".commands." in t)
-        topics = ShopTopics(
-            f"{self.unique}.outbox.", command_topics, tuple(self.redrive_topics), (self.entry_topic,)
-        )
-        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics)
+        topics = self._shop_topics()
+        services = ShopRunner(self.bootstrap, f"shop-{self.unique}", self.shop(gateway, mailer), topics,
+                              self.as_role("service").settings.security.librdkafka())  # fmt: skip
         live = Live(threading.Event(), gateway, mailer, services)
         components: list[Any] = [services]
         if rewind:
-            components += [self.app.tap(self.bootstrap), self.worker]
+            components += [self.as_role("tap").tap(self.bootstrap), self.worker]
         if graph and rewind:
-            components.append(self.app.graph_builder(self.bootstrap))
+            components.append(self.as_role("graph").graph_builder(self.bootstrap))
         threads = [threading.Thread(target=c.run, args=(live.stop,), daemon=True) for c in components]
         for t in threads:
             t.start()
@@ -353,7 +370,7 @@ class Scenario:
             f"{self.mode}-{self.unique}", OPERATOR, "pricing rule v7 undercharged orders",
             int(time.time() * 1000), selector, Mode.EXECUTE, repair=repair,
         )  # fmt: skip
-        self.app.publish_request(request, self.key(OPERATOR))
+        self.as_role("operator").publish_request(request, self.key(OPERATOR))
         verb = "repair" if repair else "roll back"
         self.say(f"request {request.request_id}: {verb} where {selector.predicate}")
         planned = self._status(request.request_id, {"AWAITING_APPROVAL", "EXECUTING", *FINAL}, 300)
@@ -361,7 +378,7 @@ class Scenario:
         if planned.state.value == "AWAITING_APPROVAL":  # by another person than the requester
             control = Control(request.request_id, ControlCommand.APPROVE, APPROVER, int(time.time() * 1000),
                               plan_hash=planned.plan_hash)  # fmt: skip
-            self.app.publish_control(control, self.key(APPROVER))
+            self.as_role("approver").publish_control(control, self.key(APPROVER))
             self.say(f"approved by {APPROVER} (plan {(planned.plan_hash or '')[:12]}, signed)")
         return self._status(request.request_id, FINAL, 900, on_change=lambda p: self.say(_progress_line(p)))
 
@@ -413,14 +430,32 @@ class Scenario:
         )  # fmt: skip
 
     def _topics(self) -> None:
+        """rewind's topics and the shop's (on the secured broker, the admin step: those, every role's
+        ACLs, and the shop's own: its services read the events they consume)."""
         s = self.settings
-        self.app.ensure_topics(self.bootstrap)
+        admin = clients.admin(s, self.bootstrap)
         clients.ensure_topics(
-            clients.admin(s, self.bootstrap),
+            admin,
             [*self.command_topics, *self.redrive_topics, *self.outbox_topics, *s.topics.cdc,
              self.spec.tx_topic, self.entry_topic],
             partitions=3, replication_factor=1,
         )  # fmt: skip
+        if self.secured is None:
+            self.app.ensure_topics(self.bootstrap)
+            return
+        _created, count = self.app.apply_acls()
+        service = s.principals.service
+        count += clients.create_acls(admin, [
+            Grant("service", service, Resource.TOPIC, topic, Pattern.LITERAL, Operation.READ, "shop events")
+            for topic in self._shop_topics().events
+        ])  # fmt: skip
+        who = ", ".join(f"{role} as {self.as_role(role).settings.security.sasl_username}" for role in ROLES)
+        self.say(f"acl: {count} ACLs on the secured broker; {who}")
+
+    def _shop_topics(self) -> ShopTopics:
+        """What the services consume: their events (outbox, re-drives, the entry point), rewind's commands."""
+        commands = tuple(t for t in self.command_topics if ".commands." in t)
+        return ShopTopics(f"{self.unique}.outbox.", commands, tuple(self.redrive_topics), (self.entry_topic,))
 
     def _workload(self, gateway: FakeGateway, mailer: FakeMailer) -> None:
         """The checkout's requests, in three deploys: each rule prices its share of the orders."""
@@ -503,7 +538,8 @@ class Scenario:
     ) -> RequestProgress:
         """The request's status once it is in one of ``states``."""
         try:
-            for progress, _caught_up in self.app.follow_status(request_id, follow=True, timeout_s=timeout_s):
+            following = self.as_role("operator").follow_status(request_id, follow=True, timeout_s=timeout_s)
+            for progress, _caught_up in following:
                 if on_change:
                     on_change(progress)
                 if progress.state.value in states:

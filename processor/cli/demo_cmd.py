@@ -29,16 +29,20 @@ from processor.rollback.serde import status_record
     "--picture", type=click.Path(dir_okay=False, path_type=Path), default=Path("rewind-demo.svg"),
     show_default=True, help="Where to draw the affected subgraph (SVG).",
 )  # fmt: skip
+@click.option(
+    "--secure", is_flag=True,
+    help="On a secured broker started here (SASL/SCRAM over TLS, ACLs): every part on its own principal.",
+)  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_context
-def demo(ctx: Context, orders: int, mode: str, picture: Path, fmt: str) -> None:
+def demo(ctx: Context, orders: int, mode: str, picture: Path, secure: bool, fmt: str) -> None:
     """A bad pricing rule ships and its fix follows; rewind finds what the rule caused, undoes it after
     approval, re-drives the orders it mispriced to the fixed pricing, and proves the shop now equals a
     world where the fix was always in place (with --mode undo: where the rule's orders never happened).
     Everything starts here and stops at the end."""
     lines = ctx.err if fmt == "json" else ctx.out  # JSON alone on stdout
     try:
-        scenario, outcome = run_demo(ctx.settings, orders, lines.print, mode)
+        scenario, outcome = run_demo(ctx.settings, orders, lines.print, mode, secure)
     except RewindError as exc:
         raise click.ClickException(str(exc)) from exc
     if fmt == "table":

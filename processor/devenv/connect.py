@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.config import ConnectSettings
+from processor.config import ConnectSettings, SecuritySettings
 from processor.devenv.postgres import Dsn
 from processor.devenv.procs import Daemon, fetch_closure, require_free_port, require_java
-from processor.errors import LocalServiceError
+from processor.errors import ConfigError, LocalServiceError
 from processor.kafka.local_broker import LOG4J2_PROPERTIES, java_command
 from processor.runtime import Progress
 
@@ -101,10 +101,57 @@ def connector_config(spec: CaptureSpec) -> dict[str, str]:
     return conf | dict(spec.overrides)
 
 
+LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+CLIENT_PREFIXES = ("", "producer.", "consumer.", "admin.")  # the worker's own clients, and its tasks'
+
+
+def java_client_properties(security: SecuritySettings) -> dict[str, str]:
+    """The Java client properties of the identity ``security`` describes for librdkafka: SASL with a
+    username and password, TLS trusting a CA file (PEM). Client certificates are not carried over."""
+    props: dict[str, str] = {"security.protocol": security.protocol}
+    if security.ssl_certificate_location or security.ssl_key_location:
+        raise ConfigError(
+            "Kafka Connect here takes no client certificate",
+            hint="connect the local Connect worker with SASL, or without security",
+        )
+    if security.protocol.startswith("SASL_"):
+        mechanism = security.sasl_mechanism or "PLAIN"
+        module = LOGIN_MODULES.get(mechanism)
+        if module is None or security.sasl_username is None or security.sasl_password is None:
+            raise ConfigError(
+                f"Kafka Connect here cannot log in with SASL mechanism {mechanism}",
+                hint=f"one of {', '.join(LOGIN_MODULES)}, with security.sasl_username and sasl_password",
+            )
+        user, password = (
+            _jaas_quoted(security.sasl_username),
+            _jaas_quoted(security.sasl_password.get_secret_value()),
+        )
+        props |= {
+            "sasl.mechanism": mechanism,
+            "sasl.jaas.config": f"{module} required username={user} password={password};",
+        }
+    if security.ssl_ca_location is not None:
+        props |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(security.ssl_ca_location)}
+    return props
+
+
+def _jaas_quoted(value: str) -> str:
+    """A JAAS option value, quoted (its tokenizer takes backslash escapes inside quotes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class LocalConnect:
-    def __init__(self, settings: ConnectSettings, bootstrap: str) -> None:
+    def __init__(
+        self, settings: ConnectSettings, bootstrap: str, security: SecuritySettings | None = None
+    ) -> None:
+        """``security``: how the worker and its connector's clients connect (default: plaintext)."""
         self.settings = settings
         self.bootstrap = bootstrap
+        self.security = security
         self.data_dir = settings.data_dir
         self.runtime_dir = settings.cache_dir / f"connect-{settings.version}" / "libs"
         self.plugin_root = settings.cache_dir / f"debezium-{settings.debezium_version}" / "plugins"
@@ -150,9 +197,16 @@ class LocalConnect:
                 "offset.flush.interval.ms=1000",
                 f"plugin.path={self.plugin_root}",
                 f"listeners=http://127.0.0.1:{self.settings.rest_port}",
+                *self._security_lines(),
                 "",
             ]
         )
+
+    def _security_lines(self) -> list[str]:
+        if self.security is None:
+            return []
+        props = java_client_properties(self.security)
+        return [f"{prefix}{k}={v}" for prefix in CLIENT_PREFIXES for k, v in props.items()]
 
     def start(self, spec: CaptureSpec) -> None:
         """Start the worker with one connector and wait until it streams."""
@@ -163,6 +217,8 @@ class LocalConnect:
         require_free_port(COMPONENT, "127.0.0.1", self.settings.rest_port, "REWIND_CONNECT__REST_PORT")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         worker = self.data_dir / "worker.properties"
+        worker.touch(mode=0o600)  # it may hold the worker's SASL password
+        worker.chmod(0o600)
         worker.write_text(self.worker_properties())
         connector = self.data_dir / f"{spec.name}.properties"
         connector.write_text("\n".join(f"{k}={v}" for k, v in connector_config(spec).items()) + "\n")

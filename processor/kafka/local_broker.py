@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from processor.config import LocalBrokerSettings, PrincipalSettings, SecuritySettings
+from processor.config import LocalBrokerSettings, PrincipalSettings, SecuritySettings, Settings
 from processor.devenv.procs import (
     Daemon,
     answers,
@@ -212,6 +212,14 @@ class LocalBroker:
             "protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": principal,
             "sasl_password": password, "ssl_ca_location": self.secure_dir / "ca.pem",
         })  # fmt: skip
+
+    def settings_as(self, base: Settings, role: str) -> Settings:
+        """``base`` as ``role`` connects to this secured broker: its principal's credentials, and (but
+        for the admin) no topic creation at run time, as least privilege has it."""
+        principal = base.principals.roles()[role]
+        topics = base.topics.model_copy(update={"create_missing": role == "admin"})
+        update = {"bootstrap_servers": self.bootstrap, "security": self.client_security(principal)}
+        return base.model_copy(update={**update, "topics": topics})
 
     def _scram_users(self, users: Iterable[tuple[str, str]]) -> list[str]:
         return [

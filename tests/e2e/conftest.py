@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from processor.config import ConnectSettings, PostgresSettings
+from processor.config import ConnectSettings, PostgresSettings, PrincipalSettings, SecuritySettings
 from processor.devenv.connect import CaptureSpec, LocalConnect
 from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.devenv.procs import free_port
+from processor.kafka.local_broker import LocalBroker
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +32,15 @@ def postgres() -> Iterator[Dsn]:
 class ConnectLauncher:
     """Starts one Connect worker per capture spec; all are stopped at the end of the session."""
 
-    def __init__(self, bootstrap: str, root: Path) -> None:
+    def __init__(self, bootstrap: str, root: Path, security: SecuritySettings | None = None) -> None:
         self.bootstrap = bootstrap
         self.root = root
+        self.security = security
         self.started: list[LocalConnect] = []
 
     def start(self, spec: CaptureSpec) -> LocalConnect:
         settings = ConnectSettings(data_dir=self.root / spec.name, rest_port=free_port())
-        connect = LocalConnect(settings, self.bootstrap)
+        connect = LocalConnect(settings, self.bootstrap, self.security)
         self.started.append(connect)
         connect.start(spec)
         return connect
@@ -47,6 +49,21 @@ class ConnectLauncher:
 @pytest.fixture(scope="session")
 def debezium(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectLauncher]:
     launcher = ConnectLauncher(kafka_bootstrap, tmp_path_factory.mktemp("connect"))
+    try:
+        yield launcher
+    finally:
+        for connect in launcher.started:
+            connect.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_debezium(
+    secured_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConnectLauncher]:
+    """Connect workers on the secured broker. Debezium is the shop's, not rewind's: it connects as the
+    admin (its own ACLs are the connector owner's business, as Debezium's documentation lists them)."""
+    admin = secured_broker.client_security(PrincipalSettings().admin)
+    launcher = ConnectLauncher(secured_broker.bootstrap, tmp_path_factory.mktemp("secured-connect"), admin)
     try:
         yield launcher
     finally:

@@ -25,9 +25,7 @@ class Cluster:
         """``base`` as ``role`` connects (on the secured broker: no topic creation at run time)."""
         if self.secured is None:
             return base
-        principal = base.principals.roles()[role]
-        topics = base.topics.model_copy(update={"create_missing": False})
-        return base.model_copy(update={"security": self.secured.client_security(principal), "topics": topics})
+        return self.secured.settings_as(base, role)
 
     def conf(self, base: Settings, role: str) -> dict[str, Any]:
         """librdkafka properties (without bootstrap) of ``role``."""

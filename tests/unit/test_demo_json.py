@@ -36,7 +36,9 @@ def test_the_outcome_is_json_on_stdout_and_the_lines_on_stderr(
 ) -> None:
     outcome = _outcome(tmp_path, state)
 
-    def run_demo(_settings: object, _orders: int, say: Any, _mode: str) -> tuple[object, Outcome]:
+    def run_demo(
+        _settings: object, _orders: int, say: Any, _mode: str, _secure: bool
+    ) -> tuple[object, Outcome]:
         say("kafka: 127.0.0.1:9092")
         return object(), outcome
 
@@ -54,3 +56,12 @@ def test_the_outcome_is_json_on_stdout_and_the_lines_on_stderr(
     assert steps == [s.action_id for s in outcome.status.plan.steps]
     assert {c["table"] for c in found["checks"]} >= {"orders", "stock", "payments", "emails"}
     assert found["picture"] is None and found["timings_s"] == {"orders_s": 1.5}
+
+
+def test_a_secure_demo_on_a_configured_cluster_is_refused_before_it_starts_anything() -> None:
+    result = CliRunner().invoke(
+        main, ["demo", "--secure"], env={"REWIND_BOOTSTRAP_SERVERS": "elsewhere:9092"}
+    )
+    assert result.exit_code == 1
+    assert "--secure starts a secured broker of its own" in result.output
+    assert "unset REWIND_BOOTSTRAP_SERVERS" in result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.config import LocalBrokerSettings
+from processor.config import LocalBrokerSettings, Settings
 from processor.devenv.procs import free_port, require_java, require_maven
 from processor.errors import PortInUse, ServiceNotReady, ToolMissing
 from processor.kafka.local_broker import LocalBroker, random_cluster_id
@@ -167,3 +167,18 @@ def test_stop_when_nothing_runs_says_so(tmp_path: Path) -> None:
     broker = LocalBroker(_settings(tmp_path))
     assert broker.stop() is False
     assert broker.status().running is False
+
+
+def test_settings_as_a_role_connect_as_its_principal_and_create_nothing(tmp_path: Path) -> None:
+    broker = LocalBroker(_settings(tmp_path, secure=True))
+    base = Settings(bootstrap_servers="elsewhere:1")
+    tap, admin = broker.settings_as(base, "tap"), broker.settings_as(base, "admin")
+    password = tap.security.sasl_password
+    assert password is not None and password.get_secret_value() == broker.credentials()["rewind-tap"]
+    assert (tap.security.protocol, tap.security.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert tap.security.sasl_username == "rewind-tap" and tap.bootstrap_servers == broker.bootstrap
+    assert tap.security.ssl_ca_location == broker.secure_dir / "ca.pem"
+    assert not tap.topics.create_missing  # least privilege: only the admin step makes topics
+    assert admin.topics.create_missing and admin.security.sasl_username == "rewind-admin"
+    with pytest.raises(KeyError):
+        broker.settings_as(base, "janitor")
