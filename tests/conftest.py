@@ -19,7 +19,7 @@ from processor.config import LocalBrokerSettings, Settings
 from processor.devenv.procs import free_port
 from processor.kafka.local_broker import LocalBroker
 
-NEEDS_BROKER = (Path(__file__).parent / "integration", Path(__file__).parent / "e2e")
+NEEDS_BROKER = tuple(Path(__file__).parent / d for d in ("integration", "e2e", "faults"))
 
 
 def _required() -> bool:
@@ -125,6 +125,19 @@ def local_broker_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalBrok
         data_dir=tmp_path_factory.mktemp("broker"),
         ready_timeout_s=120,
     )
+
+
+@pytest.fixture(scope="session")
+def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """The project's local broker secured: SASL/SCRAM-SHA-512 over TLS, StandardAuthorizer, no ACL no
+    access, one SCRAM user per role (always the local broker: it must hold those users)."""
+    secured = local_broker_settings(tmp_path_factory).model_copy(update={"secure": True})
+    broker = LocalBroker(secured)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from processor.config import ConnectSettings, PostgresSettings, PrincipalSettings, SecuritySettings
+from processor.config import ConnectSettings, PostgresSettings, SecuritySettings
 from processor.devenv.connect import CaptureSpec, LocalConnect
 from processor.devenv.postgres import Dsn, LocalPostgres
 from processor.devenv.procs import free_port
-from processor.kafka.local_broker import LocalBroker
 
 
 @pytest.fixture(scope="session")
@@ -55,17 +54,3 @@ def debezium(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         for connect in launcher.started:
             connect.stop()
 
-
-@pytest.fixture(scope="session")
-def secured_debezium(
-    secured_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ConnectLauncher]:
-    """Connect workers on the secured broker. Debezium is the shop's, not rewind's: it connects as the
-    admin (its own ACLs are the connector owner's business, as Debezium's documentation lists them)."""
-    admin = secured_broker.client_security(PrincipalSettings().admin)
-    launcher = ConnectLauncher(secured_broker.bootstrap, tmp_path_factory.mktemp("secured-connect"), admin)
-    try:
-        yield launcher
-    finally:
-        for connect in launcher.started:
-            connect.stop()
