@@ -3,7 +3,9 @@ root (processor.app) built from them."""
 
 from __future__ import annotations
 
+import faulthandler
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +56,8 @@ def stop_on_signals(ctx: Context, duration: float | None = None) -> threading.Ev
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if sys.__stderr__ is not None:  # `kill -USR1`: where every thread is, on the process's stderr
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True

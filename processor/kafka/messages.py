@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 class MessageError(Protocol):
     def fatal(self) -> bool: ...
     def retriable(self) -> bool: ...
+    def name(self) -> str: ...
+    def str(self) -> str: ...
 
 
 class KafkaMessage(Protocol):
@@ -87,12 +89,24 @@ def is_error(msg: KafkaMessage) -> bool:
     error = msg.error()
     if error is None:
         return False
+    if error.name() == "UNKNOWN_TOPIC_OR_PART":  # not created yet (Debezium makes them lazily)
+        _warn_once(f"consumer: {error.str()}: it is read once it exists")
+        return True
     if error.fatal():
         raise ClientFatal(f"consumer: {error}")
     if not error.retriable():
         raise KafkaError(f"consumer: {error}", retryable=True)
     logger.warning("consumer: %s", error)
     return True
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        logger.warning("%s", text)
 
 
 Headers = Mapping[str, bytes | str | None] | Sequence[tuple[str, bytes | str | None]] | None

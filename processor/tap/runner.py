@@ -97,7 +97,9 @@ class TapRunner:
         consumer = clients.consumer(
             self.settings, self.bootstrap, self.settings.group_id,
             extra={"group.instance.id": f"{self.settings.client_id}-{self.settings.tap.instance_id}",
-                   "session.timeout.ms": 10_000},
+                   "session.timeout.ms": 10_000,
+                   # a source topic Debezium has not created yet is picked up seconds after it appears
+                   "topic.metadata.refresh.interval.ms": 5_000},
         )  # fmt: skip
         session = _Session(consumer, producer, core, {})
         consumer.subscribe(self.topics, on_revoke=lambda _c, _p: setattr(session, "revoked", True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -145,7 +146,14 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
         assert any(f"cluster: {kafka_bootstrap}" in line for line in lines)
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # every thread's stack, to stderr
+            time.sleep(1)
+            proc.kill()
+            out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"rewind run did not stop in 30 s of SIGTERM:\n{err[-8000:]}") from None
     assert proc.returncode == 0, err
     assert "stopped" in out
     assert (tmp_path / "graph.npz").is_file(), "the graph builder checkpoints when it stops"

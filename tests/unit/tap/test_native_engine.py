@@ -303,6 +303,12 @@ class RetriableError:
     def retriable(self) -> bool:
         return True
 
+    def name(self) -> str:
+        return "_TRANSPORT"
+
+    def str(self) -> str:
+        return "broker transport failure"
+
     def __str__(self) -> str:
         return "broker transport failure"
 
