@@ -103,8 +103,9 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
     transaction. An abortable failure aborts and restarts the session; any other is raised."""
     try:
         if offsets and group is not None:
-            producer.send_offsets_to_transaction(offsets, group, 30)
-        producer.commit_transaction(60)
+            send = lambda: producer.send_offsets_to_transaction(offsets, group, 20)  # noqa: E731
+            within(30, "send_offsets_to_transaction", send)
+        within(75, "commit_transaction", lambda: producer.commit_transaction(60))
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         requires_abort = getattr(error, "txn_requires_abort", None)
@@ -112,6 +113,29 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
             abort(producer, f"commit failed: {error}")
         raise client_error("commit failed", exc) from exc
     producer.begin_transaction()
+
+
+def within(seconds: float, what: str, call: Callable[[], object]) -> None:
+    """``call`` (a transactional call of the producer), given up on past ``seconds``: librdkafka can
+    block in send_offsets_to_transaction far past its own timeout when the group coordinator goes away
+    mid-transaction (librdkafka issues #5456, #5511; seen here on a clean broker restart). The producer
+    is then abandoned (its thread stays blocked) and the session starts over with a new one, whose
+    init_transactions fences it."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise ClientFatal(f"{what} did not return in {seconds:.0f}s: the producer is abandoned")
+    if raised:
+        raise raised[0]
 
 
 def abort(producer: Producer, why: str) -> None:

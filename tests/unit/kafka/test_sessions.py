@@ -5,6 +5,7 @@ over with new clients, rewind's own non-retryable errors end the component."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from confluent_kafka import KafkaError as ConfluentError
@@ -68,3 +69,25 @@ def test_client_errors_say_whether_new_clients_are_needed() -> None:
     assert isinstance(fatal, ClientFatal) and fatal.retryable
     other = loop.client_error("commit failed", KafkaException(ConfluentError(ConfluentError._TIMED_OUT)))
     assert type(other) is KafkaError and other.retryable and "commit failed" in str(other)
+
+
+def test_a_transactional_call_that_never_returns_abandons_the_producer() -> None:
+    """librdkafka can block in send_offsets_to_transaction past its own timeout (its issue #5456)."""
+    never = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(ClientFatal, match="send_offsets_to_transaction did not return in 0s"):
+        loop.within(0.2, "send_offsets_to_transaction", never.wait)
+    assert time.monotonic() - started < 2
+    never.set()
+
+
+def test_a_transactional_call_returns_or_raises_as_it_would() -> None:
+    loop.within(5, "commit_transaction", lambda: None)
+    failed = KafkaException(ConfluentError(ConfluentError._STATE, "abortable", txn_requires_abort=True))
+
+    def fail() -> None:
+        raise failed
+
+    with pytest.raises(KafkaException) as raised:
+        loop.within(5, "commit_transaction", fail)
+    assert raised.value is failed

@@ -306,10 +306,10 @@ class RetriableError:
     def name(self) -> str:
         return "_TRANSPORT"
 
-    def str(self) -> str:
+    def __str__(self) -> str:
         return "broker transport failure"
 
-    def __str__(self) -> str:
+    def str(self) -> str:
         return "broker transport failure"
 
 
