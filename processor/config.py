@@ -253,6 +253,9 @@ class RollbackSettings(Section):
     approvers_required: int = Field(
         1, ge=1, description="distinct approvers (never the requester) a plan that needs approval waits for"
     )
+    max_scope_actions: int = Field(
+        100_000, ge=1, description="a request whose scope holds more actions is refused before planning"
+    )
     confirm_timeout_s: float = Field(30.0, gt=0, description="wait for a step's effect in the journal")
     max_attempts: int = Field(3, ge=1, description="emissions of an unconfirmed step before it fails")
     backoff: float = Field(2.0, ge=1.0, description="each retry waits this many times longer")

@@ -45,6 +45,13 @@ def plan(
     request.validate()
     seed_nodes = _seed_nodes(request, graph, actions)
     scope_nodes = closure_nodes(graph, seed_nodes, widen_on_overwrites=request.widen_on_overwrites)
+    limit = (thresholds or Thresholds()).max_scope
+    if len(scope_nodes) > limit:
+        raise RequestInvalid(
+            f"the scope holds {len(scope_nodes)} actions, over the limit of {limit} "
+            "(REWIND_ROLLBACK__MAX_SCOPE_ACTIONS): narrow the selector, or raise the limit",
+            field="selector",
+        )
     try:
         waves = undo_waves_nodes(graph, scope_nodes, ORDER_KINDS)
     except CycleError as exc:

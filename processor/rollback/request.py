@@ -329,10 +329,12 @@ class Control:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Above any of these, a plan waits for an approve command."""
+    """Above any of these, a plan waits for an approve command; above ``max_scope`` actions, a request
+    is refused before it is planned (memory and time stay bounded whatever a selector matches)."""
 
     steps: int = 100
     irreversible: int = 0
     conflicts: int = 0
     unclassified: int = 0
     in_doubt: int = 0
+    max_scope: int = 100_000

@@ -83,7 +83,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         thresholds=Thresholds(
             steps=r.approve_over_steps, irreversible=r.approve_over_irreversible,
             conflicts=r.approve_over_conflicts, unclassified=r.approve_over_unclassified,
-            in_doubt=r.approve_over_in_doubt,
+            in_doubt=r.approve_over_in_doubt, max_scope=r.max_scope_actions,
         ),
         policy=Policy(
             confirm_timeout_ms=int(r.confirm_timeout_s * 1000), max_attempts=r.max_attempts,

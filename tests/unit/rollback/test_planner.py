@@ -212,3 +212,15 @@ def test_numeric_predicates_compare_exactly_and_count_what_they_cannot_read(tmp_
         plan_for(w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=near))
     text = FieldPredicate.parse('after.price == "IQ=="')  # a text comparison reads text: nothing unreadable
     assert plan_for(w, cat, Selector(SelectorKind.FIELD_PREDICATE, predicate=text)).unreadable == []
+
+
+def test_a_scope_over_the_limit_is_refused_before_it_is_planned(tmp_path: Path) -> None:
+    """A selector matching far more than meant (the whole journal) is refused naming the limit."""
+    w = World()
+    for n in range(3):
+        w.order(n, rule="v7", price=90)  # 4 actions each in the scope
+    every = Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"'))
+    assert len(plan_for(w, catalog(tmp_path), every, thresholds=Thresholds(max_scope=12)).scope) == 12
+    with pytest.raises(RequestInvalid, match="the scope holds 12 actions, over the limit of 11") as refused:
+        plan_for(w, catalog(tmp_path), every, thresholds=Thresholds(max_scope=11))
+    assert "REWIND_ROLLBACK__MAX_SCOPE_ACTIONS" in str(refused.value) and refused.value.field == "selector"
