@@ -112,6 +112,11 @@ def load_catalog(path: Path) -> Catalog:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read catalog: {exc.strerror}", where=Where(file=str(path))) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"catalog is not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x}",
+            where=Where(file=str(path)),
+        ) from None
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -148,7 +153,11 @@ def _spec(path: Path, action_type: str, key_node: yaml.Node, node: yaml.Node) ->
     line = key_node.start_mark.line + 1
     if not isinstance(node, yaml.MappingNode):
         raise _error(path, node, action_type, "must be a mapping with at least 'mechanism'")
-    data = yaml.safe_load(yaml.serialize(node))
+    try:
+        data = yaml.safe_load(yaml.serialize(node))
+    except yaml.YAMLError as exc:  # a tag no safe constructor knows (!python/object, !anything)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise _error(path, node, action_type, f"holds what plain YAML cannot read: {problem}") from None
 
     def fail(name: str, problem: str) -> ConfigError:  # at the field, or at the action when it is missing
         return _error(path, _mapping_item(node, name, path) or key_node, f"{action_type}.{name}", problem)

@@ -88,6 +88,10 @@ class FieldPredicate:
         """``rule_version == "v7"``, ``amount > 100``, ``status in ["a", "b"]``: a dotted field path, a
         comparison, and a JSON value (or a bare word, taken as text). Anything else is refused naming
         the column where it goes wrong."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # an undecodable byte of the command line (surrogateescape)
+            raise _syntax(text.encode("utf-8", "replace").decode(), exc.start, "not UTF-8 text") from None
         at = _skip_space(text, 0)
         path = _FIELD_PATH.match(text, at)
         if path is None:

@@ -244,7 +244,13 @@ def encode_status(p: RequestProgress) -> bytes:
 
 
 def decode_status(data: bytes, where: Where | None = None) -> RequestProgress:
-    return progress_from_record(decode(data, SchemaName.ROLLBACK_STATUS, where))
+    record = decode(data, SchemaName.ROLLBACK_STATUS, where)
+    try:
+        return progress_from_record(record)
+    except ValueError as exc:  # an enum symbol the schema's strings allow but the domain has not
+        raise SchemaError(
+            f"status of {record.get('request_id')!r} cannot be read: {exc}", where=where
+        ) from exc
 
 
 def encode_command(envelope: dict[str, Any], fmt: str) -> bytes:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,18 @@ def test_a_bad_redrive_entry_names_the_file_line_and_problem(
         load_catalog(path)
     text = str(error.value)
     assert problem in text and "OrderPriced.redrive" in text and f"{path}:5" in text
+
+
+def test_a_catalog_that_is_not_utf8_or_holds_an_unknown_tag_is_refused_by_name(tmp_path: Path) -> None:
+    """Found by fuzzing (bench/fuzz, the catalog target): both raised past the loader's errors."""
+    path = tmp_path / "catalog.yaml"
+    path.write_bytes(b"actions:\n  OrderPriced: {mechanism: restore}  # caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text: byte 51 is 0xe9") as refused:
+        load_catalog(path)
+    assert str(path) in str(refused.value)
+    path.write_text("actions:\n  OrderPriced:\n    mechanism: !irreversible ''\n")
+    tag = (
+        "field 'OrderPriced' holds what plain YAML cannot read: could not determine a constructor for the tag"
+    )
+    with pytest.raises(ConfigError, match=re.escape(f"{tag} '!irreversible' (at ") + ".*catalog.yaml:3"):
+        load_catalog(path)

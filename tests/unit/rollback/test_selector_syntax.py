@@ -83,3 +83,11 @@ def test_every_predicate_written_out_reads_back_as_itself(
     written = FieldPredicate(path, op, listed if op is PredicateOp.IN else value)
     again = FieldPredicate.parse(str(written))
     assert (again.field, again.op, again.value) == (written.field, written.op, written.value)
+
+
+def test_a_selector_with_an_undecodable_byte_is_refused_at_its_column() -> None:
+    """Found by fuzzing (bench/fuzz): Python reads an undecodable command-line byte as a lone surrogate,
+    which read as a bare word and crashed when the predicate was written out."""
+    text = b"a == x\xff".decode("utf-8", errors="surrogateescape")
+    with pytest.raises(RequestInvalid, match="not UTF-8 text, at column 7"):
+        FieldPredicate.parse(text)

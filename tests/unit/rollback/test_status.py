@@ -8,10 +8,11 @@ import pytest
 
 from processor.errors import SchemaError, Where
 from processor.rollback.engine import EngineConfig, RollbackEngine
-from processor.rollback.progress import RequestProgress
+from processor.rollback.progress import RequestProgress, RequestState
 from processor.rollback.request import Mode, RollbackRequest, Selector, SelectorKind, Thresholds
-from processor.rollback.serde import plan_record, status_record
+from processor.rollback.serde import decode_status, encode_status, plan_record, status_record
 from processor.rollback.status import StatusReader, StatusWriter
+from processor.schemas import SchemaName, decode, encode
 from tests.unit.rollback.world import World, catalog
 
 
@@ -85,3 +86,15 @@ def test_the_latest_progress_of_each_request_skips_an_unreadable_record_and_name
     assert list(latest) == ["r1"] and _same(latest["r1"], progress)
     [error] = unreadable
     assert "st[0]@1" in str(error)
+
+
+def test_a_status_record_naming_an_unknown_mode_is_a_schema_error_not_a_crash() -> None:
+    """Found by fuzzing (bench/fuzz, the status target): the worker reads every status record back at
+    start, and one it cannot read must be skipped by name, not end the session."""
+    progress = RequestProgress(
+        "r1", RequestState.COMPLETED, 7, "olivia", "why", Mode.EXECUTE, "sel", 3, "done"
+    )
+    record = decode(encode_status(progress), SchemaName.ROLLBACK_STATUS)
+    record["mode"] = "EXEFUTE"
+    with pytest.raises(SchemaError, match="status of 'r1' cannot be read: 'EXEFUTE' is not a valid Mode"):
+        decode_status(encode(record, SchemaName.ROLLBACK_STATUS), Where(component="test"))
