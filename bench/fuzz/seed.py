@@ -60,6 +60,12 @@ def main() -> None:
     for capture in sorted((ROOT / "tests/fixtures/debezium/captured").glob("*.jsonl")):
         lines += [line for line in capture.read_bytes().splitlines() if len(line) < 8192][:6]
     _write("capture", lines)
+    # The tap: whole captures of real connectors (a transaction's records together), a line each kept short.
+    streams = []
+    for capture in sorted((ROOT / "tests/fixtures/debezium/captured").glob("*.jsonl")):
+        kept = [line for line in capture.read_bytes().splitlines() if len(line) < 8192][:12]
+        streams.append(b"\n".join(kept))
+    _write("tap", streams)
     key = SigningKey.generate("olivia")
     _write("signature", [sign(key, Kind.REQUEST, b"body", 1_700_000_000_000).header() for _ in range(3)])
 

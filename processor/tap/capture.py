@@ -49,6 +49,12 @@ def _int_field(obj: dict[str, Any], name: str, low: int, high: int, *, required:
 def from_kcat(line: str, where: Where) -> SourceRecord:
     """One line of `kcat -C -J` output: topic, partition, offset, ts, headers [k, v, ...], key, payload."""
     try:
+        line.encode("utf-8")  # a line read with surrogateescape holds an undecodable byte
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"not a kcat -J record: not UTF-8 text at character {exc.start}", where=where
+        ) from None
+    try:
         obj = loads(line)
         if not isinstance(obj, dict):
             raise ValueError("a kcat -J line is a JSON object")

@@ -353,3 +353,15 @@ def test_a_dead_letter_too_large_to_write_whole_is_a_reference() -> None:
         headers["rewind.dlq.source.offset"] == b"7"
         and headers["rewind.dlq.truncated"] == str(big.size).encode()
     )
+
+
+def test_a_capture_line_with_an_undecodable_byte_is_refused_naming_its_line(tmp_path: Path) -> None:
+    """Found by fuzzing (bench/fuzz, the tap target): read with surrogateescape, such a byte reached the
+    native engine as a lone surrogate in a topic name and crashed it."""
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(b'{"topic": "shop.orders", "offset": 0, "payload": null}\n'
+                        b'{"topic": "shop.\xee", "offset": 1, "payload": null}\n')  # fmt: skip
+    refused: list[str] = []
+    records = list(read_capture(capture, on_error=lambda exc: refused.append(str(exc))))
+    assert [r.topic for r in records] == ["shop.orders"]
+    assert len(refused) == 1 and "not UTF-8 text" in refused[0] and f"{capture}:2" in refused[0]
