@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from confluent_kafka import Producer
 
 from processor.kafka.local_broker import LocalBroker
@@ -73,6 +76,41 @@ class Bouncer:
 
     def fault(self, name: str) -> Callable[[], None]:
         return {"kill-9": self.kill_9, "stall": self.stall, "restart": self.restart}[name]
+
+
+def rewind(
+    command: str,
+    settings: Mapping[str, object],
+    tmp_path: Path,
+    log: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``rewind <command>`` as users run it, on these settings and the short client timeouts."""
+    config = tmp_path / f"{command}.yaml"
+    config.write_text(yaml.safe_dump({**settings, "metrics_port": 0, "clients": CLIENTS}))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}, **(extra_env or {})}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "processor.cli", "--config", str(config), command],
+                                stdout=out, stderr=out, env=env)  # fmt: skip
+
+
+def stop(process: subprocess.Popen[bytes], log: Path, *, stacks: bool = False) -> None:
+    """SIGTERM (after SIGUSR1 with ``stacks``: every thread's stack into the log, to see a hang)."""
+    alive = process.poll() is None
+    if stacks and alive:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    assert alive, f"rewind exited by itself during the fault:\n{log.read_text()[-3000:]}"
+
+
+def restarts(log: Path) -> int:
+    text = log.read_text()
+    return text.count("restarting in") + text.count("session restarts from committed state")
 
 
 FAULTS = ("kill-9", "stall", "restart")

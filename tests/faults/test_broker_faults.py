@@ -6,20 +6,24 @@ human: no restart of rewind, no intervention."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-import yaml
 
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
-from tests.faults.faultkit import CLIENTS, FAULTS, Bouncer, Outcome, Report, SteadyProducer, exactly_once
+from tests.faults.faultkit import (
+    FAULTS,
+    Bouncer,
+    Outcome,
+    Report,
+    SteadyProducer,
+    exactly_once,
+    restarts,
+    rewind,
+    stop,
+)
 from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
 from tests.integration.tapkit import TapTopics, headers_of, interleave, read_journal, read_topic, transaction
 from tests.unit.rollback.world import World
@@ -27,36 +31,6 @@ from tests.unit.rollback.world import World
 TRANSACTIONS = 300  # fed over ~12 s
 ORDERS = 40  # 160 steps
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
-
-
-def _rewind(
-    command: str, settings: Mapping[str, object], tmp_path: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    config = tmp_path / f"{command}.yaml"
-    config.write_text(yaml.safe_dump({**settings, "metrics_port": 0, "clients": CLIENTS}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REWIND_")}
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "processor.cli", "--config", str(config), command],
-                                stdout=out, stderr=out, env=env)  # fmt: skip
-
-
-def _stop(process: subprocess.Popen[bytes], log: Path, *, stacks: bool = False) -> None:
-    """SIGTERM (after SIGUSR1 with ``stacks``: every thread's stack into the log, to see a hang)."""
-    alive = process.poll() is None
-    if stacks and alive:
-        process.send_signal(signal.SIGUSR1)
-        time.sleep(1)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    assert alive, f"rewind exited by itself during the fault:\n{log.read_text()[-3000:]}"
-
-
-def _restarts(log: Path) -> int:
-    text = log.read_text()
-    return text.count("restarting in") + text.count("session restarts from committed state")
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -80,7 +54,7 @@ def test_the_tap_journals_every_transaction_exactly_once_through_a_broker_fault(
             source.send(topics, interleave(txs[start : start + 25], seed=start))
             time.sleep(1.0)
 
-    tap = _rewind("tap", settings, tmp_path, log)
+    tap = rewind("tap", settings, tmp_path, log)
     feeder = threading.Thread(target=feed, daemon=True)
     try:
         time.sleep(3)  # the tap is up and journaling
@@ -93,13 +67,13 @@ def test_the_tap_journals_every_transaction_exactly_once_through_a_broker_fault(
         entries = read_journal(bouncer.bootstrap, topics.journal, expect=TRANSACTIONS, timeout_s=120)
         recovered = time.monotonic() - fault_ended
     finally:
-        _stop(tap, log, stacks=len(locals().get("entries", [])) < TRANSACTIONS)
+        stop(tap, log, stacks=len(locals().get("entries", [])) < TRANSACTIONS)
     missing, doubled = exactly_once(
         (e.action_id for e in entries), {f"evt-{10_000 + i}" for i in range(TRANSACTIONS)}
     )
     report.add(Outcome(
         f"tap journals {TRANSACTIONS} source transactions", f"broker: {bouncer.log[-1]}", TRANSACTIONS,
-        len(entries), len(missing), len(doubled), "no", recovered, _restarts(log),
+        len(entries), len(missing), len(doubled), "no", recovered, restarts(log),
     ))  # fmt: skip
     assert not missing and not doubled, (
         f"missing {len(missing)}, doubled {doubled}\n{log.read_text()[-3000:]}"
@@ -131,7 +105,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
     }  # fmt: skip
     log = tmp_path / "worker.log"
     services = Services(bouncer.bootstrap, topics, base.topics.journal).start()
-    worker = _rewind("worker", settings, tmp_path, log)
+    worker = rewind("worker", settings, tmp_path, log)
     status = StatusReader(base)
     steps = ORDERS * 4
     try:
@@ -147,7 +121,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
         final = status.wait(request_id, FINAL, 240)
         recovered = time.monotonic() - fault_ended
     finally:
-        _stop(worker, log)
+        stop(worker, log)
         services.stop()
         status.close()
     commands = [m for t in topics.commands for m in read_topic(bouncer.bootstrap, t, expect=0, timeout_s=10)]
@@ -157,7 +131,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
     stuck = "no" if final.state.value == "COMPLETED" else f"{final.state.value}: {final.reason}"
     report.add(Outcome(
         f"rollback of {ORDERS} orders ({steps} steps)", f"broker: {bouncer.log[-1]}", steps, len(keys),
-        len(missing), len(doubled), stuck, recovered, _restarts(log),
+        len(missing), len(doubled), stuck, recovered, restarts(log),
     ))  # fmt: skip
     assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
     assert len(expected) == steps and not missing and not doubled, (missing, doubled)

@@ -194,6 +194,7 @@ class Services:
     rows: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # entity -> its row, as they know it
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _deaf_until: float = 0.0  # monotonic time until which they read no command (a service not answering)
 
     def start(self) -> Services:
         """Knowing their rows as the journal holds them so far, then applying commands."""
@@ -209,6 +210,10 @@ class Services:
         self._thread.start()
         return self
 
+    def go_deaf(self, seconds: float) -> None:
+        """Stop answering rewind's commands for ``seconds`` (they wait in the topic meanwhile)."""
+        self._deaf_until = time.monotonic() + seconds
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
@@ -222,6 +227,9 @@ class Services:
         consumer.subscribe(self.topics.commands)
         producer = Producer({"bootstrap.servers": self.bootstrap, **self.journal_conf, "linger.ms": 2})
         while not self._stop.is_set():
+            if time.monotonic() < self._deaf_until:  # heartbeats go on in the client's own thread
+                time.sleep(0.2)
+                continue
             for msg in consumer.consume(100, timeout=0.2):
                 if msg.error() is not None:
                     continue

@@ -23,6 +23,7 @@ from processor.journal.serde import journal_key, serialize
 from processor.kafka import clients
 
 WORKFLOWS = 12_000  # ~90k entries: seconds of work, so kills land while the builder catches up
+KILLS = 10
 
 
 def workload(seed: int) -> list[JournalEntry]:
@@ -78,8 +79,8 @@ def test_kill_9_and_restart_gives_the_same_graph_from_the_checkpoint(
     rnd = random.Random(unique)
     builder = start()
     try:
-        for _ in range(3):
-            time.sleep(rnd.uniform(2.0, 3.5))
+        for _ in range(KILLS):
+            time.sleep(rnd.uniform(1.5, 3.0))
             os.kill(builder.pid, signal.SIGKILL)
             builder.wait(10)
             builder = start()
