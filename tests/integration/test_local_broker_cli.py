@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
@@ -122,9 +123,10 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
             "REWIND_SIGNING__KEYRING_FILE": str(people()[0]),
         }
     )
-    proc = subprocess.Popen(
-        [*REWIND, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    # stderr to a file: a pipe nobody reads while it runs fills (64 KiB of logs) and blocks every
+    # thread that logs, the signal handler's print included, so it could never stop
+    errors = (tmp_path / "stderr.log").open("w+")
+    proc = subprocess.Popen([*REWIND, "run"], env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         lines = []
@@ -147,16 +149,22 @@ def test_run_against_an_existing_cluster_serves_metrics(kafka_bootstrap: str, tm
     finally:
         proc.terminate()
         try:
-            out, err = proc.communicate(timeout=30)
+            out, _ = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGUSR1)  # every thread's stack, to stderr
             time.sleep(1)
             proc.kill()
-            out, err = proc.communicate(timeout=30)
-            raise AssertionError(f"rewind run did not stop in 30 s of SIGTERM:\n{err[-8000:]}") from None
-    assert proc.returncode == 0, err
+            proc.communicate(timeout=30)
+            raise AssertionError(f"rewind run did not stop in 30 s of SIGTERM:\n{_tail(errors)}") from None
+    assert proc.returncode == 0, _tail(errors)
     assert "stopped" in out
     assert (tmp_path / "graph.npz").is_file(), "the graph builder checkpoints when it stops"
+
+
+def _tail(log: IO[str], size: int = 8000) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-size:]
 
 
 def _healthy(url: str, timeout_s: float) -> bool:
