@@ -16,7 +16,7 @@ if command -v cargo >/dev/null; then  # the native tap engine: formatted and lin
   cargo fmt --manifest-path native/Cargo.toml --check || exit 1
 fi
 
-"$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest --durations=25 "$@"  # the slowest, to keep the run within its budget
 code=$?
 if [ "$code" -eq 5 ]; then
   echo "test.sh: pytest collected no tests: failing" >&2

@@ -1,16 +1,16 @@
-"""The broker rewind stands on fails while work flows: `kill -9` and a restart on the same storage,
-SIGSTOP for longer than the clients' session and transaction timeouts, a clean restart. The tap (a
-`rewind tap` process) must journal every source transaction exactly once, and the rollback worker (a
-`rewind worker` process) emit every step's command exactly once and finish the request, both without a
-human: no restart of rewind, no intervention."""
+"""The broker rewind stands on fails while work flows, three ways in a row: `kill -9` and a restart on
+the same storage, SIGSTOP for longer than the clients' session and transaction timeouts, a clean
+restart. The tap (a `rewind tap` process) must journal every source transaction exactly once, and the
+rollback worker (a `rewind worker` process) emit every step's command exactly once and finish the
+request, both without a human: no restart of rewind, no intervention. Each fault's recovery is timed:
+from its end until the work flows again."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.faults.faultkit import (
@@ -28,14 +28,20 @@ from tests.integration.rollkit import RollbackTopics, Services, StatusReader, pu
 from tests.integration.tapkit import TapTopics, headers_of, interleave, read_journal, read_topic, transaction
 from tests.unit.rollback.world import World
 
-TRANSACTIONS = 300  # fed over ~12 s
-ORDERS = 40  # 160 steps
+ORDERS = 60  # 240 steps, paced so the three faults land mid-emission
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
 
 
-@pytest.mark.parametrize("fault", FAULTS)
-def test_the_tap_journals_every_transaction_exactly_once_through_a_broker_fault(
-    fault: str, bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
+def _until(condition: Callable[[], bool], timeout_s: float) -> float:
+    """Seconds until ``condition`` held (polled), or the timeout."""
+    started = time.monotonic()
+    while not condition() and time.monotonic() - started < timeout_s:
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_the_tap_journals_every_transaction_exactly_once_through_three_broker_faults(
+    bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
 ) -> None:
     topics = TapTopics(unique)
     base = topics.settings(bouncer.bootstrap)
@@ -45,45 +51,53 @@ def test_the_tap_journals_every_transaction_exactly_once_through_a_broker_fault(
         "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
         "tap": {"outbox": {"topic_prefix": base.tap.outbox.topic_prefix}, "commit_interval_ms": 100},
     }  # fmt: skip
-    log = tmp_path / "tap.log"
-    txs = [transaction(10_000 + i, with_note=i % 4 == 0) for i in range(TRANSACTIONS)]
-    source = SteadyProducer(bouncer.bootstrap)
+    log, source, done = tmp_path / "tap.log", SteadyProducer(bouncer.bootstrap), threading.Event()
+    fed: list[str] = []
 
-    def feed() -> None:  # ~12 s of source transactions, as Debezium would write them
-        for start in range(0, TRANSACTIONS, 25):
-            source.send(topics, interleave(txs[start : start + 25], seed=start))
-            time.sleep(1.0)
+    def feed() -> None:  # source transactions as Debezium writes them, until the faults are over
+        tx = 10_000
+        while not done.is_set():
+            source.send(
+                topics, interleave([transaction(tx + i, with_note=i % 4 == 0) for i in range(5)], seed=tx)
+            )
+            fed.extend(f"evt-{tx + i}" for i in range(5))
+            tx += 5
+            time.sleep(0.25)
+
+    def journaled(count: int) -> Callable[[], bool]:
+        return lambda: len(read_journal(bouncer.bootstrap, topics.journal, expect=0, timeout_s=5)) >= count
 
     tap = rewind("tap", settings, tmp_path, log)
     feeder = threading.Thread(target=feed, daemon=True)
+    recovered: dict[str, float] = {}
     try:
-        time.sleep(3)  # the tap is up and journaling
+        time.sleep(3)  # the tap is up
         feeder.start()
-        time.sleep(3)
-        bouncer.fault(fault)()
-        fault_ended = time.monotonic()
-        feeder.join(120)
+        for fault in FAULTS:
+            time.sleep(3)  # journaling
+            bouncer.fault(fault)()
+            recovered[bouncer.log[-1]] = _until(journaled(len(fed)), 120)  # all fed until the fault's end
+        done.set()
+        feeder.join(30)
         source.drain()
-        entries = read_journal(bouncer.bootstrap, topics.journal, expect=TRANSACTIONS, timeout_s=120)
-        recovered = time.monotonic() - fault_ended
+        entries = read_journal(bouncer.bootstrap, topics.journal, expect=len(fed), timeout_s=120)
     finally:
-        stop(tap, log, stacks=len(locals().get("entries", [])) < TRANSACTIONS)
-    missing, doubled = exactly_once(
-        (e.action_id for e in entries), {f"evt-{10_000 + i}" for i in range(TRANSACTIONS)}
-    )
-    report.add(Outcome(
-        f"tap journals {TRANSACTIONS} source transactions", f"broker: {bouncer.log[-1]}", TRANSACTIONS,
-        len(entries), len(missing), len(doubled), "no", recovered, restarts(log),
-    ))  # fmt: skip
+        done.set()
+        stop(tap, log, stacks=len(locals().get("entries", [])) < len(fed))
+    missing, doubled = exactly_once((e.action_id for e in entries), set(fed))
+    for fault, seconds in recovered.items():
+        report.add(Outcome(
+            f"tap journals {len(fed)} source transactions (three faults in a row)", f"broker: {fault}", len(fed),
+            len(entries), len(missing), len(doubled), "no", seconds, restarts(log),
+        ))  # fmt: skip
     assert not missing and not doubled, (
         f"missing {len(missing)}, doubled {doubled}\n{log.read_text()[-3000:]}"
     )
     assert all(e.complete for e in entries)
 
 
-@pytest.mark.parametrize("fault", FAULTS)
-def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
-    fault: str, bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
+def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faults(
+    bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
 ) -> None:
     topics = RollbackTopics(unique)
     base = topics.settings(bouncer.bootstrap)
@@ -100,26 +114,25 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
         "rollback": {
             "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
             "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 180,
-            "max_emits_per_transaction": 2, "max_emits_per_s": 20,
+            "max_emits_per_transaction": 2, "max_emits_per_s": 12,
         },
     }  # fmt: skip
-    log = tmp_path / "worker.log"
+    log, steps = tmp_path / "worker.log", ORDERS * 4
     services = Services(bouncer.bootstrap, topics, base.topics.journal).start()
     worker = rewind("worker", settings, tmp_path, log)
     status = StatusReader(base)
-    steps = ORDERS * 4
+    recovered: dict[str, float] = {}
     try:
         request_id = send_request(
             base,
             Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')),
         )
-        deadline = time.monotonic() + 120
-        while len(services.seen) < steps // 4 and time.monotonic() < deadline:  # mid-emission
-            time.sleep(0.05)
-        bouncer.fault(fault)()
-        fault_ended = time.monotonic()
+        for share, fault in zip((0.1, 0.3, 0.5), FAULTS, strict=True):  # each lands mid-emission
+            _until(lambda s=share: len(services.seen) >= steps * s, 120)  # type: ignore[misc]
+            bouncer.fault(fault)()
+            seen = len(services.seen)
+            recovered[bouncer.log[-1]] = _until(lambda n=seen: len(services.seen) > n, 120)  # type: ignore[misc]
         final = status.wait(request_id, FINAL, 240)
-        recovered = time.monotonic() - fault_ended
     finally:
         stop(worker, log)
         services.stop()
@@ -129,9 +142,11 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_a_broker_fault(
     expected = {s.idempotency_key for s in final.plan.steps} if final.plan else set()
     missing, doubled = exactly_once(keys, expected)
     stuck = "no" if final.state.value == "COMPLETED" else f"{final.state.value}: {final.reason}"
-    report.add(Outcome(
-        f"rollback of {ORDERS} orders ({steps} steps)", f"broker: {bouncer.log[-1]}", steps, len(keys),
-        len(missing), len(doubled), stuck, recovered, restarts(log),
-    ))  # fmt: skip
+    for fault, seconds in recovered.items():
+        report.add(Outcome(
+            f"rollback of {ORDERS} orders ({steps} steps, three faults in a row)", f"broker: {fault}", steps,
+            len(keys), len(missing), len(doubled), stuck, seconds, restarts(log),
+        ))  # fmt: skip
     assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
     assert len(expected) == steps and not missing and not doubled, (missing, doubled)
+    assert all(s.attempts == 1 for s in final.plan.steps)  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from tests.integration.rollkit import RollbackTopics, Services, StatusReader, pu
 from tests.integration.tapkit import TapTopics, headers_of, interleave, read_journal, read_topic, transaction
 from tests.unit.rollback.world import World
 
-KILLS = 12  # each step of the commit four times
+KILLS = 10  # the three steps of the commit in turn
 ORDERS = 50  # 200 steps
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
 
