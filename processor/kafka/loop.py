@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka import KafkaError as ConfluentError
 
 from processor.errors import ClientFatal, KafkaError, Restart, RewindError
+from processor.kafka import failpoints
 from processor.kafka.messages import is_error
 
 logger = logging.getLogger(__name__)
@@ -102,9 +103,11 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
     """Steps 2 and 3 of the commit (the outputs are produced already), then begin the next
     transaction. An abortable failure aborts and restarts the session; any other is raised."""
     try:
+        failpoints.reach("commit.before_offsets")
         if offsets and group is not None:
             send = lambda: producer.send_offsets_to_transaction(offsets, group, 20)  # noqa: E731
             within(30, "send_offsets_to_transaction", send)
+        failpoints.reach("commit.after_offsets")
         within(75, "commit_transaction", lambda: producer.commit_transaction(60))
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
@@ -112,6 +115,7 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
         if callable(requires_abort) and requires_abort():
             abort(producer, f"commit failed: {error}")
         raise client_error("commit failed", exc) from exc
+    failpoints.reach("commit.after_commit")
     producer.begin_transaction()
 
 
