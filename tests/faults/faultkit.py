@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 from confluent_kafka import Producer
 
+from processor.config import Settings
 from processor.kafka.local_broker import LocalBroker
 from processor.kafka.messages import SourceRecord
-from tests.integration.tapkit import TapTopics
+from tests.integration.rollkit import RollbackTopics, publish_journal
+from tests.integration.tapkit import TapTopics, headers_of, read_topic
+from tests.unit.rollback.world import World
 
 # Short client timeouts, so a stalled broker outlives them within a test's time (the defaults are 45 s
 # and 60 s); the broker's group.min.session.timeout.ms is 6 s.
@@ -111,6 +114,52 @@ def stop(process: subprocess.Popen[bytes], log: Path, *, stacks: bool = False) -
 def restarts(log: Path) -> int:
     text = log.read_text()
     return text.count("restarting in") + text.count("session restarts from committed state")
+
+
+def tap_settings(topics: TapTopics, bootstrap: str) -> tuple[Settings, dict[str, object]]:
+    """The tap's topics made, its settings, and what its settings file says (commits every 100 ms)."""
+    base = topics.settings(bootstrap)
+    topics.create(base)
+    return base, {
+        "bootstrap_servers": bootstrap, "group_id": base.group_id,
+        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
+        "tap": {"outbox": {"topic_prefix": base.tap.outbox.topic_prefix}, "commit_interval_ms": 100},
+    }  # fmt: skip
+
+
+def bad_orders_journaled(
+    bootstrap: str, unique: str, orders: int, tmp_path: Path, **rollback: object
+) -> tuple[RollbackTopics, Settings, dict[str, object]]:
+    """``orders`` orders priced by the bad rule (v7) and one untouched, journaled; rewind's topics made;
+    the worker's settings file (``rollback``: its settings over these: pacing, timeouts)."""
+    topics = RollbackTopics(unique)
+    base = topics.settings(bootstrap)
+    topics.create(base)
+    world = World()
+    for n in range(orders):
+        world.order(n, rule="v7", price=90)
+    world.order(orders, rule="v6", price=100)
+    publish_journal(bootstrap, base.topics.journal, world.entries)
+    return topics, base, {
+        "bootstrap_servers": bootstrap, "group_id": base.group_id,
+        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
+        "signing": base.signing.model_dump(mode="json"),
+        "rollback": {
+            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
+            "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 180,
+            "max_emits_per_transaction": 2, **rollback,
+        },
+    }  # fmt: skip
+
+
+def commands_by_key(bootstrap: str, topics: RollbackTopics) -> list[tuple[str, str]]:
+    """Every committed command's (idempotency key, attempt), read_committed."""
+    found = [m for t in topics.commands for m in read_topic(bootstrap, t, expect=0, timeout_s=10)]
+    return [(headers_of(m)["rewind.idempotency_key"].decode(), headers_of(m)["rewind.attempt"].decode())
+            for m in found]  # fmt: skip
+
+
+BAD_RULE = 'rule_version == "v7"'
 
 
 FAULTS = ("kill-9", "stall", "restart")

@@ -14,19 +14,22 @@ from pathlib import Path
 
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.faults.faultkit import (
+    BAD_RULE,
     FAULTS,
     Bouncer,
     Outcome,
     Report,
     SteadyProducer,
+    bad_orders_journaled,
+    commands_by_key,
     exactly_once,
     restarts,
     rewind,
     stop,
+    tap_settings,
 )
-from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
-from tests.integration.tapkit import TapTopics, headers_of, interleave, read_journal, read_topic, transaction
-from tests.unit.rollback.world import World
+from tests.integration.rollkit import Services, StatusReader, send_request
+from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
 ORDERS = 60  # 240 steps, paced so the three faults land mid-emission
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
@@ -44,13 +47,7 @@ def test_the_tap_journals_every_transaction_exactly_once_through_three_broker_fa
     bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
 ) -> None:
     topics = TapTopics(unique)
-    base = topics.settings(bouncer.bootstrap)
-    topics.create(base)
-    settings = {
-        "bootstrap_servers": bouncer.bootstrap, "group_id": base.group_id,
-        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "tap": {"outbox": {"topic_prefix": base.tap.outbox.topic_prefix}, "commit_interval_ms": 100},
-    }  # fmt: skip
+    _base, settings = tap_settings(topics, bouncer.bootstrap)
     log, source, done = tmp_path / "tap.log", SteadyProducer(bouncer.bootstrap), threading.Event()
     fed: list[str] = []
 
@@ -99,24 +96,9 @@ def test_the_tap_journals_every_transaction_exactly_once_through_three_broker_fa
 def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faults(
     bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
 ) -> None:
-    topics = RollbackTopics(unique)
-    base = topics.settings(bouncer.bootstrap)
-    topics.create(base)
-    world = World()
-    for n in range(ORDERS):
-        world.order(n, rule="v7", price=90)
-    world.order(ORDERS, rule="v6", price=100)  # untouched
-    publish_journal(bouncer.bootstrap, base.topics.journal, world.entries)
-    settings = {
-        "bootstrap_servers": bouncer.bootstrap, "group_id": base.group_id,
-        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "signing": base.signing.model_dump(mode="json"),
-        "rollback": {
-            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
-            "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 180,
-            "max_emits_per_transaction": 2, "max_emits_per_s": 12,
-        },
-    }  # fmt: skip
+    topics, base, settings = bad_orders_journaled(
+        bouncer.bootstrap, unique, ORDERS, tmp_path, max_emits_per_s=12
+    )
     log, steps = tmp_path / "worker.log", ORDERS * 4
     services = Services(bouncer.bootstrap, topics, base.topics.journal).start()
     worker = rewind("worker", settings, tmp_path, log)
@@ -125,7 +107,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faul
     try:
         request_id = send_request(
             base,
-            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')),
+            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse(BAD_RULE)),
         )
         for share, fault in zip((0.1, 0.3, 0.5), FAULTS, strict=True):  # each lands mid-emission
             _until(lambda s=share: len(services.seen) >= steps * s, 120)  # type: ignore[misc]
@@ -137,8 +119,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faul
         stop(worker, log)
         services.stop()
         status.close()
-    commands = [m for t in topics.commands for m in read_topic(bouncer.bootstrap, t, expect=0, timeout_s=10)]
-    keys = [headers_of(m)["rewind.idempotency_key"].decode() for m in commands]
+    keys = [key for key, _attempt in commands_by_key(bouncer.bootstrap, topics)]
     expected = {s.idempotency_key for s in final.plan.steps} if final.plan else set()
     missing, doubled = exactly_once(keys, expected)
     stuck = "no" if final.state.value == "COMPLETED" else f"{final.state.value}: {final.reason}"

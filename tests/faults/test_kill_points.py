@@ -13,10 +13,20 @@ from pathlib import Path
 
 from processor.kafka.failpoints import ENV, STEPS
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
-from tests.faults.faultkit import Outcome, Report, SteadyProducer, exactly_once, rewind, stop
-from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
-from tests.integration.tapkit import TapTopics, headers_of, interleave, read_journal, read_topic, transaction
-from tests.unit.rollback.world import World
+from tests.faults.faultkit import (
+    BAD_RULE,
+    Outcome,
+    Report,
+    SteadyProducer,
+    bad_orders_journaled,
+    commands_by_key,
+    exactly_once,
+    rewind,
+    stop,
+    tap_settings,
+)
+from tests.integration.rollkit import Services, StatusReader, send_request
+from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
 KILLS = 10  # the three steps of the commit in turn
 ORDERS = 50  # 200 steps
@@ -32,13 +42,7 @@ def test_the_tap_killed_at_each_step_of_its_commit_journals_every_transaction_ex
     kafka_bootstrap: str, unique: str, tmp_path: Path, report: Report
 ) -> None:
     topics = TapTopics(unique)
-    base = topics.settings(kafka_bootstrap)
-    topics.create(base)
-    settings = {
-        "bootstrap_servers": kafka_bootstrap, "group_id": base.group_id,
-        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "tap": {"outbox": {"topic_prefix": base.tap.outbox.topic_prefix}, "commit_interval_ms": 100},
-    }  # fmt: skip
+    _base, settings = tap_settings(topics, kafka_bootstrap)
     log, source = tmp_path / "tap.log", SteadyProducer(kafka_bootstrap)
     fed: list[str] = []
     done = threading.Event()
@@ -85,24 +89,9 @@ def test_the_tap_killed_at_each_step_of_its_commit_journals_every_transaction_ex
 def test_the_worker_killed_at_each_step_of_its_commit_emits_every_step_once_and_finishes(
     kafka_bootstrap: str, unique: str, tmp_path: Path, report: Report
 ) -> None:
-    topics = RollbackTopics(unique)
-    base = topics.settings(kafka_bootstrap)
-    topics.create(base)
-    world = World()
-    for n in range(ORDERS):
-        world.order(n, rule="v7", price=90)
-    world.order(ORDERS, rule="v6", price=100)  # untouched
-    publish_journal(kafka_bootstrap, base.topics.journal, world.entries)
-    settings = {
-        "bootstrap_servers": kafka_bootstrap, "group_id": base.group_id,
-        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "signing": base.signing.model_dump(mode="json"),
-        "rollback": {
-            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
-            "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 180,
-            "max_emits_per_transaction": 2, "max_emits_per_s": 40,
-        },
-    }  # fmt: skip
+    topics, base, settings = bad_orders_journaled(
+        kafka_bootstrap, unique, ORDERS, tmp_path, max_emits_per_s=40
+    )
     log, steps = tmp_path / "worker.log", ORDERS * 4
     services = Services(kafka_bootstrap, topics, base.topics.journal).start()
     status = StatusReader(base)
@@ -110,7 +99,7 @@ def test_the_worker_killed_at_each_step_of_its_commit_emits_every_step_once_and_
     try:
         request_id = send_request(
             base,
-            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')),
+            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse(BAD_RULE)),
         )
         for step, count in _kill_plan(unique, 6):
             worker = rewind("worker", settings, tmp_path, log, {ENV: f"{step}={count}"})
@@ -122,8 +111,7 @@ def test_the_worker_killed_at_each_step_of_its_commit_emits_every_step_once_and_
         stop(worker, log)
         services.stop()
         status.close()
-    commands = [m for t in topics.commands for m in read_topic(kafka_bootstrap, t, expect=0, timeout_s=10)]
-    keys = [headers_of(m)["rewind.idempotency_key"].decode() for m in commands]
+    keys = [key for key, _attempt in commands_by_key(kafka_bootstrap, topics)]
     expected = {s.idempotency_key for s in final.plan.steps} if final.plan else set()
     missing, doubled = exactly_once(keys, expected)
     kills = log.read_text().count("failpoint commit.")

@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
-from tests.faults.faultkit import Outcome, Report, exactly_once, restarts, rewind, stop
-from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
-from tests.integration.tapkit import headers_of, read_topic
-from tests.unit.rollback.world import World
+from tests.faults.faultkit import (
+    BAD_RULE,
+    Outcome,
+    Report,
+    bad_orders_journaled,
+    commands_by_key,
+    exactly_once,
+    restarts,
+    rewind,
+    stop,
+)
+from tests.integration.rollkit import Services, StatusReader, send_request
 
 ORDERS = 20  # 80 steps
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
@@ -24,23 +32,10 @@ CONFIRM_S, ATTEMPTS = 8.0, 2
 def test_a_service_not_answering_for_a_while_delays_or_ends_the_request_never_hangs_it(
     deaf_s: float, ends: str, kafka_bootstrap: str, unique: str, tmp_path: Path, report: Report
 ) -> None:
-    topics = RollbackTopics(unique)
-    base = topics.settings(kafka_bootstrap)
-    topics.create(base)
-    world = World()
-    for n in range(ORDERS):
-        world.order(n, rule="v7", price=90)
-    publish_journal(kafka_bootstrap, base.topics.journal, world.entries)
-    settings = {
-        "bootstrap_servers": kafka_bootstrap, "group_id": base.group_id,
-        "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "signing": base.signing.model_dump(mode="json"),
-        "rollback": {
-            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
-            "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": CONFIRM_S,
-            "max_attempts": ATTEMPTS, "backoff": 1.0, "max_emits_per_transaction": 4, "max_emits_per_s": 40,
-        },
-    }  # fmt: skip
+    topics, base, settings = bad_orders_journaled(
+        kafka_bootstrap, unique, ORDERS, tmp_path, confirm_timeout_s=CONFIRM_S, max_attempts=ATTEMPTS, backoff=1.0,
+        max_emits_per_transaction=4, max_emits_per_s=40,
+    )  # fmt: skip
     log, steps = tmp_path / "worker.log", ORDERS * 4
     services = Services(kafka_bootstrap, topics, base.topics.journal).start()
     worker = rewind("worker", settings, tmp_path, log)
@@ -48,7 +43,7 @@ def test_a_service_not_answering_for_a_while_delays_or_ends_the_request_never_ha
     try:
         request_id = send_request(
             base,
-            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse('rule_version == "v7"')),
+            Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse(BAD_RULE)),
         )
         deadline = time.monotonic() + 120
         while len(services.seen) < steps // 4 and time.monotonic() < deadline:
@@ -62,9 +57,8 @@ def test_a_service_not_answering_for_a_while_delays_or_ends_the_request_never_ha
         stop(worker, log)
         services.stop()
         status.close()
-    commands = [m for t in topics.commands for m in read_topic(kafka_bootstrap, t, expect=0, timeout_s=10)]
-    keys = [headers_of(m)["rewind.idempotency_key"].decode() for m in commands]
-    attempts = {(headers_of(m)["rewind.idempotency_key"], headers_of(m)["rewind.attempt"]) for m in commands}
+    sent = commands_by_key(kafka_bootstrap, topics)
+    keys, attempts = [key for key, _attempt in sent], set(sent)
     assert final.plan is not None
     expected = {s.idempotency_key for s in final.plan.steps if s.attempts > 0}
     missing, doubled = exactly_once({k for k in keys}, expected)
