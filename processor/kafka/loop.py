@@ -105,8 +105,8 @@ def commit(producer: Producer, offsets: list[TopicPartition], group: object | No
     try:
         failpoints.reach("commit.before_offsets")
         if offsets and group is not None:
-            send = lambda: producer.send_offsets_to_transaction(offsets, group, 20)  # noqa: E731
-            within(30, "send_offsets_to_transaction", send)
+            send = lambda: producer.send_offsets_to_transaction(offsets, group, 15)  # noqa: E731
+            within(20, "send_offsets_to_transaction", send)
         failpoints.reach("commit.after_offsets")
         within(75, "commit_transaction", lambda: producer.commit_transaction(60))
     except KafkaException as exc:

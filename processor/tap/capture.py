@@ -46,14 +46,16 @@ def _int_field(obj: dict[str, Any], name: str, low: int, high: int, *, required:
     return value
 
 
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def from_kcat(line: str, where: Where) -> SourceRecord:
     """One line of `kcat -C -J` output: topic, partition, offset, ts, headers [k, v, ...], key, payload."""
-    try:
-        line.encode("utf-8")  # a line read with surrogateescape holds an undecodable byte
-    except UnicodeEncodeError as exc:
-        raise ConfigError(
-            f"not a kcat -J record: not UTF-8 text at character {exc.start}", where=where
-        ) from None
     try:
         obj = loads(line)
         if not isinstance(obj, dict):
@@ -64,6 +66,13 @@ def from_kcat(line: str, where: Where) -> SourceRecord:
         headers = tuple((text_of(flat[i]), _text_to_bytes(flat[i + 1])) for i in range(0, len(flat), 2))
         if not isinstance(obj.get("topic"), str):
             raise ValueError("'topic' must be a text")
+        # Key and payload are bytes as kcat wrote them (an undecodable byte stays one, for the core to
+        # judge); names are text: a line read with surrogateescape may hold a byte that is not UTF-8.
+        for name in (obj["topic"], *(name for name, _ in headers)):
+            if not _is_text(name):
+                raise ValueError(
+                    f"a topic or header name is not UTF-8 text: {name.encode('utf-8', 'replace')!r}"
+                )
         return SourceRecord(
             topic=obj["topic"],
             partition=_int_field(obj, "partition", 0, 2**31 - 1, required=False) or 0,

@@ -53,4 +53,3 @@ def debezium(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         for connect in launcher.started:
             connect.stop()
-

@@ -1,5 +1,5 @@
-"""Undo only (``--mode undo``): a bad pricing rule ships, 1,000 orders (REWIND_SHOP_ORDERS) flow through
-real PostgreSQL -> Debezium -> the tap -> the journal; a rollback selected by a field predicate is
+"""Undo only (``--mode undo``): a bad pricing rule ships, 600 orders (REWIND_SHOP_ORDERS; the demo runs
+1,000) flow through real PostgreSQL -> Debezium -> the tap -> the journal; a rollback selected by a field predicate is
 approved, compensated and restored by the services; the world then equals an oracle database in which
 the bad rule's orders never happened, table by table, except what the catalog declares irreversible,
 which the final status lists.
@@ -28,7 +28,7 @@ from examples.shop.scenario import ACTIONS_PER_ORDER, Outcome, Scenario
 from processor.devenv.postgres import Dsn
 from tests.e2e.conftest import ConnectLauncher
 
-ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "1000"))
+ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "600"))
 UNDO = ("RowsRestored", "StockReleased", "PaymentRefunded")
 
 

@@ -31,7 +31,7 @@ from tests.faults.faultkit import (
 from tests.integration.rollkit import Services, StatusReader, send_request
 from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
-ORDERS = 60  # 240 steps, paced so the three faults land mid-emission
+ORDERS = 40  # 160 steps, paced so the three faults land mid-emission
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
 
 
@@ -97,7 +97,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faul
     bouncer: Bouncer, unique: str, tmp_path: Path, report: Report
 ) -> None:
     topics, base, settings = bad_orders_journaled(
-        bouncer.bootstrap, unique, ORDERS, tmp_path, max_emits_per_s=12
+        bouncer.bootstrap, unique, ORDERS, tmp_path, max_emits_per_s=16
     )
     log, steps = tmp_path / "worker.log", ORDERS * 4
     services = Services(bouncer.bootstrap, topics, base.topics.journal).start()

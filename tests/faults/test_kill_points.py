@@ -29,7 +29,7 @@ from tests.integration.rollkit import Services, StatusReader, send_request
 from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
 KILLS = 10  # the three steps of the commit in turn
-ORDERS = 50  # 200 steps
+ORDERS = 30  # 120 steps
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
 
 
@@ -101,7 +101,7 @@ def test_the_worker_killed_at_each_step_of_its_commit_emits_every_step_once_and_
             base,
             Selector(SelectorKind.FIELD_PREDICATE, predicate=FieldPredicate.parse(BAD_RULE)),
         )
-        for step, count in _kill_plan(unique, 6):
+        for step, count in _kill_plan(unique, 5):
             worker = rewind("worker", settings, tmp_path, log, {ENV: f"{step}={count}"})
             if worker.wait(120) != -9:  # it finished the request before reaching the step: fine, if so
                 break

@@ -364,4 +364,4 @@ def test_a_capture_line_with_an_undecodable_byte_is_refused_naming_its_line(tmp_
     refused: list[str] = []
     records = list(read_capture(capture, on_error=lambda exc: refused.append(str(exc))))
     assert [r.topic for r in records] == ["shop.orders"]
-    assert len(refused) == 1 and "not UTF-8 text" in refused[0] and f"{capture}:2" in refused[0]
+    assert len(refused) == 1 and "name is not UTF-8 text" in refused[0] and f"{capture}:2" in refused[0]
