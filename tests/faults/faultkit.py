@@ -23,7 +23,7 @@ from processor.config import Settings
 from processor.kafka.local_broker import LocalBroker
 from processor.kafka.messages import SourceRecord
 from tests.integration.rollkit import RollbackTopics, publish_journal
-from tests.integration.tapkit import TapTopics, headers_of, read_topic
+from tests.integration.tapkit import TapTopics
 from tests.unit.rollback.world import World
 
 # Short client timeouts, so a stalled broker outlives them within a test's time (the defaults are 45 s
@@ -150,13 +150,6 @@ def bad_orders_journaled(
             "max_emits_per_transaction": 2, **rollback,
         },
     }  # fmt: skip
-
-
-def commands_by_key(bootstrap: str, topics: RollbackTopics) -> list[tuple[str, str]]:
-    """Every committed command's (idempotency key, attempt), read_committed."""
-    found = [m for t in topics.commands for m in read_topic(bootstrap, t, expect=0, timeout_s=10)]
-    return [(headers_of(m)["rewind.idempotency_key"].decode(), headers_of(m)["rewind.attempt"].decode())
-            for m in found]  # fmt: skip
 
 
 BAD_RULE = 'rule_version == "v7"'

@@ -21,14 +21,13 @@ from tests.faults.faultkit import (
     Report,
     SteadyProducer,
     bad_orders_journaled,
-    commands_by_key,
     exactly_once,
     restarts,
     rewind,
     stop,
     tap_settings,
 )
-from tests.integration.rollkit import Services, StatusReader, send_request
+from tests.integration.rollkit import Services, StatusReader, send_request, sent_commands
 from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
 ORDERS = 40  # 160 steps, paced so the three faults land mid-emission
@@ -119,7 +118,7 @@ def test_a_rollback_emits_every_step_once_and_finishes_through_three_broker_faul
         stop(worker, log)
         services.stop()
         status.close()
-    keys = [key for key, _attempt in commands_by_key(bouncer.bootstrap, topics)]
+    keys = [key for key, _attempt in sent_commands(bouncer.bootstrap, topics)]
     expected = {s.idempotency_key for s in final.plan.steps} if final.plan else set()
     missing, doubled = exactly_once(keys, expected)
     stuck = "no" if final.state.value == "COMPLETED" else f"{final.state.value}: {final.reason}"

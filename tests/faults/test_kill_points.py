@@ -19,13 +19,12 @@ from tests.faults.faultkit import (
     Report,
     SteadyProducer,
     bad_orders_journaled,
-    commands_by_key,
     exactly_once,
     rewind,
     stop,
     tap_settings,
 )
-from tests.integration.rollkit import Services, StatusReader, send_request
+from tests.integration.rollkit import Services, StatusReader, send_request, sent_commands
 from tests.integration.tapkit import TapTopics, interleave, read_journal, transaction
 
 KILLS = 10  # the three steps of the commit in turn
@@ -111,7 +110,7 @@ def test_the_worker_killed_at_each_step_of_its_commit_emits_every_step_once_and_
         stop(worker, log)
         services.stop()
         status.close()
-    keys = [key for key, _attempt in commands_by_key(kafka_bootstrap, topics)]
+    keys = [key for key, _attempt in sent_commands(kafka_bootstrap, topics)]
     expected = {s.idempotency_key for s in final.plan.steps} if final.plan else set()
     missing, doubled = exactly_once(keys, expected)
     kills = log.read_text().count("failpoint commit.")

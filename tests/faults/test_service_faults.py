@@ -15,13 +15,12 @@ from tests.faults.faultkit import (
     Outcome,
     Report,
     bad_orders_journaled,
-    commands_by_key,
     exactly_once,
     restarts,
     rewind,
     stop,
 )
-from tests.integration.rollkit import Services, StatusReader, send_request
+from tests.integration.rollkit import Services, StatusReader, send_request, sent_commands
 
 ORDERS = 20  # 80 steps
 FINAL = {"COMPLETED", "PARTIALLY_ROLLED_BACK", "REJECTED", "FAILED", "ABORTED"}
@@ -57,7 +56,7 @@ def test_a_service_not_answering_for_a_while_delays_or_ends_the_request_never_ha
         stop(worker, log)
         services.stop()
         status.close()
-    sent = commands_by_key(kafka_bootstrap, topics)
+    sent = sent_commands(kafka_bootstrap, topics)
     keys, attempts = [key for key, _attempt in sent], set(sent)
     assert final.plan is not None
     expected = {s.idempotency_key for s in final.plan.steps if s.attempts > 0}

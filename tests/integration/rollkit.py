@@ -27,7 +27,7 @@ from processor.rollback.serde import decode_command, signed_control, signed_requ
 from processor.rollback.status import StatusReader as StatusFold
 from processor.rollback.worker import RollbackWorker
 from processor.security.keys import SigningKey, new_keyring
-from tests.integration.tapkit import headers_of
+from tests.integration.tapkit import headers_of, read_topic
 from tests.unit.rollback.world import CATALOG
 
 COMMAND_TOPICS = ("orders.commands", "inventory.commands", "payments.commands", "ops.notifications")
@@ -305,3 +305,12 @@ class Running:
         self.thread.join(30)
         self.services.stop()
         self.status.close()
+
+
+def sent_commands(
+    bootstrap: str, topics: RollbackTopics, conf: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """Every committed command (read_committed) as (idempotency key, attempt), in topic order."""
+    found = [m for t in topics.commands for m in read_topic(bootstrap, t, expect=0, timeout_s=10, conf=conf)]
+    return [(headers_of(m)["rewind.idempotency_key"].decode(), headers_of(m)["rewind.attempt"].decode())
+            for m in found]  # fmt: skip

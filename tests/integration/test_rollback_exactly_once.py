@@ -21,8 +21,14 @@ from processor.config import Settings
 from processor.graph import store as graph_store
 from processor.rollback.request import FieldPredicate, Selector, SelectorKind
 from tests.integration.principals import Cluster
-from tests.integration.rollkit import RollbackTopics, Services, StatusReader, publish_journal, send_request
-from tests.integration.tapkit import headers_of, read_topic
+from tests.integration.rollkit import (
+    RollbackTopics,
+    Services,
+    StatusReader,
+    publish_journal,
+    send_request,
+    sent_commands,
+)
 from tests.unit.rollback.world import World
 
 ORDERS = 50  # 200 steps in 4 waves
@@ -65,14 +71,6 @@ def _orders_journaled(bootstrap: str, unique: str) -> tuple[RollbackTopics, Sett
     world.order(ORDERS, rule="v6", price=100)  # untouched
     publish_journal(bootstrap, settings.topics.journal, world.entries)
     return topics, settings, world
-
-
-def _commands_by_key(bootstrap: str, topics: RollbackTopics) -> Counter[str]:
-    """Every committed command, counted by idempotency key."""
-    commands = []
-    for topic in topics.commands:
-        commands += read_topic(bootstrap, topic, expect=0, timeout_s=10)
-    return Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
 
 
 def _wait_for(condition: object, timeout_s: float) -> None:
@@ -123,12 +121,7 @@ def test_kill_9_at_several_points_emits_every_step_exactly_once(
         status.close()
 
     assert final.state.value == "COMPLETED", f"{final.reason}\n{log.read_text()[-3000:]}"
-    commands = []
-    for topic in topics.commands:
-        commands += read_topic(
-            kafka_bootstrap, topic, expect=0, timeout_s=10, conf=cluster.conf(base, "admin")
-        )
-    keys = Counter(headers_of(m)["rewind.idempotency_key"].decode() for m in commands)
+    keys = Counter(key for key, _ in sent_commands(kafka_bootstrap, topics, cluster.conf(base, "admin")))
     doubled = {k: n for k, n in keys.items() if n > 1}
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
     assert not doubled and set(keys) == expected, f"doubled {doubled}, missing {expected - set(keys)}"
@@ -183,7 +176,7 @@ def test_kill_9_after_a_checkpoint_restarts_from_it_and_emits_every_step_exactly
 
     out = log.read_text()
     assert final.state.value == "COMPLETED", f"{final.reason}\n{out[-3000:]}"
-    keys = _commands_by_key(kafka_bootstrap, topics)
+    keys = Counter(key for key, _ in sent_commands(kafka_bootstrap, topics))
     expected = {s.idempotency_key for s in final.plan.steps}  # type: ignore[union-attr]
     assert max(keys.values()) == 1 and set(keys) == expected and len(expected) == ORDERS * 4
     assert all(s.attempts == 1 for s in final.plan.steps), "a confirmation was lost at a restart"  # type: ignore[union-attr]
