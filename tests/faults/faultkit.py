@@ -143,9 +143,9 @@ def bad_orders_journaled(
     return topics, base, {
         "bootstrap_servers": bootstrap, "group_id": base.group_id,
         "transactional_id_prefix": base.transactional_id_prefix, "topics": base.topics.model_dump(mode="json"),
-        "signing": base.signing.model_dump(mode="json"),
+        "signing": base.signing.model_dump(mode="json"), "catalog_file": str(topics.catalog(tmp_path)),
         "rollback": {
-            "catalog_file": str(topics.catalog(tmp_path)), "notify_topic": base.rollback.notify_topic,
+            "notify_topic": base.rollback.notify_topic,
             "approve_over_irreversible": 1000, "approve_over_steps": 1000, "confirm_timeout_s": 180,
             "max_emits_per_transaction": 2, **rollback,
         },
