@@ -13,7 +13,10 @@ VENV=${VENV:-.venv}
 if command -v cargo >/dev/null; then  # the native tap engine: formatted and lint-free too
   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kafka-rewind/cargo-target} \
     cargo clippy -q --release --manifest-path native/Cargo.toml -- -D warnings || exit 1
-  cargo fmt --manifest-path native/Cargo.toml --check || exit 1
+  cargo fmt --manifest-path native/Cargo.toml --check && cargo fmt --manifest-path native/fuzz/Cargo.toml --check || exit 1
+  # The native fuzz targets' seed corpus replayed through the engine alone (native/src/harness.rs).
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kafka-rewind/cargo-target} \
+    cargo test -q --no-default-features --manifest-path native/Cargo.toml || exit 1
 fi
 
 "$VENV/bin/python" -m pytest --durations=25 "$@"  # the slowest, to keep the run within its budget

@@ -21,7 +21,7 @@ from pathlib import Path
 CORPUS = Path(__file__).parent / "corpus"
 # The targets' names (bench.fuzz.targets.TARGETS): importing them here would import rewind's modules
 # before atheris can instrument them.
-NAMES = ("selector", "request", "control", "status", "catalog", "capture", "signature", "tap")
+NAMES = ("selector", "request", "control", "status", "catalog", "capture", "signature", "tap", "journal")
 
 
 def fuzz(target: str, runs: int, max_len: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from processor.catalog.catalog import Catalog
+from processor.journal.serde import serialize
 from processor.rollback.progress import RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -23,6 +25,10 @@ from processor.rollback.request import (
 from processor.rollback.serde import encode_control, encode_request, encode_status
 from processor.security.keys import SigningKey
 from processor.security.signature import Kind, sign
+from processor.tap.core import PythonTapCore
+
+from . import targets
+from .targets import NATIVE_CONFIG, native_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"
@@ -35,6 +41,18 @@ def _write(target: str, items: list[bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for item in items:
         (folder / hashlib.sha1(item).hexdigest()[:16]).write_bytes(item)
+
+
+def _journal_entries(streams: list[bytes]) -> list[bytes]:
+    """What the Python engine journals of those captures, as the journal topic holds it."""
+    found: list[bytes] = []
+    for stream in streams:
+        records = targets._records(stream)
+        core = PythonTapCore(targets._settings(records), Catalog.empty())
+        for n, record in enumerate(records):
+            found += [serialize(e) for e in core.process(record, targets.NOW + n).entries]
+        found += [serialize(e) for e in core.finish(targets.NOW + len(records)).entries]
+    return found[:40]
 
 
 def main() -> None:
@@ -66,8 +84,10 @@ def main() -> None:
         kept = [line for line in capture.read_bytes().splitlines() if len(line) < 8192][:12]
         streams.append(b"\n".join(kept))
     _write("tap", streams)
+    _write("journal", _journal_entries(streams))
     key = SigningKey.generate("olivia")
     _write("signature", [sign(key, Kind.REQUEST, b"body", 1_700_000_000_000).header() for _ in range(3)])
+    NATIVE_CONFIG.write_text(native_config().model_dump_json(indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from processor.catalog.catalog import Catalog, load_catalog
 from processor.config import Settings, TapSettings, TopicSettings
 from processor.errors import RewindError, Where
-from processor.journal.serde import serialize
+from processor.journal.serde import deserialize, serialize
 from processor.kafka.messages import SourceRecord
 from processor.rollback.request import FieldPredicate
 from processor.rollback.serde import decode_control, decode_request, decode_status
@@ -60,6 +60,13 @@ def capture(data: bytes) -> None:
     from_kcat(_text(data), WHERE)
 
 
+def journal(data: bytes) -> None:
+    """A journal record as the graph builder and the worker read it: read or refused; what reads,
+    written again, reads the same."""
+    entry = deserialize(data)
+    assert deserialize(serialize(entry)) == entry
+
+
 def signature(data: bytes) -> None:
     found = Signature.parse(data)
     assert found is None or found.header() == data  # one spelling per signature
@@ -88,6 +95,15 @@ def _settings(records: list[SourceRecord]) -> Settings:
     )
 
 
+def native_config() -> native.EngineSettings:
+    """What both engines are told here; the native fuzz targets read it from NATIVE_CONFIG (no Python
+    there), group_transactions set per input as the reference sets it."""
+    return native.engine_config(_settings([]), group_transactions=False)
+
+
+NATIVE_CONFIG = Path(__file__).parent / "native-config.json"
+
+
 def _journaled(core: TapCore, records: list[SourceRecord]) -> list[object]:
     seen: list[object] = []
     for n, record in enumerate(records):
@@ -114,7 +130,7 @@ def tap(data: bytes) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "selector": selector, "request": request, "control": control, "status": status, "catalog": catalog,
-    "capture": capture, "signature": signature, "tap": tap,
+    "capture": capture, "signature": signature, "tap": tap, "journal": journal,
 }  # fmt: skip
 
 

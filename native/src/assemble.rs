@@ -6,8 +6,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use pyo3::prelude::*;
-
 use crate::journal::SeededRow;
 use crate::model::{
     event_identity, transaction_identity, Entry, Op, Phase, Reversibility, RowChange,
@@ -55,6 +53,10 @@ impl Dedupe {
     pub fn len(&self) -> usize {
         self.seen.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
 }
 
 struct OpenTx {
@@ -79,7 +81,13 @@ pub struct Stats {
     pub in_doubt: u64,
 }
 
-pub struct Assembler {
+/// What the catalog says of an action type's reversibility (asked once per type, then remembered).
+pub trait Classify {
+    type Error;
+    fn reversibility(&mut self, action_type: &str) -> Result<Reversibility, Self::Error>;
+}
+
+pub struct Assembler<C: Classify> {
     pub dedupe: Dedupe,
     pub stats: Stats,
     next_serial: u64,
@@ -90,7 +98,7 @@ pub struct Assembler {
     // Per partition, (offset, transaction serial) of held records in offset order; closed ones are
     // dropped lazily from the front.
     held: HashMap<(String, i64), VecDeque<(i64, u64)>>,
-    classify: Py<PyAny>,
+    classify: C,
     classes: HashMap<String, Reversibility>,
     // Per table, what its updates showed: whole old rows (true, REPLICA IDENTITY FULL) or none.
     identity_full: HashMap<String, bool>,
@@ -129,8 +137,8 @@ pub enum Item {
     Outbox(Outbox),
 }
 
-impl Assembler {
-    pub fn new(window_ms: Option<i64>, classify: Py<PyAny>) -> Self {
+impl<C: Classify> Assembler<C> {
+    pub fn new(window_ms: Option<i64>, classify: C) -> Self {
         Assembler {
             dedupe: Dedupe {
                 window_ms,
@@ -193,27 +201,20 @@ impl Assembler {
         self.intents.len()
     }
 
-    pub fn add(
-        &mut self,
-        py: Python<'_>,
-        cfg: &Config,
-        item: Item,
-        now_ms: i64,
-    ) -> PyResult<Vec<Entry>> {
+    pub fn add(&mut self, cfg: &Config, item: Item, now_ms: i64) -> Result<Vec<Entry>, C::Error> {
         match item {
-            Item::Boundary(b) => self.add_boundary(py, cfg, b, now_ms),
-            Item::Change(c) => self.add_change(py, cfg, c, now_ms),
-            Item::Outbox(o) => self.add_outbox(py, cfg, o, now_ms),
+            Item::Boundary(b) => self.add_boundary(cfg, b, now_ms),
+            Item::Change(c) => self.add_change(cfg, c, now_ms),
+            Item::Outbox(o) => self.add_outbox(cfg, o, now_ms),
         }
     }
 
     fn add_boundary(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         b: Boundary,
         now_ms: i64,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         if !cfg.group_transactions {
             return Ok(Vec::new());
         }
@@ -233,16 +234,15 @@ impl Assembler {
         if b.end {
             tx.end = Some(b);
         }
-        self.close_if_complete(py, cfg, &tx_id, now_ms)
+        self.close_if_complete(cfg, &tx_id, now_ms)
     }
 
     fn add_change(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         change: Change,
         now_ms: i64,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         let judged = self.judge_before(&change);
         let mut row = change.row;
         if let Some(complete) = judged {
@@ -253,11 +253,11 @@ impl Assembler {
             return Ok(Vec::new());
         }
         let Some(tx_id) = change.tx_id.filter(|_| cfg.group_transactions) else {
-            return self.emit_alone(py, cfg, vec![row], None, now_ms, true);
+            return self.emit_alone(cfg, vec![row], None, now_ms, true);
         };
         if self.journaled_tx(&tx_id) {
             // A straggler after its transaction timed out.
-            return self.emit_alone(py, cfg, vec![row], None, now_ms, false);
+            return self.emit_alone(cfg, vec![row], None, now_ms, false);
         }
         let serial = self.tx(&tx_id, now_ms);
         let tx = self.open.get_mut(&tx_id).expect("just opened");
@@ -272,16 +272,15 @@ impl Assembler {
         );
         tx.rows.push(row);
         self.hold(&topic, partition, offset, serial);
-        self.close_if_complete(py, cfg, &tx_id, now_ms)
+        self.close_if_complete(cfg, &tx_id, now_ms)
     }
 
     fn add_outbox(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         message: Outbox,
         now_ms: i64,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         if self
             .dedupe
             .contains(&event_identity(&message.event.event_id))
@@ -291,7 +290,7 @@ impl Assembler {
         }
         let tx_id = match message.tx_id() {
             Some(t) if cfg.group_transactions && !self.journaled_tx(t) => t.clone(),
-            _ => return self.emit_alone(py, cfg, Vec::new(), Some(message), now_ms, true),
+            _ => return self.emit_alone(cfg, Vec::new(), Some(message), now_ms, true),
         };
         let serial = self.tx(&tx_id, now_ms);
         let tx = self.open.get_mut(&tx_id).expect("just opened");
@@ -307,7 +306,7 @@ impl Assembler {
         let (topic, partition, offset) = (p.topic.clone(), p.partition, p.offset);
         tx.events.push(message);
         self.hold(&topic, partition, offset, serial);
-        self.close_if_complete(py, cfg, &tx_id, now_ms)
+        self.close_if_complete(cfg, &tx_id, now_ms)
     }
 
     /// Learn from an entry already in the journal (at start-up): its identities and open intents.
@@ -317,14 +316,14 @@ impl Assembler {
 
     // -- time -------------------------------------------------------------------------------
 
-    pub fn expire(&mut self, py: Python<'_>, cfg: &Config, now_ms: i64) -> PyResult<Vec<Entry>> {
+    pub fn expire(&mut self, cfg: &Config, now_ms: i64) -> Result<Vec<Entry>, C::Error> {
         let mut out = Vec::new();
         while let Some((_, tx_id)) = self.open_order.first_key_value() {
             let tx_id = tx_id.clone();
             if now_ms - self.open[&tx_id].first_seen_ms < cfg.tx_timeout_ms {
                 break;
             }
-            out.extend(self.close(py, cfg, &tx_id, now_ms, false)?);
+            out.extend(self.close(cfg, &tx_id, now_ms, false)?);
         }
         while let Some((_, intent_id)) = self.intent_order.first_key_value() {
             let intent_id = intent_id.clone();
@@ -339,11 +338,11 @@ impl Assembler {
         Ok(out)
     }
 
-    pub fn finish(&mut self, py: Python<'_>, cfg: &Config, now_ms: i64) -> PyResult<Vec<Entry>> {
+    pub fn finish(&mut self, cfg: &Config, now_ms: i64) -> Result<Vec<Entry>, C::Error> {
         let mut out = Vec::new();
         let ids: Vec<String> = self.open_order.values().cloned().collect();
         for tx_id in ids {
-            out.extend(self.close(py, cfg, &tx_id, now_ms, false)?);
+            out.extend(self.close(cfg, &tx_id, now_ms, false)?);
         }
         Ok(out)
     }
@@ -427,13 +426,12 @@ impl Assembler {
 
     fn close_if_complete(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         tx_id: &str,
         now_ms: i64,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         if Self::is_complete(cfg, &self.open[tx_id]) {
-            self.close(py, cfg, tx_id, now_ms, true)
+            self.close(cfg, tx_id, now_ms, true)
         } else {
             Ok(Vec::new())
         }
@@ -441,12 +439,11 @@ impl Assembler {
 
     fn close(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         tx_id: &str,
         now_ms: i64,
         complete: bool,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         let tx = self.open.remove(tx_id).expect("open");
         self.open_order.remove(&tx.serial);
         if !complete {
@@ -459,15 +456,7 @@ impl Assembler {
         let mut entries = Vec::new();
         if tx.events.is_empty() {
             if !rows.is_empty() {
-                entries.push(self.entry(
-                    py,
-                    rows,
-                    None,
-                    tx_id_owned,
-                    complete,
-                    now_ms,
-                    commit_ts,
-                )?);
+                entries.push(self.entry(rows, None, tx_id_owned, complete, now_ms, commit_ts)?);
             }
         } else {
             // The rows belong to the transaction's first event; further events stand on their own.
@@ -475,7 +464,6 @@ impl Assembler {
             for message in tx.events {
                 let own = rows.take().unwrap_or_default();
                 entries.push(self.entry(
-                    py,
                     own,
                     Some(message),
                     tx_id_owned.clone(),
@@ -494,13 +482,12 @@ impl Assembler {
 
     fn emit_alone(
         &mut self,
-        py: Python<'_>,
         cfg: &Config,
         rows: Vec<RowChange>,
         message: Option<Outbox>,
         now_ms: i64,
         complete: bool,
-    ) -> PyResult<Vec<Entry>> {
+    ) -> Result<Vec<Entry>, C::Error> {
         let tx_id = match &message {
             Some(m) => m.tx_id().cloned(),
             None => rows[0].position.tx_id.clone(),
@@ -508,7 +495,7 @@ impl Assembler {
         if !complete {
             self.stats.incomplete += 1;
         }
-        let entry = self.entry(py, rows, message, tx_id, complete, now_ms, None)?;
+        let entry = self.entry(rows, message, tx_id, complete, now_ms, None)?;
         self.remember(cfg, &entry, &entry.identities());
         Ok(vec![entry])
     }
@@ -550,12 +537,11 @@ impl Assembler {
         }
     }
 
-    fn classify(&mut self, py: Python<'_>, action_type: &str) -> PyResult<Reversibility> {
+    fn classify(&mut self, action_type: &str) -> Result<Reversibility, C::Error> {
         if let Some(r) = self.classes.get(action_type) {
             return Ok(*r);
         }
-        let name: String = self.classify.bind(py).call1((action_type,))?.extract()?;
-        let r = Reversibility::parse(&name);
+        let r = self.classify.reversibility(action_type)?;
         self.classes.insert(action_type.to_string(), r);
         Ok(r)
     }
@@ -563,14 +549,13 @@ impl Assembler {
     #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
-        py: Python<'_>,
         rows: Vec<RowChange>,
         message: Option<Outbox>,
         tx_id: Option<String>,
         complete: bool,
         now_ms: i64,
         commit_ts: Option<i64>,
-    ) -> PyResult<Entry> {
+    ) -> Result<Entry, C::Error> {
         let latest_row_ts = rows.iter().filter_map(|r| r.position.ts_ms).max();
         let commit = commit_ts.filter(|t| *t != 0).or(latest_row_ts);
         let mut entities: Vec<String> = Vec::new();
@@ -584,7 +569,7 @@ impl Assembler {
             let action_type = format!("{}.{}", first.collection, first.op.lower());
             return Ok(Entry {
                 action_id: derived_id(tx_id.as_deref(), &rows),
-                reversibility: self.classify(py, &action_type)?,
+                reversibility: self.classify(&action_type)?,
                 action_type,
                 service: first.position.connector.clone(),
                 journal_ts_ms: now_ms,
@@ -622,7 +607,7 @@ impl Assembler {
         Ok(Entry {
             action_id: event.event_id.clone(),
             action_type: event.event_type.clone(),
-            reversibility: self.classify(py, &event.event_type)?,
+            reversibility: self.classify(&event.event_type)?,
             changes: rows,
             journal_ts_ms: now_ms,
             service,

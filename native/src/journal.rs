@@ -28,16 +28,20 @@ struct Reader<'a> {
     at: usize,
 }
 
-type Read<T> = Result<T, ()>;
+/// The bytes do not read as a journal entry (the Python reader names why).
+#[derive(Debug)]
+pub struct NotAnEntry;
+
+type Read<T> = Result<T, NotAnEntry>;
 
 impl<'a> Reader<'a> {
     fn long(&mut self) -> Read<i64> {
         let (mut n, mut shift) = (0u64, 0u32);
         loop {
-            let b = *self.data.get(self.at).ok_or(())?;
+            let b = *self.data.get(self.at).ok_or(NotAnEntry)?;
             self.at += 1;
             if shift > 63 {
-                return Err(());
+                return Err(NotAnEntry);
             }
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -48,9 +52,9 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self) -> Read<&'a [u8]> {
-        let len = usize::try_from(self.long()?).map_err(|_| ())?;
-        let end = self.at.checked_add(len).ok_or(())?;
-        let slice = self.data.get(self.at..end).ok_or(())?;
+        let len = usize::try_from(self.long()?).map_err(|_| NotAnEntry)?;
+        let end = self.at.checked_add(len).ok_or(NotAnEntry)?;
+        let slice = self.data.get(self.at..end).ok_or(NotAnEntry)?;
         self.at = end;
         Ok(slice)
     }
@@ -58,11 +62,11 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Read<String> {
         std::str::from_utf8(self.bytes()?)
             .map(str::to_string)
-            .map_err(|_| ())
+            .map_err(|_| NotAnEntry)
     }
 
     fn boolean(&mut self) -> Read<bool> {
-        let b = *self.data.get(self.at).ok_or(())?;
+        let b = *self.data.get(self.at).ok_or(NotAnEntry)?;
         self.at += 1;
         Ok(b != 0)
     }
@@ -72,7 +76,7 @@ impl<'a> Reader<'a> {
         match self.long()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(()),
+            _ => Err(NotAnEntry),
         }
     }
 
@@ -189,7 +193,7 @@ fn op(index: i64) -> Read<Op> {
         3 => Op::Read,
         4 => Op::Truncate,
         5 => Op::Message,
-        _ => return Err(()),
+        _ => return Err(NotAnEntry),
     })
 }
 
@@ -199,7 +203,7 @@ fn phase(index: i64) -> Read<Phase> {
         1 => Phase::Intent,
         2 => Phase::Outcome,
         3 => Phase::InDoubt,
-        _ => return Err(()),
+        _ => return Err(NotAnEntry),
     })
 }
 
@@ -210,7 +214,7 @@ fn reversibility(index: i64) -> Read<Reversibility> {
         2 => Reversibility::Irreversible,
         3 => Reversibility::Unclassified,
         4 => Reversibility::Replayable,
-        _ => return Err(()),
+        _ => return Err(NotAnEntry),
     })
 }
 
@@ -271,7 +275,7 @@ pub fn read(data: &[u8]) -> Read<Seeded> {
     r.opt_string()?; // rewind_request_id
     r.opt_string()?; // compensated_action_id
     if r.at != data.len() {
-        return Err(());
+        return Err(NotAnEntry);
     }
     let entry = Entry {
         action_id,

@@ -3,6 +3,7 @@
 //! processor/tap/{decoding,cdc,connect,fields,transactions,outbox}.py. Only validity is decided here:
 //! an invalid record is handed back, and the Python reference names the reason.
 
+#[cfg(feature = "python")]
 use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
@@ -21,8 +22,11 @@ const ENVELOPE_PAYLOAD: &str = "payload";
 pub const POSTGRES: &str = "postgresql";
 
 /// The engine's settings: read by name off processor.tap.native.EngineSettings (its one other
-/// declaration), so a field either side lacks fails at construction.
-#[derive(FromPyObject)]
+/// declaration), so a field either side lacks fails at construction; or from that object's JSON
+/// (the fuzz targets and the corpus replay).
+#[cfg_attr(feature = "python", derive(FromPyObject))]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub max_record_bytes: usize,
     pub envelope: bool,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from processor.errors import SchemaError
 from processor.journal.model import (
     JournalEntry,
     Op,
@@ -183,7 +184,14 @@ def serialize(entry: JournalEntry) -> bytes:
 
 
 def deserialize(data: bytes) -> JournalEntry:
-    return from_record(decode(data, SchemaName.JOURNAL_ENTRY))
+    """An entry from the journal topic's bytes; SchemaError (naming what) where they are not one:
+    Avro that does not fit the schema, or a ``*_json`` field whose text is not JSON or a value out of
+    its enum (bench/fuzz's journal target found the JSON case)."""
+    record = decode(data, SchemaName.JOURNAL_ENTRY)
+    try:
+        return from_record(record)
+    except ValueError as exc:  # JsonInvalid is one
+        raise SchemaError(f"bytes are not a valid {SchemaName.JOURNAL_ENTRY.value}: {exc}") from exc
 
 
 def journal_key(entry: JournalEntry) -> bytes:

@@ -24,7 +24,7 @@ from processor.devenv.postgres import Dsn
 from tests.e2e.conftest import ConnectLauncher
 from tests.e2e.test_shop_rollback import assert_only_bad_orders_changed
 
-ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "600"))
+ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "400"))
 
 
 def test_repair_gives_the_world_where_the_fix_was_always_in_place(

@@ -1,4 +1,4 @@
-"""Undo only (``--mode undo``): a bad pricing rule ships, 600 orders (REWIND_SHOP_ORDERS; the demo runs
+"""Undo only (``--mode undo``): a bad pricing rule ships, 400 orders (REWIND_SHOP_ORDERS; the demo runs
 1,000) flow through real PostgreSQL -> Debezium -> the tap -> the journal; a rollback selected by a field predicate is
 approved, compensated and restored by the services; the world then equals an oracle database in which
 the bad rule's orders never happened, table by table, except what the catalog declares irreversible,
@@ -28,7 +28,7 @@ from examples.shop.scenario import ACTIONS_PER_ORDER, Outcome, Scenario
 from processor.devenv.postgres import Dsn
 from tests.e2e.conftest import ConnectLauncher
 
-ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "600"))
+ORDERS = int(os.environ.get("REWIND_SHOP_ORDERS", "400"))
 UNDO = ("RowsRestored", "StockReleased", "PaymentRefunded")
 
 

@@ -4,6 +4,7 @@ coverage-guided run of each target (atheris), as the test command's share of ben
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,10 @@ def test_a_short_fuzzing_run_finds_no_crash(name: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Done 3000 runs" in done.stderr
+
+
+def test_the_native_fuzz_targets_are_told_what_the_engines_are_told_here() -> None:
+    """native/src/harness.rs reads this file (it has no Python); it must not drift from the settings."""
+    from bench.fuzz.targets import NATIVE_CONFIG, native_config
+
+    assert json.loads(NATIVE_CONFIG.read_text()) == native_config().model_dump(mode="json")
