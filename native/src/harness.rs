@@ -194,10 +194,14 @@ mod tests {
 
     #[test]
     fn a_journal_entry_that_does_not_read_is_refused_not_a_panic() {
+        // The last: two strings, three null unions, then a block count of i64::MIN, whose negation
+        // overflowed (found by native/fuzz's journal target).
+        let min_count = b"\x02a\x02b\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00";
         for data in [
             &b""[..],
             b"\x00",
             b"\x02a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            min_count,
         ] {
             assert!(journal::read(data).is_err());
         }

@@ -104,7 +104,8 @@ impl<'a> Reader<'a> {
                 return Ok(());
             }
             if count < 0 {
-                count = -count;
+                // i64::MIN has no positive twin (found by native/fuzz's journal target).
+                count = count.checked_neg().ok_or(NotAnEntry)?;
                 self.long()?;
             }
             for _ in 0..count {
