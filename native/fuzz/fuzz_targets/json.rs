@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(value) = json::parse(data) {
         let text = json::canonical(&value);
         let again = json::parse(text.as_bytes()).expect("a canonical text reads back");
-        assert!(json::py_eq(&value, &again), "the canonical text reads back to another value");
+        assert!(
+            json::py_eq(&value, &again),
+            "the canonical text reads back to another value"
+        );
         let twice = json::canonical(&again);
         let thrice = json::canonical(&json::parse(twice.as_bytes()).expect("reads back"));
         assert_eq!(twice, thrice, "canonical form is not a fixed point");
