@@ -192,6 +192,38 @@ mod tests {
         );
     }
 
+    /// A transaction whose END never comes (a real connector's capture, its END records dropped) holds
+    /// its rows only until the transaction timeout: then it is journaled incomplete and let go.
+    #[test]
+    fn a_transaction_that_never_ends_is_let_go_at_its_timeout() {
+        let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/debezium/captured/pg-json-default.jsonl");
+        let data = fs::read(capture).unwrap();
+        const END: &[u8] = br#"\"status\":\"END\""#;
+        let kept: Vec<&[u8]> = data
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.windows(END.len()).any(|w| w == END))
+            .collect();
+        let recs = records(&kept.join(&b'\n'));
+        let mut cfg = config();
+        cfg.group_transactions = true;
+        let mut asm = Assembler::new(cfg.dedupe_window_ms, EmptyCatalog);
+        let mut out = Outcome::default();
+        for (n, rec) in recs.iter().enumerate() {
+            add(&mut asm, &cfg, rec, NOW_MS + n as i64, &mut out);
+        }
+        let open = asm.open_transactions();
+        assert!(
+            open > 0 && out.entries.is_empty(),
+            "rows wait for an END that never comes"
+        );
+        let Ok(expired) = asm.expire(&cfg, NOW_MS + recs.len() as i64 + cfg.tx_timeout_ms + 1);
+        assert_eq!(asm.open_transactions(), 0, "nothing held past the timeout");
+        assert_eq!(expired.len(), open);
+        assert!(expired.iter().all(|e| !e.complete));
+        assert_eq!(asm.stats.incomplete, open as u64);
+    }
+
     #[test]
     fn a_journal_entry_that_does_not_read_is_refused_not_a_panic() {
         // The last: two strings, three null unions, then a block count of i64::MIN, whose negation
