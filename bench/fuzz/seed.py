@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from processor.catalog.catalog import Catalog
 from processor.journal.serde import serialize
 from processor.rollback.progress import RequestProgress, RequestState
@@ -85,8 +87,11 @@ def main() -> None:
         streams.append(b"\n".join(kept))
     _write("tap", streams)
     _write("journal", _journal_entries(streams))
-    key = SigningKey.generate("olivia")
-    _write("signature", [sign(key, Kind.REQUEST, b"body", 1_700_000_000_000).header() for _ in range(3)])
+    key = SigningKey(
+        "olivia", Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    )  # the same seeds each run
+    _write("signature", [sign(key, Kind.REQUEST, b"body", 1_700_000_000_000, nonce=f"{n:032x}").header()
+                         for n in range(3)])  # fmt: skip
     NATIVE_CONFIG.write_text(native_config().model_dump_json(indent=2) + "\n")
 
 
