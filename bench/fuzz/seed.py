@@ -13,7 +13,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from processor.catalog.catalog import Catalog
-from processor.journal.serde import serialize
 from processor.rollback.progress import RequestProgress, RequestState
 from processor.rollback.request import (
     Control,
@@ -46,14 +45,13 @@ def _write(target: str, items: list[bytes]) -> None:
 
 
 def _journal_entries(streams: list[bytes]) -> list[bytes]:
-    """What the Python engine journals of those captures, as the journal topic holds it."""
+    """What the Python engine journals of those captures (as the tap target runs it), as the journal
+    topic holds it."""
     found: list[bytes] = []
     for stream in streams:
         records = targets._records(stream)
-        core = PythonTapCore(targets._settings(records), Catalog.empty())
-        for n, record in enumerate(records):
-            found += [serialize(e) for e in core.process(record, targets.NOW + n).entries]
-        found += [serialize(e) for e in core.finish(targets.NOW + len(records)).entries]
+        seen = targets._journaled(PythonTapCore(targets._settings(records), Catalog.empty()), records)
+        found += [item[1] for item in seen if item[0] in ("entry", "tick", "finish")]  # type: ignore[index]
     return found[:40]
 
 

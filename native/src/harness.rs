@@ -81,13 +81,13 @@ pub fn records(data: &[u8]) -> Vec<Record> {
 }
 
 /// What a topic's name says it carries (bench/fuzz/targets.py `_settings`).
-pub fn kind_of(topic: &str) -> Option<Kind> {
+pub fn kind_of(topic: &str) -> Kind {
     if topic.ends_with(".transaction") {
-        Some(Kind::TxMetadata)
+        Kind::TxMetadata
     } else if topic.contains("outbox") {
-        Some(Kind::Outbox)
+        Kind::Outbox
     } else {
-        Some(Kind::Cdc)
+        Kind::Cdc
     }
 }
 
@@ -101,7 +101,7 @@ pub struct Outcome {
 }
 
 fn add(asm: &mut Assembler<EmptyCatalog>, cfg: &Config, rec: &Record, now: i64, out: &mut Outcome) {
-    let (_, parsed) = parse::parse(cfg, rec, kind_of(&rec.topic));
+    let (_, parsed) = parse::parse(cfg, rec, Some(kind_of(&rec.topic)));
     let item = match parsed {
         Err(Bad::Invalid) => return out.invalid += 1,
         Err(Bad::Foreign) => return out.foreign += 1,
@@ -135,9 +135,7 @@ pub fn check(data: &[u8]) -> Outcome {
     let recs = records(data);
     let mut cfg = config();
     // As the reference decides it: transactions wait for their END when metadata is read at all.
-    cfg.group_transactions = recs
-        .iter()
-        .any(|r| kind_of(&r.topic) == Some(Kind::TxMetadata));
+    cfg.group_transactions = recs.iter().any(|r| kind_of(&r.topic) == Kind::TxMetadata);
     let mut first = Assembler::new(cfg.dedupe_window_ms, EmptyCatalog);
     let out = run(&mut first, &cfg, &recs);
     assert_eq!(
